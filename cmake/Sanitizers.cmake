@@ -1,0 +1,13 @@
+# -DFASTSYNC_SANITIZE=ON: ASan + UBSan for everything built here.
+# -DFASTSYNC_TSAN=ON: ThreadSanitizer.
+if(FASTSYNC_SANITIZE AND FASTSYNC_TSAN)
+  message(FATAL_ERROR "FASTSYNC_SANITIZE and FASTSYNC_TSAN cannot be combined")
+endif()
+if(FASTSYNC_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+if(FASTSYNC_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()

@@ -1,0 +1,56 @@
+// The registry operations the mirror's stages need, as an interface: the real
+// implementation (RegistryClient) speaks HTTP through the engine; unit tests use
+// an in-memory fake. Nothing here includes curl.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "registry/manifest.h"
+#include "registry/result.h"
+#include "registry/task.h"
+
+namespace fastsync {
+
+struct Repository {
+  std::string registry;  // host[:port]
+  std::string path;      // e.g. openshift/release
+  std::string str() const { return registry + "/" + path; }
+  bool operator==(const Repository&) const = default;
+  bool operator<(const Repository& o) const { return str() < o.str(); }
+};
+
+// A blob's bytes, read with blocking calls (never on the engine thread).
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // Bytes read, 0 at the end (size and digest verified), or the error.
+  virtual Result<std::size_t> read(char* buffer, std::size_t capacity) = 0;
+};
+
+enum class BlobCopyHow { AlreadyPresent, Mounted, Copied };
+
+class RegistryApi {
+ public:
+  virtual ~RegistryApi() = default;
+
+  virtual Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) = 0;
+  // Digest and media type of a manifest; ErrorKind::NotFound if absent.
+  virtual Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) = 0;
+  virtual Task<Status> put_manifest(const Repository& repo, const std::string& reference,
+                                    const ManifestData& manifest) = 0;
+  // ErrorKind::NotFound if absent.
+  virtual Task<Status> blob_exists(const Repository& repo, const std::string& digest) = 0;
+  // true = mounted; false = the registry would not (upload instead).
+  virtual Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) = 0;
+  // Streams the blob from one registry to another, verified; returns bytes moved.
+  virtual Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to,
+                                                const Descriptor& blob) = 0;
+  virtual std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) = 0;
+  // Makes sure the credentials for `repo` work (push too when asked), so a
+  // wrong password is one clear error before any work starts.
+  virtual Task<Status> check_access(const Repository& repo, bool push) = 0;
+};
+
+}  // namespace fastsync

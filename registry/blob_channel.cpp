@@ -1,0 +1,220 @@
+#include "registry/blob_channel.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace fastsync {
+
+BlobChannel::BlobChannel(std::string digest, std::uint64_t size, std::string label, std::size_t capacity,
+                         std::atomic<std::uint64_t>* bytes_counter)
+    : digest_(std::move(digest)), size_(size), label_(std::move(label)), bytes_counter_(bytes_counter) {
+  // Never more than the blob itself: 140 tiny configs should not each pin 256 KiB.
+  ring_.resize(static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(capacity, size))));
+}
+
+void BlobChannel::set_writer_waker(Waker waker) {
+  std::lock_guard lock(mutex_);
+  writer_waker_ = waker;
+}
+
+void BlobChannel::set_reader_waker(Waker waker) {
+  std::lock_guard lock(mutex_);
+  reader_waker_ = waker;
+}
+
+std::uint64_t BlobChannel::written() const {
+  std::lock_guard lock(mutex_);
+  return written_;
+}
+
+bool BlobChannel::reader_closed() const {
+  std::lock_guard lock(mutex_);
+  return reader_closed_;
+}
+
+std::size_t BlobChannel::readable_locked() const {
+  // The last byte of the blob stays here until the digest is verified.
+  bool holding_last = !verified_ && written_ == size_ && buffered_ > 0;
+  return buffered_ - (holding_last ? 1 : 0);
+}
+
+void BlobChannel::copy_in_locked(std::string_view bytes) {
+  std::size_t tail = (head_ + buffered_) % ring_.size();
+  std::size_t first = std::min(bytes.size(), ring_.size() - tail);
+  std::memcpy(ring_.data() + tail, bytes.data(), first);
+  std::memcpy(ring_.data(), bytes.data() + first, bytes.size() - first);
+  buffered_ += bytes.size();
+}
+
+std::size_t BlobChannel::copy_out_locked(char* buffer, std::size_t capacity) {
+  std::size_t n = std::min(capacity, readable_locked());
+  std::size_t first = std::min(n, ring_.size() - head_);
+  std::memcpy(buffer, ring_.data() + head_, first);
+  std::memcpy(buffer + first, ring_.data(), n - first);
+  head_ = (head_ + n) % ring_.size();
+  buffered_ -= n;
+  return n;
+}
+
+Flow BlobChannel::write(std::string_view bytes) {
+  Waker wake_reader;
+  {
+    std::lock_guard lock(mutex_);
+    if (reader_closed_ || writer_failure_) return Flow::Abort;
+    if (written_ + bytes.size() > size_) {
+      writer_failure_ = Error::make(ErrorKind::DigestMismatch,
+                                    fmt::format("blob {}: source sent more than the {} bytes its descriptor states",
+                                                label_, size_));
+      return Flow::Abort;
+    }
+    if (ring_.size() - buffered_ < bytes.size()) {
+      if (buffered_ == 0) {
+        // A chunk larger than the ring (never with the engine's buffer size, but
+        // a stuck writer would be worse than a bigger buffer).
+        ring_.assign(bytes.size(), 0);
+        head_ = 0;
+      } else {
+        writer_waiting_ = true;
+        return Flow::Pause;
+      }
+    }
+    copy_in_locked(bytes);
+    written_ += bytes.size();
+    if (reader_waiting_) {
+      reader_waiting_ = false;
+      wake_reader = reader_waker_;
+    }
+  }
+  hasher_.update(bytes);
+  if (bytes_counter_) bytes_counter_->fetch_add(bytes.size(), std::memory_order_relaxed);
+  readable_.notify_one();
+  wake_reader.wake();
+  return Flow::Continue;
+}
+
+Status BlobChannel::finish_writer(Status download) {
+  std::optional<Error> failure;
+  bool verified = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (writer_failure_) {
+      failure = writer_failure_;
+    } else if (!download.ok()) {
+      failure = download.error();
+    } else if (written_ != size_) {
+      failure = Error::make(ErrorKind::DigestMismatch,
+                            fmt::format("blob {}: received {} bytes, its descriptor states {}", label_, written_, size_));
+    }
+  }
+  if (!failure) {
+    std::string actual = hasher_.finish();
+    if (actual != digest_) {
+      failure = Error::make(ErrorKind::DigestMismatch, fmt::format("blob {}: content hashes to {}", label_, actual));
+    } else {
+      verified = true;
+    }
+  }
+  Waker wake_reader;
+  {
+    std::lock_guard lock(mutex_);
+    verified_ = verified;
+    if (failure && !writer_failure_) writer_failure_ = failure;
+    reader_waiting_ = false;
+    wake_reader = reader_waker_;
+  }
+  readable_.notify_all();
+  wake_reader.wake();
+  if (failure) return *failure;
+  return Status{};
+}
+
+BodySource::Chunk BlobChannel::read_some(char* buffer, std::size_t capacity) {
+  Waker wake_writer;
+  std::size_t n = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (writer_failure_ || reader_closed_) return {Flow::Abort, 0};
+    if (readable_locked() == 0) {
+      if (verified_ && buffered_ == 0) return {Flow::Continue, 0};  // end of blob
+      reader_waiting_ = true;
+      return {Flow::Pause, 0};
+    }
+    n = copy_out_locked(buffer, capacity);
+    if (writer_waiting_) {
+      writer_waiting_ = false;
+      wake_writer = writer_waker_;
+    }
+  }
+  wake_writer.wake();
+  return {Flow::Continue, n};
+}
+
+Result<std::size_t> BlobChannel::read_blocking(char* buffer, std::size_t capacity) {
+  Waker wake_writer;
+  std::size_t n = 0;
+  {
+    std::unique_lock lock(mutex_);
+    readable_.wait(lock, [&] {
+      return writer_failure_ || reader_closed_ || readable_locked() > 0 || (verified_ && buffered_ == 0);
+    });
+    if (writer_failure_) return *writer_failure_;
+    if (reader_closed_) return Error::make(ErrorKind::Cancelled, fmt::format("blob {}: reading stopped", label_));
+    if (readable_locked() == 0) return std::size_t{0};
+    n = copy_out_locked(buffer, capacity);
+    if (writer_waiting_) {
+      writer_waiting_ = false;
+      wake_writer = writer_waker_;
+    }
+  }
+  wake_writer.wake();
+  return n;
+}
+
+void BlobChannel::close_reader(Error why) {
+  Waker wake_writer;
+  {
+    std::lock_guard lock(mutex_);
+    if (reader_closed_) return;
+    reader_closed_ = true;
+    (void)why;
+    writer_waiting_ = false;
+    wake_writer = writer_waker_;  // a paused writer must run once more to see it and abort
+  }
+  readable_.notify_all();
+  wake_writer.wake();
+}
+
+Flow ChannelSink::begin(long status, const HeaderList& headers) {
+  skip_ = 0;
+  if (offset_ == 0) return Flow::Continue;
+  if (status == 206) {
+    std::string range;
+    for (const auto& [name, value] : headers) {
+      if (name == "content-range") range = value;
+    }
+    // "bytes <first>-<last>/<total>"
+    unsigned long long first = 0;
+    if (std::sscanf(range.c_str(), "bytes %llu-", &first) != 1 || first != offset_) {
+      range_rejected_ = true;
+      return Flow::Abort;
+    }
+    return Flow::Continue;
+  }
+  skip_ = offset_;  // the server ignored Range: drop what we already have
+  return Flow::Continue;
+}
+
+Flow ChannelSink::write(std::string_view chunk) {
+  std::size_t drop = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, chunk.size()));
+  std::string_view rest = chunk.substr(drop);
+  if (!rest.empty()) {
+    Flow flow = channel_->write(rest);
+    if (flow != Flow::Continue) return flow;  // curl offers the same chunk again after a pause
+  }
+  skip_ -= drop;
+  return Flow::Continue;
+}
+
+}  // namespace fastsync

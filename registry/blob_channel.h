@@ -1,0 +1,109 @@
+// A blob in transit: a small bounded ring buffer between the transfer that
+// downloads a blob and whoever consumes it (a PUT to another registry, or a
+// thread reading a layer with libarchive). The writer hashes every byte; the
+// consumer never gets the final byte until size and digest are verified, so a
+// wrong blob can never be committed by the PUT that streams it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "registry/digest.h"
+#include "registry/http_engine.h"
+#include "registry/result.h"
+
+namespace fastsync {
+
+class BlobChannel {
+ public:
+  static constexpr std::size_t kDefaultCapacity = 256 * 1024;
+
+  // `label` names the blob in errors ("quay.io/ns/repo@sha256:…").
+  BlobChannel(std::string digest, std::uint64_t size, std::string label, std::size_t capacity = kDefaultCapacity,
+              std::atomic<std::uint64_t>* bytes_counter = nullptr);
+
+  const std::string& digest() const { return digest_; }
+  std::uint64_t size() const { return size_; }
+  const std::string& label() const { return label_; }
+
+  // --- writer side (a download transfer, on the engine thread) ---
+  void set_writer_waker(Waker waker);
+  Flow write(std::string_view bytes);
+  std::uint64_t written() const;
+  // The download ended: with ok, size and digest are checked here. Returns the
+  // channel's verdict (a mismatch or the download's own error).
+  Status finish_writer(Status download);
+
+  // --- reader side ---
+  void set_reader_waker(Waker waker);
+  // Non-blocking, for a streamed PUT on the engine thread.
+  BodySource::Chunk read_some(char* buffer, std::size_t capacity);
+  // Blocking, for a consumer thread; 0 at the verified end of the blob.
+  Result<std::size_t> read_blocking(char* buffer, std::size_t capacity);
+  // The consumer gave up: the writer aborts at its next write.
+  void close_reader(Error why);
+  bool reader_closed() const;
+
+ private:
+  std::size_t readable_locked() const;
+  void copy_in_locked(std::string_view bytes);
+  std::size_t copy_out_locked(char* buffer, std::size_t capacity);
+
+  const std::string digest_;
+  const std::uint64_t size_;
+  const std::string label_;
+  std::atomic<std::uint64_t>* bytes_counter_;
+  Sha256 hasher_;  // writer only
+
+  mutable std::mutex mutex_;
+  std::condition_variable readable_;
+  std::vector<char> ring_;
+  std::size_t head_ = 0;      // next byte to read
+  std::size_t buffered_ = 0;  // bytes in the ring
+  std::uint64_t written_ = 0;
+  bool writer_waiting_ = false;
+  bool reader_waiting_ = false;
+  bool verified_ = false;
+  std::optional<Error> writer_failure_;
+  bool reader_closed_ = false;
+  Waker writer_waker_;
+  Waker reader_waker_;
+};
+
+// The body of a streamed PUT, fed from a channel.
+class ChannelSource : public BodySource {
+ public:
+  explicit ChannelSource(std::shared_ptr<BlobChannel> channel) : channel_(std::move(channel)) {}
+  void attach(Waker waker) override { channel_->set_reader_waker(waker); }
+  std::uint64_t length() const override { return channel_->size(); }
+  Chunk read(char* buffer, std::size_t capacity) override { return channel_->read_some(buffer, capacity); }
+
+ private:
+  std::shared_ptr<BlobChannel> channel_;
+};
+
+// One download attempt feeding a channel from byte `offset` on. A 206 must
+// start exactly there; a 200 (Range ignored) has its first `offset` bytes dropped.
+class ChannelSink : public BodySink {
+ public:
+  ChannelSink(std::shared_ptr<BlobChannel> channel, std::uint64_t offset)
+      : channel_(std::move(channel)), offset_(offset) {}
+  void attach(Waker waker) override { channel_->set_writer_waker(waker); }
+  Flow begin(long status, const HeaderList& headers) override;
+  Flow write(std::string_view chunk) override;
+  bool range_rejected() const { return range_rejected_; }
+
+ private:
+  std::shared_ptr<BlobChannel> channel_;
+  std::uint64_t offset_;
+  std::uint64_t skip_ = 0;
+  bool range_rejected_ = false;
+};
+
+}  // namespace fastsync

@@ -1,0 +1,51 @@
+// RegistryApi over real registries: one Registry per host, created on first use,
+// all sharing one HTTP engine, one pull secret and one set of options.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "registry/api.h"
+#include "registry/auth_file.h"
+#include "registry/blob_copy.h"
+#include "registry/http_engine.h"
+#include "registry/registry.h"
+
+namespace fastsync {
+
+class RegistryClient : public RegistryApi {
+ public:
+  RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOptions options);
+
+  // Forces a scheme for one host ("http" or "https"), e.g. from "http://host:port" on the command line.
+  void set_scheme(const std::string& host, const std::string& scheme);
+  Registry& registry(const std::string& host);
+  HttpEngine& engine() { return engine_; }
+
+  std::atomic<std::uint64_t>& bytes_moved() { return bytes_moved_; }
+  // Sum of request counters over all registries.
+  std::map<std::string, std::uint64_t> request_counts();
+
+  Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) override;
+  Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
+  Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
+  Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
+  Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) override;
+  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob) override;
+  std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
+  Task<Status> check_access(const Repository& repo, bool push) override;
+
+ private:
+  HttpEngine& engine_;
+  AuthFile auth_;
+  RegistryOptions options_;
+  std::mutex mutex_;
+  std::map<std::string, std::string> schemes_;
+  std::map<std::string, std::unique_ptr<Registry>> registries_;
+  std::atomic<std::uint64_t> bytes_moved_{0};
+};
+
+}  // namespace fastsync

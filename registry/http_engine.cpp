@@ -1,0 +1,550 @@
+#include "registry/http_engine.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+
+#include "registry/curl_handles.h"
+#include "registry/url.h"
+
+namespace fastsync {
+
+std::optional<std::string> Response::header(std::string_view lowercase_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lowercase_name) return value;
+  }
+  return std::nullopt;
+}
+
+void Waker::wake() const {
+  if (engine) engine->wake(id);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr long kBufferSize = 64 * 1024;
+constexpr auto kWatchdogPeriod = std::chrono::milliseconds(250);
+// After the whole body is sent the server may take long to commit (an S3-backed
+// registry copies a 1 GiB blob): waiting for that answer gets a longer limit.
+constexpr int kCommitStallFactor = 5;
+
+void init_curl_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+TransportError classify(CURLcode code) {
+  switch (code) {
+    case CURLE_OK:
+      return TransportError::None;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:  // only the connect timeout is set
+      return TransportError::Connect;
+    case CURLE_SSL_CONNECT_ERROR:
+      return TransportError::TlsHandshake;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+      return TransportError::TlsVerify;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SEND_FAIL_REWIND:
+      return TransportError::Network;
+    case CURLE_WRITE_ERROR:
+    case CURLE_READ_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+      return TransportError::Aborted;
+    default:
+      return TransportError::Other;
+  }
+}
+
+struct Transfer {
+  TransferId id = 0;
+  Request req;
+  HttpEngine::Callback done;
+  Response resp;
+  CurlEasy easy;
+  CurlHeaderList header_list;
+  std::string origin;
+  bool started = false;
+  bool paused = false;  // a sink/source paused it: the stall clock stops
+  bool body_started = false;
+  bool to_sink = false;
+  bool upload_finished = false;
+  std::uint64_t upload_length = 0;
+  std::uint64_t upload_offset = 0;  // in-memory body position
+  Clock::time_point last_activity;
+  TransportError forced = TransportError::None;
+  std::string forced_message;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+};
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * count;
+  t->last_activity = Clock::now();
+  std::string_view line = trim(std::string_view(data, len));
+  if (line.substr(0, 5) == "HTTP/") {
+    t->resp.headers.clear();  // a new response (after 100 Continue, say)
+    return len;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    t->resp.headers.emplace_back(lowercase(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+  }
+  return len;
+}
+
+size_t on_write(char* data, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * count;
+  if (!t->body_started) {
+    t->body_started = true;
+    long code = 0;
+    curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &code);
+    t->to_sink = t->req.body_sink && code >= 200 && code < 300;
+    if (t->to_sink && t->req.body_sink->begin(code, t->resp.headers) == Flow::Abort) {
+      t->forced = TransportError::Aborted;
+      t->forced_message = "response rejected by its reader";
+      return 0;
+    }
+  }
+  if (t->to_sink) {
+    switch (t->req.body_sink->write(std::string_view(data, len))) {
+      case Flow::Continue:
+        t->last_activity = Clock::now();
+        t->resp.bytes_received += len;
+        return len;
+      case Flow::Pause:
+        t->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+      case Flow::Abort:
+        t->forced = TransportError::Aborted;
+        t->forced_message = "download stopped by its reader";
+        return 0;
+    }
+  }
+  if (t->resp.body.size() + len > t->req.max_memory_body) {
+    t->forced = TransportError::TooLarge;
+    t->forced_message = "response body larger than " + std::to_string(t->req.max_memory_body) + " bytes";
+    return 0;
+  }
+  t->resp.body.append(data, len);
+  t->resp.bytes_received += len;
+  t->last_activity = Clock::now();
+  return len;
+}
+
+size_t on_read(char* buffer, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t capacity = size * count;
+  size_t n = 0;
+  if (t->req.body_source) {
+    auto chunk = t->req.body_source->read(buffer, capacity);
+    if (chunk.flow == Flow::Pause) {
+      t->paused = true;
+      return CURL_READFUNC_PAUSE;
+    }
+    if (chunk.flow == Flow::Abort) {
+      t->forced = TransportError::Aborted;
+      t->forced_message = "upload stopped by its writer";
+      return CURL_READFUNC_ABORT;
+    }
+    n = chunk.size;
+  } else {
+    n = static_cast<size_t>(std::min<std::uint64_t>(capacity, t->req.body.size() - t->upload_offset));
+    std::memcpy(buffer, t->req.body.data() + t->upload_offset, n);
+    t->upload_offset += n;
+  }
+  t->resp.bytes_sent += n;
+  if (n > 0) t->last_activity = Clock::now();
+  if (n == 0 || t->resp.bytes_sent >= t->upload_length) t->upload_finished = true;
+  return n;
+}
+
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(user);
+  // Only in-memory bodies can be sent again (HTTP/2 refused stream, say).
+  if (t->req.body_source || origin != SEEK_SET || offset < 0 ||
+      static_cast<std::uint64_t>(offset) > t->req.body.size()) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  t->upload_offset = static_cast<std::uint64_t>(offset);
+  t->resp.bytes_sent = t->upload_offset;
+  t->upload_finished = false;
+  return CURL_SEEKFUNC_OK;
+}
+
+struct Timer {
+  Clock::time_point due;
+  std::uint64_t seq;
+  std::function<void()> fn;
+  bool operator>(const Timer& o) const { return due > o.due || (due == o.due && seq > o.seq); }
+};
+
+}  // namespace
+
+struct HttpEngine::Impl {
+  explicit Impl(HttpEngine& owner, EngineOptions opts) : self(owner), options(opts), multi(curl_multi_init()) {
+    curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options.max_cached_connections));
+    curl_multi_setopt(multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  }
+
+  HttpEngine& self;
+  EngineOptions options;
+  CurlMulti multi;
+
+  // Inbox: written by any thread, drained by the engine thread.
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Transfer>> inbox_new;
+  std::vector<TransferId> inbox_cancel;
+  std::vector<TransferId> inbox_wake;
+  std::vector<Timer> inbox_timers;
+  bool stopping = false;
+  std::atomic<TransferId> next_id{1};
+  std::atomic<std::uint64_t> next_timer_seq{0};
+
+  // Engine thread only.
+  std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;  // queued and started
+  std::deque<TransferId> queue;                                         // waiting for an origin slot
+  std::unordered_map<std::string, int> active_per_origin;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
+  Clock::time_point next_watchdog = Clock::now();
+
+  std::atomic<std::uint64_t> stat_requests{0};
+  std::atomic<std::uint64_t> stat_completed{0};
+  std::atomic<int> stat_in_flight{0};
+  std::atomic<int> stat_queued{0};
+
+  void notify() { curl_multi_wakeup(multi.get()); }
+
+  void run() {
+    while (true) {
+      std::vector<std::unique_ptr<Transfer>> fresh;
+      std::vector<TransferId> cancels;
+      std::vector<TransferId> wakes;
+      std::vector<Timer> new_timers;
+      bool stop = false;
+      {
+        std::lock_guard lock(mutex);
+        fresh.swap(inbox_new);
+        cancels.swap(inbox_cancel);
+        wakes.swap(inbox_wake);
+        new_timers.swap(inbox_timers);
+        stop = stopping;
+      }
+      for (auto& t : fresh) {
+        TransferId id = t->id;
+        queue.push_back(id);
+        transfers.emplace(id, std::move(t));
+      }
+      for (auto& timer : new_timers) timers.push(std::move(timer));
+      for (TransferId id : cancels) abort_transfer(id, TransportError::Cancelled, "cancelled");
+      if (self.cancelled_.load()) cancel_everything();
+      for (TransferId id : wakes) resume(id);
+
+      admit();
+      int running = 0;
+      curl_multi_perform(multi.get(), &running);
+      collect_finished();
+      fire_timers(self.cancelled_.load());
+      watchdog();
+
+      if (stop && transfers.empty() && timers.empty()) {
+        std::lock_guard lock(mutex);
+        if (inbox_new.empty() && inbox_timers.empty()) break;
+      }
+      int timeout_ms = poll_timeout();
+      {
+        std::lock_guard lock(mutex);
+        if (!inbox_new.empty() || !inbox_cancel.empty() || !inbox_wake.empty() || !inbox_timers.empty()) {
+          timeout_ms = 0;
+        }
+      }
+      if (timeout_ms > 0) curl_multi_poll(multi.get(), nullptr, 0, timeout_ms, nullptr);
+    }
+  }
+
+  int poll_timeout() {
+    long curl_ms = -1;
+    curl_multi_timeout(multi.get(), &curl_ms);
+    long ms = curl_ms < 0 ? 1000 : curl_ms;
+    if (!transfers.empty()) ms = std::min<long>(ms, kWatchdogPeriod.count());
+    if (!timers.empty()) {
+      auto until = std::chrono::duration_cast<std::chrono::milliseconds>(timers.top().due - Clock::now()).count();
+      ms = std::min<long>(ms, std::max<long>(0, until + 1));
+    }
+    return static_cast<int>(std::max<long>(ms, 0));
+  }
+
+  void admit() {
+    for (auto it = queue.begin(); it != queue.end();) {
+      Transfer& t = *transfers.at(*it);
+      int& active = active_per_origin[t.origin];
+      if (options.max_per_origin > 0 && active >= options.max_per_origin) {
+        ++it;
+        continue;
+      }
+      it = queue.erase(it);
+      stat_queued.fetch_sub(1);
+      start(t);
+    }
+  }
+
+  void start(Transfer& t) {
+    t.started = true;
+    t.last_activity = Clock::now();
+    ++active_per_origin[t.origin];
+    stat_in_flight.fetch_add(1);
+    stat_requests.fetch_add(1);
+    t.easy.reset(curl_easy_init());
+    CURL* h = t.easy.get();
+    if (!h) {
+      abort_transfer(t.id, TransportError::Other, "curl_easy_init failed");
+      return;
+    }
+    const Request& r = t.req;
+    curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(h, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.errbuf);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, r.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    if (r.http2) curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.stall_limit.count()));
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, r.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kBufferSize);
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kBufferSize);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r.tls.verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, r.tls.verify ? 2L : 0L);
+    if (!r.tls.ca_file.empty()) {
+      // CAINFO replaces the default bundle; the system directory keeps public CAs trusted.
+      curl_easy_setopt(h, CURLOPT_CAINFO, r.tls.ca_file.c_str());
+      curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
+    }
+
+    bool upload = r.method == "PUT" || r.method == "POST" || r.method == "PATCH";
+    if (r.method == "HEAD") {
+      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (r.method == "GET") {
+      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (upload) {
+      t.upload_length = r.body_source ? r.body_source->length() : r.body.size();
+      curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+      curl_easy_setopt(h, CURLOPT_READDATA, &t);
+      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+      curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
+      if (r.method == "POST") {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.upload_length));
+      } else {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t.upload_length));
+        if (r.method == "PATCH") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PATCH");
+      }
+      if (t.upload_length == 0) t.upload_finished = true;
+    } else {
+      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+    for (const auto& line : r.headers) t.header_list.append(line);
+    if (upload) t.header_list.append("Expect:");  // no 100-continue round trip
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, t.header_list.get());
+
+    t.resp.url = r.url;
+    Waker waker{&self, t.id};
+    if (r.body_sink) r.body_sink->attach(waker);
+    if (r.body_source) r.body_source->attach(waker);
+    if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
+      abort_transfer(t.id, TransportError::Other, "curl_multi_add_handle failed");
+      return;
+    }
+    if (t.req.on_started) t.req.on_started(t.id);
+  }
+
+  void resume(TransferId id) {
+    auto it = transfers.find(id);
+    if (it == transfers.end() || !it->second->started) return;
+    Transfer& t = *it->second;
+    t.paused = false;
+    t.last_activity = Clock::now();
+    curl_easy_pause(t.easy.get(), CURLPAUSE_CONT);
+  }
+
+  void collect_finished() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      char* priv = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+      finish(reinterpret_cast<Transfer*>(priv)->id, msg->data.result);
+    }
+  }
+
+  void abort_transfer(TransferId id, TransportError why, std::string message) {
+    auto it = transfers.find(id);
+    if (it == transfers.end()) return;
+    it->second->forced = why;
+    it->second->forced_message = std::move(message);
+    finish(id, CURLE_ABORTED_BY_CALLBACK);
+  }
+
+  void cancel_everything() {
+    std::vector<TransferId> ids;
+    ids.reserve(transfers.size());
+    for (const auto& [id, t] : transfers) ids.push_back(id);
+    for (TransferId id : ids) abort_transfer(id, TransportError::Cancelled, "cancelled");
+  }
+
+  void finish(TransferId id, CURLcode code) {
+    auto node = transfers.extract(id);
+    if (node.empty()) return;
+    std::unique_ptr<Transfer> t = std::move(node.mapped());
+    if (t->started) {
+      if (t->easy) curl_multi_remove_handle(multi.get(), t->easy.get());
+      --active_per_origin[t->origin];
+      stat_in_flight.fetch_sub(1);
+      long status = 0;
+      if (t->easy) curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+      t->resp.status = status;
+    } else {
+      queue.erase(std::remove(queue.begin(), queue.end(), id), queue.end());
+      stat_queued.fetch_sub(1);
+    }
+    if (t->forced != TransportError::None) {
+      t->resp.transport = t->forced;
+      t->resp.transport_message = t->forced_message;
+    } else {
+      t->resp.transport = classify(code);
+      if (code != CURLE_OK) t->resp.transport_message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
+    }
+    stat_completed.fetch_add(1);
+    Callback done = std::move(t->done);
+    Response resp = std::move(t->resp);
+    t.reset();  // release the handle and body buffers before the callback runs on
+    if (done) done(std::move(resp));
+  }
+
+  void fire_timers(bool all) {
+    auto now = Clock::now();
+    while (!timers.empty() && (all || timers.top().due <= now)) {
+      auto fn = std::move(const_cast<Timer&>(timers.top()).fn);
+      timers.pop();
+      fn();
+    }
+  }
+
+  void watchdog() {
+    auto now = Clock::now();
+    if (now < next_watchdog) return;
+    next_watchdog = now + kWatchdogPeriod;
+    std::vector<std::pair<TransferId, std::chrono::milliseconds>> stalled;
+    for (const auto& [id, t] : transfers) {
+      if (!t->started || t->paused) continue;
+      auto limit = t->req.stall_limit * (t->upload_finished && t->upload_length > 0 ? kCommitStallFactor : 1);
+      if (now - t->last_activity > limit) stalled.emplace_back(id, limit);
+    }
+    for (auto& [id, limit] : stalled) {
+      abort_transfer(id, TransportError::Stalled,
+                     "no data moved for " + std::to_string(limit.count() / 1000) + " s (stall limit)");
+    }
+  }
+};
+
+HttpEngine::HttpEngine(EngineOptions options) {
+  init_curl_once();
+  impl_ = std::make_unique<Impl>(*this, options);
+  thread_ = std::thread([this] { impl_->run(); });
+}
+
+HttpEngine::~HttpEngine() {
+  cancel_all();
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->notify();
+  thread_.join();
+}
+
+TransferId HttpEngine::submit(Request request, Callback done) {
+  auto t = std::make_unique<Transfer>();
+  t->id = impl_->next_id.fetch_add(1);
+  t->origin = url_origin(request.url);
+  if (t->origin.empty()) t->origin = request.url;
+  t->req = std::move(request);
+  t->done = std::move(done);
+  TransferId id = t->id;
+  impl_->stat_queued.fetch_add(1);
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->inbox_new.push_back(std::move(t));
+  }
+  impl_->notify();
+  return id;
+}
+
+void HttpEngine::cancel(TransferId id) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->inbox_cancel.push_back(id);
+  }
+  impl_->notify();
+}
+
+void HttpEngine::wake(TransferId id) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->inbox_wake.push_back(id);
+  }
+  impl_->notify();
+}
+
+void HttpEngine::after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->inbox_timers.push_back(Timer{Clock::now() + delay, impl_->next_timer_seq.fetch_add(1), std::move(fn)});
+  }
+  impl_->notify();
+}
+
+void HttpEngine::cancel_all() {
+  cancelled_.store(true);
+  impl_->notify();
+}
+
+EngineStats HttpEngine::stats() const {
+  return EngineStats{impl_->stat_requests.load(), impl_->stat_completed.load(), impl_->stat_in_flight.load(),
+                     impl_->stat_queued.load()};
+}
+
+}  // namespace fastsync

@@ -1,0 +1,192 @@
+// The HTTP engine: one thread owns a curl multi handle and drives every
+// transfer; any thread submits a request and is called back (or, from a
+// coroutine, resumed) when it completes. No other thread ever touches a socket.
+//
+// - Connections are reused through the multi handle's cache.
+// - A per-origin cap on transfers in flight; the rest wait in a FIFO.
+// - A stall limit (no bytes moved for N seconds) instead of a total timeout.
+// - Bodies can stream through BodySink/BodySource with pause/unpause, so a
+//   GET can feed a PUT through a small bounded buffer.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace fastsync {
+
+class HttpEngine;
+using TransferId = std::uint64_t;
+
+// Lets a body sink/source wake its paused transfer from any thread.
+struct Waker {
+  HttpEngine* engine = nullptr;
+  TransferId id = 0;
+  void wake() const;
+};
+
+enum class Flow { Continue, Pause, Abort };
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;  // lowercase names
+
+// Receives the body of a 2xx response (other bodies are kept in memory as
+// error text). Called on the engine thread only.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual void attach(Waker) {}
+  // Before the first byte; Abort rejects the response (e.g. a wrong Content-Range).
+  virtual Flow begin(long /*status*/, const HeaderList& /*headers*/) { return Flow::Continue; }
+  // Continue = the whole chunk was taken; Pause = the same chunk comes again after wake().
+  virtual Flow write(std::string_view chunk) = 0;
+};
+
+// Supplies an upload body of known length. Called on the engine thread only.
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  virtual void attach(Waker) {}
+  virtual std::uint64_t length() const = 0;
+  struct Chunk {
+    Flow flow = Flow::Continue;
+    std::size_t size = 0;  // bytes written into the buffer; 0 with Continue = end of body
+  };
+  virtual Chunk read(char* buffer, std::size_t capacity) = 0;
+};
+
+struct TlsOptions {
+  bool verify = true;   // --insecure turns this off
+  std::string ca_file;  // --ca-file: trusted in addition to the system CAs
+};
+
+struct Request {
+  std::string method = "GET";  // GET HEAD PUT POST DELETE PATCH
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;                  // upload body held in memory (PUT/POST/PATCH)
+  std::shared_ptr<BodySource> body_source;  // streamed upload body instead of `body`
+  std::shared_ptr<BodySink> body_sink;      // streamed 2xx download body
+  std::size_t max_memory_body = 16u << 20;  // cap for bodies kept in memory
+  TlsOptions tls;
+  bool http2 = false;
+  std::string user_agent = "fastsync/0.1";
+  std::chrono::milliseconds stall_limit{std::chrono::seconds(60)};
+  // Called on the engine thread when the transfer leaves the queue and starts.
+  std::function<void(TransferId)> on_started;
+};
+
+enum class TransportError {
+  None,
+  Connect,    // DNS, refused, connect timeout
+  TlsHandshake,
+  TlsVerify,  // certificate not trusted / wrong name
+  Network,    // reset, truncated, HTTP/2 stream errors, GOAWAY
+  Stalled,    // stall limit hit
+  Cancelled,
+  Aborted,    // a body sink/source gave up
+  TooLarge,   // in-memory body over max_memory_body
+  Other,
+};
+
+struct Response {
+  TransportError transport = TransportError::None;
+  std::string transport_message;  // libcurl's text (never holds credentials)
+  long status = 0;
+  HeaderList headers;
+  std::string body;  // kept in memory unless streamed into a sink
+  std::string url;   // the URL requested
+  std::uint64_t bytes_received = 0;
+  std::uint64_t bytes_sent = 0;
+
+  bool transport_ok() const { return transport == TransportError::None; }
+  bool ok() const { return transport_ok() && status >= 200 && status < 300; }
+  std::optional<std::string> header(std::string_view lowercase_name) const;
+};
+
+struct EngineOptions {
+  int max_per_origin = 64;  // transfers in flight per scheme+host+port; 0 = no cap
+  int max_cached_connections = 256;
+};
+
+struct EngineStats {
+  std::uint64_t requests = 0;   // transfers started
+  std::uint64_t completed = 0;  // transfers finished (any outcome)
+  int in_flight = 0;            // started and not finished
+  int queued = 0;               // waiting for a per-origin slot
+};
+
+class HttpEngine {
+ public:
+  using Callback = std::function<void(Response)>;
+
+  explicit HttpEngine(EngineOptions options = {});
+  ~HttpEngine();
+  HttpEngine(const HttpEngine&) = delete;
+  HttpEngine& operator=(const HttpEngine&) = delete;
+
+  // Thread-safe. `done` runs on the engine thread; keep it short and never block in it.
+  TransferId submit(Request request, Callback done);
+  // Thread-safe. The transfer completes with TransportError::Cancelled (if still running).
+  void cancel(TransferId id);
+  // Thread-safe. Resumes a transfer its sink/source paused.
+  void wake(TransferId id);
+  // Thread-safe. Runs `fn` on the engine thread after `delay`.
+  void after(std::chrono::milliseconds delay, std::function<void()> fn);
+  // Thread-safe. Cancels everything in flight and queued, and every later
+  // submission; timers still fire (so sleeping coroutines wake and see it).
+  void cancel_all();
+  bool cancelled() const { return cancelled_.load(); }
+
+  EngineStats stats() const;
+  bool on_engine_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
+  // co_await engine.perform(request) -> Response
+  auto perform(Request request) {
+    struct Awaiter {
+      HttpEngine& engine;
+      Request request;
+      Response response;
+      bool await_ready() const noexcept { return false; }
+      void await_suspend(std::coroutine_handle<> h) {
+        // After submit() returns, `this` may already be gone: touch nothing.
+        engine.submit(std::move(request), [this, h](Response r) {
+          response = std::move(r);
+          h.resume();
+        });
+      }
+      Response await_resume() { return std::move(response); }
+    };
+    return Awaiter{*this, std::move(request), {}};
+  }
+
+  // co_await engine.sleep_for(d): resumes on the engine thread.
+  auto sleep_for(std::chrono::milliseconds delay) {
+    struct Awaiter {
+      HttpEngine& engine;
+      std::chrono::milliseconds delay;
+      bool await_ready() const noexcept { return delay.count() <= 0; }
+      void await_suspend(std::coroutine_handle<> h) {
+        engine.after(delay, [h] { h.resume(); });
+      }
+      void await_resume() const noexcept {}
+    };
+    return Awaiter{*this, delay};
+  }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> cancelled_{false};
+  std::thread thread_;
+};
+
+}  // namespace fastsync

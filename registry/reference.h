@@ -1,0 +1,43 @@
+// Image references: host[:port]/path[:tag][@sha256:digest].
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "registry/result.h"
+
+namespace fastsync {
+
+struct Reference {
+  std::string registry;    // host[:port], e.g. "quay.io", "127.0.0.1:5000", "[::1]:5000"
+  std::string repository;  // e.g. "openshift-release-dev/ocp-release"
+  std::string tag;         // may be empty
+  std::string digest;      // may be empty; "sha256:<hex>" when set
+
+  // The tag or digest a registry request names (digest wins, as for a runtime).
+  const std::string& identifier() const { return digest.empty() ? tag : digest; }
+  // registry/repository
+  std::string name() const;
+  // The canonical string: registry/repository[:tag][@digest]
+  std::string str() const;
+
+  // Every reference fastsync handles names its registry: a first path component
+  // counts as a host when it has a '.', a ':' or is "localhost" (Docker's rule).
+  static Result<Reference> parse(std::string_view text);
+};
+
+// host[:port] as a user typed it for --dest-registry / the host part of
+// --source-registry: an optional "https://" or "http://" scheme and trailing
+// '/' are accepted. The scheme, when given, is returned in `scheme`.
+struct RegistryHost {
+  std::string host;    // host[:port]
+  std::string scheme;  // "", "https" or "http"
+  static Result<RegistryHost> parse(std::string_view text);
+};
+
+bool is_valid_repository(std::string_view path);
+bool is_valid_tag(std::string_view tag);
+// Loopback hosts (localhost, 127.0.0.0/8, ::1) may speak plain HTTP without --insecure.
+bool is_loopback_host(std::string_view host_port);
+
+}  // namespace fastsync

@@ -1,0 +1,53 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "registry/task.h"
+
+namespace fastsync {
+namespace {
+
+Task<int> add(int a, int b) { co_return a + b; }
+Task<int> chain(int depth) {
+  int total = 0;
+  for (int i = 0; i < depth; ++i) total += co_await add(i, 1);
+  co_return total;
+}
+Task<int> thrower() {
+  throw std::runtime_error("boom");
+  co_return 0;
+}
+
+TEST(Task, RunsSynchronousChainsWithoutGrowingTheStack) {
+  EXPECT_EQ(sync_wait(chain(100000)), 100000 * 1 + (99999 * 100000) / 2);
+}
+
+TEST(Task, PropagatesExceptionsToTheAwaiter) {
+  EXPECT_THROW(sync_wait(thrower()), std::runtime_error);
+}
+
+TEST(AsyncValue, WakesEveryWaiterOnceAndLateComersDoNotWait) {
+  AsyncValue<int> v;
+  std::atomic<int> sum{0};
+  auto waiter = [&]() -> Task<void> { sum += co_await v.wait(); };
+  for (int i = 0; i < 5; ++i) spawn(waiter(), [] {}, [](std::exception_ptr) { FAIL(); });
+  EXPECT_EQ(sum.load(), 0);
+  std::thread setter([&] { EXPECT_TRUE(v.set(7)); });
+  setter.join();
+  EXPECT_EQ(sum.load(), 35);
+  EXPECT_FALSE(v.set(9));
+  sync_wait(waiter());
+  EXPECT_EQ(sum.load(), 42);
+}
+
+TEST(RunBlocking, ResumesAfterWorkOnAnotherThread) {
+  auto caller = std::this_thread::get_id();
+  auto work = [&]() -> Task<bool> {
+    auto other = co_await run_blocking([&] { return std::this_thread::get_id() != caller; });
+    co_return other;
+  };
+  EXPECT_TRUE(sync_wait(work()));
+}
+
+}  // namespace
+}  // namespace fastsync
