@@ -206,7 +206,14 @@ int curl_blob_status(const TestRegistry& reg, const std::string& repository, con
 
 std::string curl_push_blob(const TestRegistry& reg, const std::string& repository, const std::string& file,
                            const std::string& creds) {
-  std::string digest = sha256_digest(read_file(file));
+  // Hash in chunks: a test pushing 100 MB must not itself hold 100 MB.
+  Sha256 hasher;
+  std::ifstream in(file, std::ios::binary);
+  std::vector<char> chunk(1 << 20);
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    hasher.update(std::string_view(chunk.data(), static_cast<size_t>(in.gcount())));
+  }
+  std::string digest = hasher.finish();
   auto post = curl_base(reg, creds);
   for (std::string a : {"-f", "-X", "POST", "-D", "-", "-o", "/dev/null"}) post.push_back(a);
   post.push_back(reg.url() + "/v2/" + repository + "/blobs/uploads/");
