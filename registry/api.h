@@ -48,6 +48,8 @@ class RegistryApi {
   virtual Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to,
                                                 const Descriptor& blob) = 0;
   virtual std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) = 0;
+  // Monolithic upload of bytes already in memory (and already verified).
+  virtual Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::string bytes) = 0;
   // Makes sure the credentials for `repo` work (push too when asked), so a
   // wrong password is one clear error before any work starts.
   virtual Task<Status> check_access(const Repository& repo, bool push) = 0;

@@ -113,10 +113,11 @@ class ChannelBlobReader : public BlobReader {
 
 }  // namespace
 
-std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repository, Descriptor blob) {
+std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repository, Descriptor blob,
+                                             std::atomic<std::uint64_t>* bytes_counter) {
   auto channel = std::make_shared<BlobChannel>(blob.digest, blob.size,
                                                fmt::format("{}/{}@{}", source.host(), repository, blob.digest),
-                                               1u << 20);
+                                               1u << 20, bytes_counter);
   // A blocking reader has no waker: it waits on the channel's condition variable.
   spawn(
       download_blob(source, std::move(repository), std::move(blob), channel), [](Status) {},

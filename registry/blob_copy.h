@@ -37,6 +37,7 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
 
 // Starts downloading `blob` now; read it with blocking calls from a thread
 // that is not the engine's.
-std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repository, Descriptor blob);
+std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repository, Descriptor blob,
+                                             std::atomic<std::uint64_t>* bytes_counter = nullptr);
 
 }  // namespace fastsync

@@ -74,7 +74,14 @@ Task<Result<std::uint64_t>> RegistryClient::copy_blob(const Repository& from, co
 }
 
 std::unique_ptr<BlobReader> RegistryClient::open_blob(const Repository& repo, const Descriptor& blob) {
-  return open_blob_reader(registry(repo.registry), repo.path, blob);
+  return open_blob_reader(registry(repo.registry), repo.path, blob, &bytes_moved_);
+}
+
+Task<Status> RegistryClient::upload_blob(const Repository& repo, const std::string& digest, std::string bytes) {
+  Registry& dest = registry(repo.registry);
+  auto location = co_await dest.start_upload(repo.path);
+  if (!location) co_return location.error();
+  co_return co_await dest.finish_upload(repo.path, *location, digest, std::move(bytes));
 }
 
 Task<Status> RegistryClient::check_access(const Repository& repo, bool push) {

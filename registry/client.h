@@ -36,6 +36,7 @@ class RegistryClient : public RegistryApi {
   Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) override;
   Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob) override;
   std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
+  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::string bytes) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
 
  private:

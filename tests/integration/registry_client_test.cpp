@@ -238,8 +238,8 @@ TEST(RegistryClient, RedirectedBlobGetNeverCarriesAuthorizationToTheOtherHost) {
   EXPECT_EQ(*layer, img.layer);
 
   // Streamed through the download path as well, with a Range resume header absent.
-  auto reader = h.client->open_blob({front_host, "team/app"},
-                                    Descriptor{"", sha256_digest(img.config), img.config.size(), {}});
+  Descriptor config_blob{"", sha256_digest(img.config), img.config.size(), {}};
+  auto reader = h.client->open_blob({front_host, "team/app"}, config_blob);
   std::string config;
   char buf[256];
   while (true) {
@@ -285,8 +285,8 @@ TEST(BlobCopy, StreamsA100MBBlobBetweenRegistriesInBoundedMemory) {
 
   Harness h;
   long before = peak_rss_kib();
-  auto copied = sync_wait(copy_blob(h.reg(source), "big/src", h.reg(dest), "big/dst",
-                                    Descriptor{"", digest, kSize, {}}));
+  Descriptor blob{"", digest, kSize, {}};
+  auto copied = sync_wait(copy_blob(h.reg(source), "big/src", h.reg(dest), "big/dst", blob));
   long after = peak_rss_kib();
   ASSERT_TRUE(copied.ok()) << copied.error().message;
   EXPECT_EQ(*copied, kSize);
@@ -313,7 +313,8 @@ TEST(BlobCopy, BytesThatDoNotMatchTheDigestAreDetectedAndNothingIsCommitted) {
   RegistryOptions opts;
   opts.retries = 1;
   Harness h(R"({"auths":{}})", opts);
-  auto copied = sync_wait(copy_blob(h.reg(source), "a/src", h.reg(dest), "a/dst", Descriptor{"", digest, 300000, {}}));
+  Descriptor blob{"", digest, 300000, {}};
+  auto copied = sync_wait(copy_blob(h.reg(source), "a/src", h.reg(dest), "a/dst", blob));
   ASSERT_FALSE(copied.ok());
   EXPECT_EQ(copied.error().kind, ErrorKind::DigestMismatch) << copied.error().message;
   EXPECT_NE(copied.error().message.find(digest), std::string::npos) << copied.error().message;
@@ -321,7 +322,8 @@ TEST(BlobCopy, BytesThatDoNotMatchTheDigestAreDetectedAndNothingIsCommitted) {
 
   // A descriptor that understates the size is caught the same way.
   testing::write_file(stored, std::string(300000, 'q'));
-  auto short_size = sync_wait(copy_blob(h.reg(source), "a/src", h.reg(dest), "a/dst", Descriptor{"", digest, 299999, {}}));
+  Descriptor understated{"", digest, 299999, {}};
+  auto short_size = sync_wait(copy_blob(h.reg(source), "a/src", h.reg(dest), "a/dst", understated));
   ASSERT_FALSE(short_size.ok());
   EXPECT_EQ(short_size.error().kind, ErrorKind::DigestMismatch) << short_size.error().message;
   EXPECT_EQ(testing::curl_blob_status(dest, "a/dst", digest), 404);

@@ -1,0 +1,24 @@
+// fastsync: mirror an OpenShift release into a private registry.
+#include <cstdio>
+#include <exception>
+
+#include "cli/mirror_command.h"
+#include "cli/options.h"
+#include "cli/signals.h"
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so only the watcher thread receives SIGINT/SIGTERM.
+  fastsync::cli::SignalWatcher::block_signals();
+  try {
+    auto parsed = fastsync::cli::parse_command_line(argc, argv);
+    if (!parsed.options) {
+      std::fputs((parsed.exit_code == 0 ? parsed.text : "fastsync: error: " + parsed.text + "\n").c_str(),
+                 parsed.exit_code == 0 ? stdout : stderr);
+      return parsed.exit_code;
+    }
+    return fastsync::cli::run_mirror_command(*parsed.options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fastsync: internal error: %s\n", e.what());
+    return 70;
+  }
+}

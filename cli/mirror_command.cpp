@@ -1,0 +1,231 @@
+#include "cli/mirror_command.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+
+#include "cli/output.h"
+#include "cli/progress.h"
+#include "cli/signals.h"
+#include "graph/mirror_graph.h"
+#include "registry/client.h"
+#include "registry/reference.h"
+
+namespace fastsync::cli {
+namespace {
+
+void print_error(const std::string& message) { std::fprintf(stderr, "fastsync: error: %s\n", message.c_str()); }
+
+bool write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    print_error(fmt::format("cannot write {}", path));
+    return false;
+  }
+  return true;
+}
+
+std::string dns_name(std::string s) {
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '-';
+  }
+  return s;
+}
+
+ImageRow row_for(const stages::ImageJob& job, const std::optional<stages::ImageOutcome>& outcome,
+                 const std::string& stopped) {
+  ImageRow r;
+  r.name = job.is_release ? "release" : job.name;
+  r.source = job.source_ref();
+  r.digest = job.digest;
+  r.dest = job.dest_ref();
+  if (outcome) {
+    r.status = stages::to_string(outcome->status);
+    r.bytes = outcome->bytes;
+    r.error = outcome->error;
+  } else {
+    r.status = "failed";
+    r.error = stopped.empty() ? "not processed" : "not processed: " + stopped;
+  }
+  return r;
+}
+
+}  // namespace
+
+int run_mirror_command(const CliOptions& o) {
+  auto auth = AuthFile::load(o.pull_secret);
+  if (!auth) {
+    print_error(auth.error().message);
+    return kExitUsage;
+  }
+  if (!o.ca_file.empty() && ::access(o.ca_file.c_str(), R_OK) != 0) {
+    print_error(fmt::format("cannot read --ca-file {}", o.ca_file));
+    return kExitUsage;
+  }
+  auto dest_host = RegistryHost::parse(o.dest_registry).value();
+  std::string source_text = o.source_registry, source_scheme;
+  for (std::string scheme : {"https", "http"}) {
+    if (source_text.rfind(scheme + "://", 0) == 0) {
+      source_scheme = scheme;
+      source_text.erase(0, scheme.size() + 3);
+    }
+  }
+  auto source_ref = Reference::parse(source_text).value();
+
+  Console console(o.quiet ? ProgressMode::Quiet : ::isatty(STDERR_FILENO) ? ProgressMode::Live : ProgressMode::Lines);
+  install_logger(console, o.verbose);
+
+  EngineOptions engine_options;
+  engine_options.max_per_origin = o.max_per_host;
+  HttpEngine engine(engine_options);
+  RegistryOptions registry_options;
+  registry_options.insecure = o.insecure;
+  registry_options.tls.ca_file = o.ca_file;
+  registry_options.http2 = o.http2;
+  registry_options.retries = o.retries;
+  registry_options.retry_base_delay = std::chrono::milliseconds(o.retry_delay_ms);
+  registry_options.stall_limit = std::chrono::seconds(o.stall_timeout);
+  RegistryClient client(engine, std::move(*auth), registry_options);
+  if (!dest_host.scheme.empty()) client.set_scheme(dest_host.host, dest_host.scheme);
+  if (!source_scheme.empty()) client.set_scheme(source_ref.registry, source_scheme);
+
+  stages::RunControl run;
+  run.set_on_cancel([&engine] { engine.cancel_all(); });
+  SignalWatcher signals([&run](int sig) {
+    run.cancel(sig == SIGINT ? "interrupted by SIGINT" : "terminated by SIGTERM");
+  });
+
+  stages::MirrorSpec spec;
+  spec.version = o.version;
+  spec.arch = o.arch;
+  spec.platform = o.release_platform;
+  spec.source = Repository{source_ref.registry, source_ref.repository};
+  spec.dest = Repository{dest_host.host, o.dest_repo};
+  spec.check_destination = !o.dry_run;
+
+  RunSummary summary;
+  summary.version = o.version;
+  summary.arch = o.arch;
+  summary.dry_run = o.dry_run;
+  summary.release_source = spec.source.str() + ":" + o.version + "-" + o.arch;
+  summary.dest_repository = spec.dest.str();
+  summary.release.name = "release";
+  summary.release.dest = spec.dest.str() + ":" + o.version + "-" + o.arch;
+  auto started = std::chrono::steady_clock::now();
+  auto signal_exit = [&]() { return 128 + signals.received(); };
+  auto finish = [&](int exit_code) {
+    summary.exit_code = exit_code;
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    summary.bytes_moved = client.bytes_moved().load();
+    summary.requests = client.request_counts();
+    if (!o.report_path.empty() && !write_text_file(o.report_path, report_json(summary)) && exit_code == 0) {
+      exit_code = kExitSomeFailed;
+    }
+    return exit_code;
+  };
+
+  if (o.dry_run) {
+    stages::ResolveRelease resolve(client, run, spec);
+    auto resolved = sync_wait(resolve());
+    if (!resolved.plan) {
+      print_error(resolved.error->message);
+      summary.release.status = "failed";
+      summary.release.error = resolved.error->message;
+      return finish(signals.received() ? signal_exit() : kExitUnusable);
+    }
+    const auto& plan = *resolved.plan;
+    std::fputs(format_plan(plan).c_str(), stdout);
+    summary.release_source = plan.release_job().source_ref();
+    summary.release_digest = plan.release_job().digest;
+    summary.release = row_for(plan.release_job(), std::nullopt, "");
+    summary.release.status = "planned";
+    summary.release.error.clear();
+    for (std::size_t i = 0; i + 1 < plan.images.size(); ++i) {
+      auto r = row_for(plan.images[i], std::nullopt, "");
+      r.status = "planned";
+      r.error.clear();
+      summary.components.push_back(std::move(r));
+    }
+    return finish(kExitOk);
+  }
+
+  graph::StageLimits limits;
+  limits.check = static_cast<std::size_t>(o.check_workers);
+  limits.manifest = static_cast<std::size_t>(o.manifest_workers);
+  limits.blob = static_cast<std::size_t>(o.blob_concurrency);
+  limits.push = static_cast<std::size_t>(o.push_workers);
+  graph::MirrorRun result;
+  {
+    ProgressReporter reporter(console, LiveCounters{run.progress, [&client] { return client.bytes_moved().load(); },
+                                                    [&engine] { return engine.stats().in_flight; }});
+    result = graph::run_mirror(client, run, spec, limits);
+  }
+
+  if (!result.plan) {
+    std::string why = result.resolve_error ? result.resolve_error->message : run.reason();
+    print_error(why);
+    summary.release.status = "failed";
+    summary.release.error = why;
+    return finish(signals.received() ? signal_exit() : kExitUnusable);
+  }
+  const auto& plan = *result.plan;
+  std::string stopped = run.cancelled() ? run.reason() : "";
+  summary.release_source = plan.release_job().source_ref();
+  summary.release_digest = plan.release_job().digest;
+  summary.release = row_for(plan.release_job(), result.outcomes.back(), stopped);
+  for (std::size_t i = 0; i + 1 < plan.images.size(); ++i) {
+    summary.components.push_back(row_for(plan.images[i], result.outcomes[i], stopped));
+  }
+  auto count = [&](const std::string& status) {
+    std::uint64_t n = summary.release.status == status ? 1 : 0;
+    for (const auto& r : summary.components) n += r.status == status ? 1 : 0;
+    return n;
+  };
+  summary.images_copied = count("copied");
+  summary.images_skipped = count("skipped");
+  summary.images_failed = count("failed");
+  const auto& p = run.progress;
+  summary.blobs_unique = p.blobs_total;
+  summary.blobs_copied = p.blobs_copied;
+  summary.blobs_mounted = p.blobs_mounted;
+  summary.blobs_present = p.blobs_present;
+  summary.blobs_failed = p.blobs_failed;
+  summary.stopped_because = stopped;
+
+  int exit_code = signals.received()       ? signal_exit()
+                  : !stopped.empty()       ? kExitUnusable
+                  : summary.images_failed  ? kExitSomeFailed
+                                           : kExitOk;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  summary.bytes_moved = client.bytes_moved().load();
+  std::fputs(format_summary(summary).c_str(), stdout);
+  if (!stopped.empty() && !signals.received()) print_error(stopped);
+
+  bool release_in_place = summary.release.status == "copied" || summary.release.status == "skipped";
+  if (release_in_place) {
+    auto sources = mirrored_sources(plan);
+    std::string mirror = spec.dest.str();
+    std::string name = dns_name("fastsync-" + o.version + "-" + o.arch);
+    std::string mirror_set = format_mirror_set(sources, mirror, name, o.icsp);
+    std::fputs(fmt::format("\n# To pull the release from the mirror, apply to the cluster:\n{}\n"
+                           "# Or, for a new cluster, add to install-config.yaml:\n{}\n"
+                           "# Install or upgrade with: {}@{}\n",
+                           mirror_set, format_install_config(sources, mirror), spec.source.str(), summary.release_digest)
+                   .c_str(),
+               stdout);
+    if (!o.idms_out.empty() && !write_text_file(o.idms_out, mirror_set) && exit_code == kExitOk) {
+      exit_code = kExitSomeFailed;
+    }
+  }
+  std::fflush(stdout);
+  return finish(exit_code);
+}
+
+}  // namespace fastsync::cli

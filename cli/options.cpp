@@ -1,0 +1,157 @@
+#include "cli/options.h"
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "registry/reference.h"
+#include "release/release.h"
+
+namespace po = boost::program_options;
+
+namespace fastsync::cli {
+namespace {
+
+constexpr int kExitUsage = 2;
+
+std::string usage_header() {
+  return "fastsync: mirror an OpenShift release into a private registry.\n\n"
+         "Usage:\n"
+         "  fastsync --version 4.20.8 --dest-registry registry.example.com --pull-secret pull-secret.json \\\n"
+         "    [--workers 16] [--blob-workers 4] [--dest-repo openshift/release] \\\n"
+         "    [--source-registry quay.io/openshift-release-dev/ocp-release] [--insecure]\n\n"
+         "Exit codes: 0 done; 1 some images failed; 2 bad command line or pull secret;\n"
+         "3 release or destination unusable; 130/143 interrupted by SIGINT/SIGTERM.\n";
+}
+
+// Every problem is one line naming the flag.
+std::optional<std::string> validate(CliOptions& o) {
+  auto positive = [](const char* flag, int value, int max) -> std::optional<std::string> {
+    if (value < 1 || value > max) return fmt::format("--{} must be between 1 and {} (got {})", flag, max, value);
+    return std::nullopt;
+  };
+  for (auto check : {positive("workers", o.workers, 4096), positive("blob-workers", o.blob_workers, 4096),
+                     positive("stall-timeout", o.stall_timeout, 86400), positive("max-per-host", o.max_per_host, 4096)}) {
+    if (check) return check;
+  }
+  for (auto [flag, value] : {std::pair{"check-workers", o.check_workers}, {"manifest-workers", o.manifest_workers},
+                             {"blob-concurrency", o.blob_concurrency}, {"push-workers", o.push_workers}}) {
+    if (value != 0) {
+      if (auto check = positive(flag, value, 65536)) return check;
+    }
+  }
+  if (o.retries < 0 || o.retries > 100) return fmt::format("--retries must be between 0 and 100 (got {})", o.retries);
+  if (o.retry_delay_ms < 0) return fmt::format("--retry-delay-ms must not be negative (got {})", o.retry_delay_ms);
+  if (!release::is_known_arch(o.arch)) {
+    return fmt::format("--arch must be one of x86_64, aarch64, ppc64le, s390x, multi (got \"{}\")", o.arch);
+  }
+  if (!is_valid_tag(release::release_tag(o.version, o.arch))) {
+    return fmt::format("--version \"{}\" is not a release version (e.g. 4.20.8)", o.version);
+  }
+  if (auto host = RegistryHost::parse(o.dest_registry); !host) {
+    return fmt::format("--dest-registry: {}", host.error().message);
+  }
+  if (!is_valid_repository(o.dest_repo)) {
+    return fmt::format("--dest-repo \"{}\" is not a valid repository path (lowercase, '/'-separated)", o.dest_repo);
+  }
+  std::string source = o.source_registry;
+  for (std::string_view scheme : {"https://", "http://"}) {
+    if (source.rfind(scheme, 0) == 0) source.erase(0, scheme.size());
+  }
+  auto ref = Reference::parse(source);
+  if (!ref) return fmt::format("--source-registry: {}", ref.error().message);
+  if (!ref->tag.empty() || !ref->digest.empty()) {
+    return fmt::format("--source-registry \"{}\" must name a repository, without a tag or digest", o.source_registry);
+  }
+  if (!o.release_platform.empty() && std::count(o.release_platform.begin(), o.release_platform.end(), '/') < 1) {
+    return fmt::format("--release-platform must look like os/arch, e.g. linux/arm64 (got \"{}\")", o.release_platform);
+  }
+  if (o.check_workers == 0) o.check_workers = o.workers;
+  if (o.manifest_workers == 0) o.manifest_workers = o.workers;
+  if (o.push_workers == 0) o.push_workers = o.workers;
+  if (o.blob_concurrency == 0) o.blob_concurrency = o.workers * o.blob_workers;
+  return std::nullopt;
+}
+
+}  // namespace
+
+ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
+  CliOptions o;
+  po::options_description main("Mirror");
+  main.add_options()
+      ("version", po::value(&o.version)->required()->value_name("X.Y.Z"),
+       "release version to mirror, e.g. 4.20.8 (required)")
+      ("dest-registry", po::value(&o.dest_registry)->required()->value_name("HOST[:PORT]"),
+       "registry to mirror into (required)")
+      ("pull-secret", po::value(&o.pull_secret)->required()->value_name("FILE"),
+       "Docker auth JSON with credentials for the source and destination (required)")
+      ("workers", po::value(&o.workers)->default_value(o.workers)->value_name("N"), "images processed in parallel")
+      ("blob-workers", po::value(&o.blob_workers)->default_value(o.blob_workers)->value_name("N"),
+       "blob transfers per image worker (the blob pool is workers x blob-workers)")
+      ("dest-repo", po::value(&o.dest_repo)->default_value(o.dest_repo)->value_name("PATH"),
+       "repository at the destination for the release and its components")
+      ("source-registry", po::value(&o.source_registry)->default_value(o.source_registry)->value_name("REPO"),
+       "where the release image lives")
+      ("insecure", po::bool_switch(&o.insecure), "skip TLS verification and allow plain HTTP");
+  po::options_description release_opts("Release");
+  release_opts.add_options()
+      ("arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
+       "x86_64, aarch64, ppc64le, s390x or multi (the release tag is <version>-<arch>)")
+      ("release-platform", po::value(&o.release_platform)->value_name("OS/ARCH"),
+       "for a manifest-list release: the image whose release-manifests are read (default linux/amd64)")
+      ("dry-run", po::bool_switch(&o.dry_run), "resolve the release, print the plan, write nothing");
+  po::options_description tuning("Concurrency and network");
+  tuning.add_options()
+      ("check-workers", po::value(&o.check_workers)->value_name("N"), "destination checks in flight (default: workers)")
+      ("manifest-workers", po::value(&o.manifest_workers)->value_name("N"), "manifest fetches in flight (default: workers)")
+      ("blob-concurrency", po::value(&o.blob_concurrency)->value_name("N"),
+       "blob transfers in flight, shared by all images (default: workers x blob-workers)")
+      ("push-workers", po::value(&o.push_workers)->value_name("N"), "manifest pushes in flight (default: workers)")
+      ("max-per-host", po::value(&o.max_per_host)->default_value(o.max_per_host)->value_name("N"),
+       "requests in flight to one host")
+      ("retries", po::value(&o.retries)->default_value(o.retries)->value_name("N"),
+       "retries per request (exponential backoff with jitter; Retry-After honoured)")
+      ("retry-delay-ms", po::value(&o.retry_delay_ms)->default_value(o.retry_delay_ms)->value_name("MS"),
+       "first backoff delay")
+      ("stall-timeout", po::value(&o.stall_timeout)->default_value(o.stall_timeout)->value_name("SECONDS"),
+       "abort and retry a transfer that moves no byte for this long")
+      ("ca-file", po::value(&o.ca_file)->value_name("FILE"), "trust this CA (PEM) in addition to the system's")
+      ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)");
+  po::options_description output("Output");
+  output.add_options()
+      ("report", po::value(&o.report_path)->value_name("FILE"), "write a JSON report of every image")
+      ("idms-out", po::value(&o.idms_out)->value_name("FILE"), "write the ImageDigestMirrorSet (or ICSP) YAML here")
+      ("icsp", po::bool_switch(&o.icsp), "print an ImageContentSourcePolicy instead (clusters before 4.13)")
+      ("quiet,q", po::bool_switch(&o.quiet), "no progress display")
+      ("verbose,v", po::bool_switch(&o.verbose), "log every retry and redirect")
+      ("help,h", "show this help");
+  po::options_description all;
+  all.add(main).add(release_opts).add(tuning).add(output);
+
+  ParsedCommandLine result;
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    if (vm.count("help")) {
+      std::ostringstream help;
+      help << usage_header() << "\n" << all;
+      result.text = help.str();
+      return result;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    result.exit_code = kExitUsage;
+    result.text = fmt::format("{} (see fastsync --help)", e.what());
+    return result;
+  }
+  if (auto problem = validate(o)) {
+    result.exit_code = kExitUsage;
+    result.text = *problem;
+    return result;
+  }
+  result.options = std::move(o);
+  return result;
+}
+
+}  // namespace fastsync::cli

@@ -1,0 +1,55 @@
+// Command-line options (Boost.Program_options) and their validation.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace fastsync::cli {
+
+struct CliOptions {
+  // The seed's flags, with the seed's defaults.
+  std::string version;
+  std::string dest_registry;
+  std::string pull_secret;
+  int workers = 16;
+  int blob_workers = 4;
+  std::string dest_repo = "openshift/release";
+  std::string source_registry = "quay.io/openshift-release-dev/ocp-release";
+  bool insecure = false;
+
+  // Release selection.
+  std::string arch = "x86_64";
+  std::string release_platform;  // payload child of a multi release (default linux/amd64)
+
+  // Stage concurrency (default from --workers / --blob-workers).
+  int check_workers = 0;
+  int manifest_workers = 0;
+  int blob_concurrency = 0;
+  int push_workers = 0;
+
+  // Network.
+  std::string ca_file;
+  bool http2 = false;
+  int retries = 3;
+  int retry_delay_ms = 500;
+  int stall_timeout = 60;  // seconds without a byte moving
+  int max_per_host = 64;
+
+  // Output.
+  bool dry_run = false;
+  std::string report_path;
+  std::string idms_out;
+  bool icsp = false;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+struct ParsedCommandLine {
+  std::optional<CliOptions> options;  // set when there is work to do
+  int exit_code = 0;                  // otherwise: exit with this
+  std::string text;                   // help text (stdout) or one error line (stderr)
+};
+
+ParsedCommandLine parse_command_line(int argc, const char* const argv[]);
+
+}  // namespace fastsync::cli

@@ -1,0 +1,173 @@
+#include "cli/output.h"
+
+#include <fmt/format.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <set>
+
+#include "cli/progress.h"
+
+namespace fastsync::cli {
+
+std::string format_plan(const stages::Plan& plan) {
+  std::size_t width = 7;
+  for (const auto& job : plan.images) width = std::max(width, job.name.size());
+  std::string out = fmt::format("release {}: {} ({} components)\n", plan.release.tag, plan.release_job().source_ref(),
+                                plan.release.components.size());
+  for (const auto& job : plan.images) {
+    out += fmt::format("  {:<{}}  {}  ->  {}\n", job.is_release ? "release" : job.name, width, job.source_ref(),
+                       job.dest_ref());
+  }
+  out += fmt::format("{} images planned; dry run: nothing was written to the destination.\n", plan.images.size());
+  return out;
+}
+
+std::string format_summary(const RunSummary& s) {
+  std::string out;
+  std::string verdict = !s.stopped_because.empty() ? "stopped"
+                        : s.images_failed > 0      ? "finished with failures"
+                                                   : "done";
+  out += fmt::format("fastsync: release {}-{} -> {}: {}\n", s.version, s.arch, s.dest_repository, verdict);
+  if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
+  std::uint64_t total = s.components.size() + 1;
+  out += fmt::format("  images:  {} copied, {} skipped (already there), {} failed, of {}\n", s.images_copied,
+                     s.images_skipped, s.images_failed, total);
+  out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed, of {} unique\n", s.blobs_copied,
+                     s.blobs_mounted, s.blobs_present, s.blobs_failed, s.blobs_unique);
+  double mbps = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / 1e6 / s.seconds : 0;
+  out += fmt::format("  moved:   {} in {} ({:.1f} MB/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
+                     human_duration(s.seconds), mbps);
+  if (s.release.status == "copied" || s.release.status == "skipped") {
+    out += fmt::format("  release: {}@{}\n", s.release.dest, s.release_digest);
+  }
+  std::vector<const ImageRow*> failed;
+  for (const auto& row : s.components) {
+    if (row.status == "failed") failed.push_back(&row);
+  }
+  if (s.release.status == "failed") failed.push_back(&s.release);
+  if (!failed.empty()) {
+    out += "  failed:\n";
+    std::size_t shown = 0;
+    for (const auto* row : failed) {
+      if (++shown > 50) {
+        out += fmt::format("    ... and {} more (see --report)\n", failed.size() - 50);
+        break;
+      }
+      out += fmt::format("    {}: {}\n", row->name, row->error);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> mirrored_sources(const stages::Plan& plan) {
+  std::set<std::string> sources;
+  sources.insert(plan.release.repository.str());
+  for (const auto& c : plan.release.components) {
+    // As image-references names it: that is what the cluster will ask for.
+    auto at = c.original.find('@');
+    sources.insert(c.original.substr(0, at));
+  }
+  return {sources.begin(), sources.end()};
+}
+
+std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
+                              const std::string& name, bool icsp) {
+  std::string out;
+  if (icsp) {
+    out += "apiVersion: operator.openshift.io/v1alpha1\nkind: ImageContentSourcePolicy\n";
+  } else {
+    out += "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\n";
+  }
+  out += fmt::format("metadata:\n  name: {}\nspec:\n  {}:\n", name, icsp ? "repositoryDigestMirrors" : "imageDigestMirrors");
+  for (const auto& source : sources) {
+    out += fmt::format("  - mirrors:\n    - {}\n    source: {}\n", mirror, source);
+  }
+  return out;
+}
+
+std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror) {
+  std::string out = "imageDigestSources:\n";
+  for (const auto& source : sources) out += fmt::format("- mirrors:\n  - {}\n  source: {}\n", mirror, source);
+  return out;
+}
+
+std::string report_json(const RunSummary& s) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  auto str = [&](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  auto row = [&](const ImageRow& r) {
+    w.StartObject();
+    str("name", r.name);
+    str("source", r.source);
+    str("digest", r.digest);
+    str("dest", r.dest);
+    str("status", r.status);
+    w.Key("bytes");
+    w.Uint64(r.bytes);
+    if (!r.error.empty()) str("error", r.error);
+    w.EndObject();
+  };
+  w.StartObject();
+  w.Key("release");
+  w.StartObject();
+  str("version", s.version);
+  str("arch", s.arch);
+  str("source", s.release_source);
+  str("digest", s.release_digest);
+  str("dest", s.release.dest);
+  str("status", s.release.status);
+  if (!s.release.error.empty()) str("error", s.release.error);
+  w.EndObject();
+  w.Key("images");
+  w.StartArray();
+  for (const auto& r : s.components) row(r);
+  w.EndArray();
+  w.Key("summary");
+  w.StartObject();
+  w.Key("dry_run");
+  w.Bool(s.dry_run);
+  w.Key("images");
+  w.Uint64(s.components.size() + (s.release.digest.empty() ? 0 : 1));
+  w.Key("copied");
+  w.Uint64(s.images_copied);
+  w.Key("skipped");
+  w.Uint64(s.images_skipped);
+  w.Key("failed");
+  w.Uint64(s.images_failed);
+  w.Key("blobs");
+  w.StartObject();
+  w.Key("unique");
+  w.Uint64(s.blobs_unique);
+  w.Key("copied");
+  w.Uint64(s.blobs_copied);
+  w.Key("mounted");
+  w.Uint64(s.blobs_mounted);
+  w.Key("present");
+  w.Uint64(s.blobs_present);
+  w.Key("failed");
+  w.Uint64(s.blobs_failed);
+  w.EndObject();
+  w.Key("bytes_moved");
+  w.Uint64(s.bytes_moved);
+  w.Key("seconds");
+  w.Double(s.seconds);
+  if (!s.stopped_because.empty()) str("stopped", s.stopped_because);
+  w.Key("requests");
+  w.StartObject();
+  for (const auto& [kind, n] : s.requests) {
+    w.Key(kind.c_str());
+    w.Uint64(n);
+  }
+  w.EndObject();
+  w.Key("exit_code");
+  w.Int(s.exit_code);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
+}
+
+}  // namespace fastsync::cli

@@ -1,0 +1,53 @@
+// Everything fastsync prints or writes at the end: the dry-run plan, the
+// summary, the ImageDigestMirrorSet / ImageContentSourcePolicy, the
+// install-config snippet, and the JSON report.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "stages/resolve_release.h"
+
+namespace fastsync::cli {
+
+struct ImageRow {
+  std::string name;  // component name, "release" for the release image
+  std::string source;
+  std::string digest;
+  std::string dest;
+  std::string status;  // planned, copied, skipped, failed
+  std::uint64_t bytes = 0;
+  std::string error;
+};
+
+struct RunSummary {
+  std::string version;
+  std::string arch;
+  std::string release_source;
+  std::string release_digest;
+  std::string dest_repository;  // registry/repo
+  ImageRow release;
+  std::vector<ImageRow> components;
+  std::uint64_t images_copied = 0, images_skipped = 0, images_failed = 0;
+  std::uint64_t blobs_unique = 0, blobs_copied = 0, blobs_mounted = 0, blobs_present = 0, blobs_failed = 0;
+  std::uint64_t bytes_moved = 0;
+  double seconds = 0;
+  std::string stopped_because;  // cancelled / fatal reason, empty if the run finished
+  bool dry_run = false;
+  std::map<std::string, std::uint64_t> requests;
+  int exit_code = 0;
+};
+
+// One line per image: name, source, destination.
+std::string format_plan(const stages::Plan& plan);
+std::string format_summary(const RunSummary& s);
+// Source repositories the cluster will ask for, each mapped to the mirror.
+std::vector<std::string> mirrored_sources(const stages::Plan& plan);
+std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
+                              const std::string& name, bool icsp);
+std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);
+std::string report_json(const RunSummary& s);
+
+}  // namespace fastsync::cli

@@ -1,0 +1,53 @@
+#include "cli/signals.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace fastsync::cli {
+namespace {
+
+sigset_t watched() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+}  // namespace
+
+void SignalWatcher::block_signals() {
+  sigset_t set = watched();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+SignalWatcher::SignalWatcher(std::function<void(int)> on_first_signal) : on_first_(std::move(on_first_signal)) {
+  thread_ = std::thread([this] {
+    sigset_t set = watched();
+    const timespec tick{0, 200 * 1000 * 1000};
+    while (!stop_.load()) {
+      siginfo_t info;
+      int sig = sigtimedwait(&set, &info, &tick);
+      if (sig <= 0) continue;
+      int expected = 0;
+      if (received_.compare_exchange_strong(expected, sig)) {
+        on_first_(sig);
+      } else {
+        static const char kMsg[] = "\nfastsync: second signal, exiting now\n";
+        ssize_t ignored = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+        (void)ignored;
+        _exit(128 + sig);
+      }
+    }
+  });
+}
+
+SignalWatcher::~SignalWatcher() {
+  stop_.store(true);
+  thread_.join();
+}
+
+}  // namespace fastsync::cli

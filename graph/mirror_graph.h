@@ -1,0 +1,29 @@
+// The mirror as a oneTBB flow graph of five stages. Wiring only: the work is in stages/.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "registry/api.h"
+#include "stages/resolve_release.h"
+#include "stages/types.h"
+
+namespace fastsync::graph {
+
+// Concurrency of each stage (requests in flight, not threads).
+struct StageLimits {
+  std::size_t check = 16;
+  std::size_t manifest = 16;
+  std::size_t blob = 64;  // one pool shared by every image's blobs
+  std::size_t push = 16;
+};
+
+struct MirrorRun {
+  std::optional<stages::Plan> plan;
+  std::optional<Error> resolve_error;
+  std::vector<std::optional<stages::ImageOutcome>> outcomes;  // by image id; empty = never finished
+};
+
+MirrorRun run_mirror(RegistryApi& api, stages::RunControl& run, const stages::MirrorSpec& spec, StageLimits limits);
+
+}  // namespace fastsync::graph

@@ -1,0 +1,159 @@
+#include "release/release.h"
+
+#include <fmt/format.h>
+
+#include "release/layer_files.h"
+
+namespace fastsync::release {
+namespace {
+
+// Passes a layer through while keeping a copy of it, up to a limit. The copy
+// is handed over only once the reader reached the verified end of the blob.
+class KeepingReader : public BlobReader {
+ public:
+  static constexpr std::size_t kLimit = 32u << 20;
+  KeepingReader(std::unique_ptr<BlobReader> inner, std::string digest, FetchedBlobs& kept, std::mutex& mutex)
+      : inner_(std::move(inner)), digest_(std::move(digest)), kept_(kept), mutex_(mutex) {}
+  Result<std::size_t> read(char* buffer, std::size_t capacity) override {
+    auto n = inner_->read(buffer, capacity);
+    if (!n) return n;
+    if (*n == 0) {
+      if (keeping_) {
+        std::lock_guard lock(mutex_);
+        kept_[digest_] = std::make_shared<const std::string>(std::move(bytes_));
+      }
+      keeping_ = false;
+    } else if (keeping_) {
+      if (bytes_.size() + *n > kLimit) {
+        keeping_ = false;
+        bytes_.clear();
+        bytes_.shrink_to_fit();
+      } else {
+        bytes_.append(buffer, *n);
+      }
+    }
+    return n;
+  }
+
+ private:
+  std::unique_ptr<BlobReader> inner_;
+  std::string digest_;
+  FetchedBlobs& kept_;
+  std::mutex& mutex_;
+  std::string bytes_;
+  bool keeping_ = true;
+};
+
+}  // namespace
+
+std::string platform_for_arch(const std::string& arch) {
+  if (arch == "x86_64") return "linux/amd64";
+  if (arch == "aarch64") return "linux/arm64";
+  if (arch == "ppc64le") return "linux/ppc64le";
+  if (arch == "s390x") return "linux/s390x";
+  return {};
+}
+
+bool is_known_arch(const std::string& arch) { return arch == "multi" || !platform_for_arch(arch).empty(); }
+
+std::string release_tag(const std::string& version, const std::string& arch) { return version + "-" + arch; }
+
+std::string component_tag(const std::string& version, const std::string& arch, const std::string& name) {
+  return version + "-" + arch + "-" + name;
+}
+
+Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) {
+  Release rel;
+  rel.version = request.version;
+  rel.arch = request.arch;
+  rel.tag = release_tag(request.version, request.arch);
+  rel.repository = request.source;
+  const std::string where = request.source.str();
+
+  auto top = co_await api.get_manifest(request.source, rel.tag);
+  if (!top) {
+    if (top.error().kind == ErrorKind::NotFound) {
+      co_return Error::make(ErrorKind::NotFound,
+                            fmt::format("release {} not found at {} ({})", rel.tag, where, top.error().message));
+    }
+    co_return top.error();
+  }
+  rel.manifest = std::move(*top);
+  auto parsed = parse_manifest(rel.manifest.bytes, rel.manifest.media_type);
+  if (!parsed) {
+    co_return Error::make(ErrorKind::Invalid, fmt::format("release {}:{}: {}", where, rel.tag, parsed.error().message));
+  }
+
+  ParsedManifest payload = *parsed;
+  rel.payload_digest = rel.manifest.digest;
+  if (parsed->is_list) {
+    std::string platform = !request.platform.empty() ? request.platform
+                           : request.arch == "multi" ? "linux/amd64"
+                                                     : platform_for_arch(request.arch);
+    const Descriptor* child = find_platform(*parsed, platform);
+    if (!child) {
+      std::string have;
+      for (const auto& c : parsed->children) have += (have.empty() ? "" : ", ") + c.platform.str();
+      co_return Error::make(ErrorKind::Invalid, fmt::format("release {}:{} is a manifest list with no {} image (it has: {})",
+                                                            where, rel.tag, platform, have));
+    }
+    auto child_manifest = co_await api.get_manifest(request.source, child->digest);
+    if (!child_manifest) co_return child_manifest.error();
+    auto child_parsed = parse_manifest(child_manifest->bytes, child_manifest->media_type);
+    if (!child_parsed || child_parsed->is_list) {
+      co_return Error::make(ErrorKind::Invalid,
+                            fmt::format("release {}@{}: the {} entry is not an image manifest", where, child->digest, platform));
+    }
+    payload = *child_parsed;
+    rel.payload_digest = child_manifest->digest;
+  }
+
+  std::vector<Layer> layers;
+  std::mutex kept_mutex;
+  for (const auto& layer : payload.layers) {
+    layers.push_back(Layer{layer.digest, [&api, &rel, &kept_mutex, repo = request.source, layer] {
+                             return std::make_unique<KeepingReader>(api.open_blob(repo, layer), layer.digest,
+                                                                    rel.fetched_layers, kept_mutex);
+                           }});
+  }
+  auto files = co_await run_blocking([&] {
+    return read_layer_files(layers, {kImageReferencesPath, kReleaseMetadataPath});
+  });
+  if (!files) co_return files.error();
+  for (const char* path : {kImageReferencesPath, kReleaseMetadataPath}) {
+    if (!files->count(path)) {
+      co_return Error::make(ErrorKind::Invalid,
+                            fmt::format("release image {}@{} has no {} (is it an OpenShift release image?)", where,
+                                        rel.payload_digest, path));
+    }
+  }
+  auto refs = parse_image_references(files->at(kImageReferencesPath));
+  if (!refs) co_return refs.error();
+  auto meta = parse_release_metadata(files->at(kReleaseMetadataPath));
+  if (!meta) co_return meta.error();
+  if (meta->version != request.version) {
+    co_return Error::make(ErrorKind::Invalid, fmt::format("release-metadata: version is \"{}\", but --version is {}",
+                                                          meta->version, request.version));
+  }
+  rel.metadata = std::move(*meta);
+
+  for (auto& c : refs->components) {
+    Component comp;
+    comp.name = c.name;
+    comp.original = c.image.str();
+    comp.digest = c.image.digest;
+    comp.repository = Repository{c.image.registry, c.image.repository};
+    if (comp.repository.registry != request.source.registry) comp.repository.registry = request.source.registry;
+    std::string tag = component_tag(rel.version, rel.arch, c.name);
+    if (!is_valid_tag(tag)) {
+      co_return Error::make(ErrorKind::Invalid,
+                            fmt::format("image-references: tag \"{}\" makes the destination tag \"{}\" invalid (over 128 "
+                                        "characters?)",
+                                        c.name, tag));
+    }
+    rel.components.push_back(std::move(comp));
+  }
+  co_return rel;
+}
+
+}  // namespace fastsync::release

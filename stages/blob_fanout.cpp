@@ -1,0 +1,81 @@
+#include "stages/blob_fanout.h"
+
+#include <fmt/format.h>
+
+namespace fastsync::stages {
+
+BlobFanout::Added BlobFanout::add(ImageJob job) {
+  Added out;
+  std::lock_guard lock(mutex_);
+  for (const auto& b : job.blobs) {
+    auto it = blobs_.find(key(job.dest, b.digest));
+    if (it != blobs_.end() && it->second.state == State::Failed) {
+      ImageOutcome o = ImageOutcome::failed(job, Error::make(ErrorKind::Network,
+                                                             fmt::format("blob {}: {}", b.digest, it->second.error)));
+      o.fatal = it->second.fatal;
+      out.failed = o;
+      return out;
+    }
+  }
+  Waiting w;
+  for (const auto& b : job.blobs) {
+    auto [it, inserted] = blobs_.try_emplace(key(job.dest, b.digest));
+    if (inserted) {
+      auto fetched = fetched_.find(b.digest);
+      out.start.push_back(BlobJob{b, job.source, job.dest, fetched == fetched_.end() ? nullptr : fetched->second});
+      progress_.blobs_total++;
+      progress_.bytes_planned += b.size;
+    }
+    if (it->second.state == State::InFlight) {
+      it->second.waiting.push_back(job.id);
+      ++w.missing;
+    }
+  }
+  if (w.missing == 0) {
+    out.ready = std::move(job);
+  } else {
+    std::size_t id = job.id;
+    w.job = std::move(job);
+    images_.emplace(id, std::move(w));
+  }
+  return out;
+}
+
+BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
+  Completed out;
+  std::lock_guard lock(mutex_);
+  auto it = blobs_.find(key(outcome.dest, outcome.digest));
+  if (it == blobs_.end()) return out;
+  Blob& blob = it->second;
+  if (outcome.error) {
+    blob.state = State::Failed;
+    blob.error = outcome.error->message;
+    blob.fatal = outcome.fatal;
+    progress_.blobs_failed++;
+  } else {
+    blob.state = State::Done;
+    progress_.bytes_done += outcome.size;
+    switch (outcome.how) {
+      case BlobHow::AlreadyPresent: progress_.blobs_present++; break;
+      case BlobHow::Mounted: progress_.blobs_mounted++; break;
+      case BlobHow::Copied: progress_.blobs_copied++; break;
+    }
+  }
+  for (std::size_t id : blob.waiting) {
+    auto img = images_.find(id);
+    if (img == images_.end()) continue;  // already failed through another blob
+    if (outcome.error) {
+      ImageOutcome o = ImageOutcome::failed(img->second.job, *outcome.error);
+      o.fatal = outcome.fatal;
+      out.failed.push_back(std::move(o));
+      images_.erase(img);
+    } else if (--img->second.missing == 0) {
+      out.ready.push_back(std::move(img->second.job));
+      images_.erase(img);
+    }
+  }
+  blob.waiting.clear();
+  return out;
+}
+
+}  // namespace fastsync::stages

@@ -1,0 +1,56 @@
+// Stage 4's bookkeeping: every unique blob of the run is started once, and
+// each image waits until all of its blobs are at the destination.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "stages/types.h"
+
+namespace fastsync::stages {
+
+class BlobFanout {
+ public:
+  explicit BlobFanout(Progress& progress) : progress_(progress) {}
+  // Blobs already downloaded (while resolving the release): uploaded from memory.
+  void set_fetched(std::map<std::string, std::shared_ptr<const std::string>> fetched) { fetched_ = std::move(fetched); }
+
+  struct Added {
+    std::vector<BlobJob> start;           // blobs no one has started yet
+    std::optional<ImageJob> ready;        // the image, if none of its blobs is missing
+    std::optional<ImageOutcome> failed;   // one of its blobs already failed
+  };
+  // Takes an image whose manifests are fetched; keeps it until its blobs are in.
+  Added add(ImageJob job);
+
+  struct Completed {
+    std::vector<ImageJob> ready;
+    std::vector<ImageOutcome> failed;
+  };
+  Completed complete(const BlobOutcome& outcome);
+
+ private:
+  enum class State { InFlight, Done, Failed };
+  struct Blob {
+    State state = State::InFlight;
+    std::string error;
+    bool fatal = false;
+    std::vector<std::size_t> waiting;
+  };
+  struct Waiting {
+    ImageJob job;
+    std::size_t missing = 0;
+  };
+  static std::string key(const Repository& dest, const std::string& digest) { return dest.str() + "@" + digest; }
+
+  Progress& progress_;
+  std::map<std::string, std::shared_ptr<const std::string>> fetched_;
+  std::mutex mutex_;
+  std::map<std::string, Blob> blobs_;
+  std::map<std::size_t, Waiting> images_;
+};
+
+}  // namespace fastsync::stages

@@ -1,0 +1,43 @@
+#include "stages/push_manifests.h"
+
+namespace fastsync::stages {
+
+Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
+  if (run_.cancelled()) co_return ImageOutcome::failed(job, run_.cancelled_error());
+  if (job.present) co_return co_await tag_existing(std::move(job));
+  for (std::size_t i = 0; i < job.manifests.size(); ++i) {
+    bool top = i + 1 == job.manifests.size();
+    const ManifestData& m = job.manifests[i];
+    // The top manifest goes up under its tag, which also stores it by digest.
+    auto pushed = co_await api_.put_manifest(job.dest, top ? job.tag : m.digest, m);
+    if (!pushed) {
+      auto failed = ImageOutcome::failed(job, pushed.error());
+      failed.fatal = is_fatal_for_destination(pushed.error());
+      co_return failed;
+    }
+  }
+  ImageOutcome o;
+  o.id = job.id;
+  o.status = ImageStatus::Copied;
+  o.bytes = job.size();
+  co_return o;
+}
+
+Task<ImageOutcome> PushManifests::tag_existing(ImageJob job) const {
+  ImageOutcome o;
+  o.id = job.id;
+  o.status = ImageStatus::Skipped;
+  auto tagged = co_await api_.manifest_digest(job.dest, job.tag);
+  if (tagged && *tagged == job.digest) co_return o;
+  auto manifest = co_await api_.get_manifest(job.dest, job.digest);
+  if (!manifest) co_return ImageOutcome::failed(job, manifest.error());
+  auto pushed = co_await api_.put_manifest(job.dest, job.tag, *manifest);
+  if (!pushed) {
+    auto failed = ImageOutcome::failed(job, pushed.error());
+    failed.fatal = is_fatal_for_destination(pushed.error());
+    co_return failed;
+  }
+  co_return o;
+}
+
+}  // namespace fastsync::stages

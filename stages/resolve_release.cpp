@@ -1,0 +1,39 @@
+#include "stages/resolve_release.h"
+
+namespace fastsync::stages {
+
+Task<ResolveResult> ResolveRelease::operator()() const {
+  if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
+  // A named argument, not a braced temporary: GCC 12 destroys a braced aggregate
+  // argument of a coroutine twice (see docs/ARCHITECTURE.md).
+  release::ReleaseRequest request{spec_.version, spec_.arch, spec_.platform, spec_.source};
+  auto rel = co_await release::resolve_release(api_, request);
+  if (!rel) co_return ResolveResult{std::nullopt, rel.error()};
+  if (spec_.check_destination) {
+    auto access = co_await api_.check_access(spec_.dest, /*push=*/true);
+    if (!access) co_return ResolveResult{std::nullopt, access.error()};
+  }
+  Plan plan;
+  plan.release = std::move(*rel);
+  for (const auto& c : plan.release.components) {
+    ImageJob job;
+    job.id = plan.images.size();
+    job.name = c.name;
+    job.source = c.repository;
+    job.digest = c.digest;
+    job.dest = spec_.dest;
+    job.tag = release::component_tag(plan.release.version, plan.release.arch, c.name);
+    plan.images.push_back(std::move(job));
+  }
+  ImageJob rj;
+  rj.id = plan.images.size();
+  rj.is_release = true;
+  rj.source = plan.release.repository;
+  rj.digest = plan.release.manifest.digest;
+  rj.dest = spec_.dest;
+  rj.tag = plan.release.tag;
+  plan.images.push_back(std::move(rj));
+  co_return ResolveResult{std::move(plan), std::nullopt};
+}
+
+}  // namespace fastsync::stages

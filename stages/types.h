@@ -1,0 +1,107 @@
+// What flows between the mirror's stages. Plain values: no TBB, no curl.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "registry/api.h"
+#include "registry/manifest.h"
+#include "registry/result.h"
+
+namespace fastsync::stages {
+
+enum class ImageStatus { Planned, Copied, Skipped, Failed };
+const char* to_string(ImageStatus status);
+
+// One image to mirror: a component, or the release image itself.
+struct ImageJob {
+  std::size_t id = 0;  // index in the plan
+  std::string name;    // component name; "" for the release image
+  bool is_release = false;
+  Repository source;
+  std::string digest;
+  Repository dest;
+  std::string tag;
+  bool present = false;  // the destination already has this digest (set by CheckDestination)
+  // Set by FetchManifests:
+  std::vector<ManifestData> manifests;  // push order: list children first, the image itself last
+  std::vector<Descriptor> blobs;        // unique blobs of the image and its children
+  std::uint64_t size() const;           // bytes of `blobs`
+  std::string source_ref() const { return source.str() + "@" + digest; }
+  std::string dest_ref() const { return dest.str() + ":" + tag; }
+};
+
+struct ImageOutcome {
+  std::size_t id = 0;
+  ImageStatus status = ImageStatus::Planned;
+  std::uint64_t bytes = 0;  // size of the image's blobs when copied
+  std::string error;        // why, when Failed
+  bool fatal = false;       // the whole run cannot succeed (destination refuses us, say)
+
+  static ImageOutcome failed(const ImageJob& job, const Error& e);
+};
+
+struct BlobJob {
+  Descriptor blob;
+  Repository source;
+  Repository dest;
+  std::shared_ptr<const std::string> fetched;  // verified bytes already in memory (read while resolving)
+};
+
+enum class BlobHow { AlreadyPresent, Mounted, Copied };
+
+struct BlobOutcome {
+  std::string digest;
+  Repository dest;
+  std::uint64_t size = 0;
+  BlobHow how = BlobHow::Copied;
+  std::optional<Error> error;
+  bool fatal = false;
+
+  static BlobOutcome failed(const BlobJob& job, const Error& e);
+};
+
+// Counters the progress display and the summary read. Updated by the stages.
+struct Progress {
+  std::atomic<std::uint64_t> images_total{0};
+  std::atomic<std::uint64_t> images_copied{0};
+  std::atomic<std::uint64_t> images_skipped{0};
+  std::atomic<std::uint64_t> images_failed{0};
+  std::atomic<std::uint64_t> blobs_total{0};
+  std::atomic<std::uint64_t> blobs_copied{0};
+  std::atomic<std::uint64_t> blobs_mounted{0};
+  std::atomic<std::uint64_t> blobs_present{0};
+  std::atomic<std::uint64_t> blobs_failed{0};
+  std::atomic<std::uint64_t> bytes_planned{0};  // sum of unique blob sizes seen so far
+  std::atomic<std::uint64_t> bytes_done{0};     // of those, copied, mounted or present
+  std::uint64_t images_finished() const { return images_copied + images_skipped + images_failed; }
+};
+
+// Shared by every stage of one run: whether to stop, and why.
+class RunControl {
+ public:
+  bool cancelled() const { return cancelled_.load(); }
+  // First reason wins; `on_cancel` runs once (it aborts transfers in flight).
+  void cancel(std::string reason);
+  std::string reason() const;
+  void set_on_cancel(std::function<void()> hook) { on_cancel_ = std::move(hook); }
+  Error cancelled_error() const { return Error::make(ErrorKind::Cancelled, reason()); }
+  Progress progress;
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  mutable std::mutex mutex_;
+  std::string reason_;
+  std::function<void()> on_cancel_;
+};
+
+// Destination-wide failures: no other image can succeed either.
+bool is_fatal_for_destination(const Error& e);
+
+}  // namespace fastsync::stages
