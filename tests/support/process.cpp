@@ -78,14 +78,19 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::vecto
   return CommandResult{decode_status(status), read_file(out_path), read_file(err_path)};
 }
 
-Process::Process(std::vector<std::string> argv, std::string log_path, const std::vector<std::string>& extra_env)
+Process::Process(std::vector<std::string> argv, std::string log_path, const std::vector<std::string>& extra_env,
+                 const std::string& stdout_path)
     : log_path_(std::move(log_path)) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  if (stdout_path.empty()) {
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
   posix_spawn_file_actions_addopen(&actions, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   // Own process group, so a stop reaches helpers the server starts.
   posix_spawnattr_t attr;

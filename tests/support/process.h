@@ -22,8 +22,10 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::vecto
 
 class Process {
  public:
-  // Starts argv with stdout on a pipe (for a READY line) and stderr into `log_path`.
-  Process(std::vector<std::string> argv, std::string log_path, const std::vector<std::string>& extra_env = {});
+  // Starts argv with stdout on a pipe (for a READY line), or into `stdout_path`
+  // when given, and stderr into `log_path`.
+  Process(std::vector<std::string> argv, std::string log_path, const std::vector<std::string>& extra_env = {},
+          const std::string& stdout_path = {});
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;

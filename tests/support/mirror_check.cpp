@@ -1,0 +1,203 @@
+#include "tests/support/mirror_check.h"
+
+#include <rapidjson/document.h>
+
+#include <functional>
+#include <set>
+#include <stdexcept>
+
+#include "registry/auth_file.h"
+#include "registry/digest.h"
+#include "registry/manifest.h"
+
+namespace fastsync::testing {
+namespace {
+
+std::vector<std::string> strings(const rapidjson::Value& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v.GetArray()) out.emplace_back(s.GetString());
+  return out;
+}
+
+FixtureImage image_from(const rapidjson::Value& v) {
+  return FixtureImage{v["name"].GetString(),       v["repository"].GetString(), v["digest"].GetString(),
+                      v["media_type"].GetString(), v["reference"].GetString(),  strings(v["children"]),
+                      strings(v["blobs"])};
+}
+
+std::vector<std::string> curl_args(const TestRegistry& reg, const std::string& creds) {
+  std::vector<std::string> argv = {"curl", "-sS", "-L"};
+  if (!reg.ca_file().empty()) {
+    argv.push_back("--cacert");
+    argv.push_back(reg.ca_file());
+  }
+  if (!creds.empty()) {
+    argv.push_back("-u");
+    argv.push_back(creds);
+  }
+  return argv;
+}
+
+std::string curl_manifest(const TestRegistry& reg, const std::string& repo, const std::string& ref) {
+  auto argv = curl_args(reg, "");
+  argv.push_back("-f");
+  argv.push_back("-H");
+  argv.push_back("Accept: " + std::string(media_type::kAcceptAll));
+  argv.push_back(reg.url() + "/v2/" + repo + "/manifests/" + ref);
+  auto r = run_command(argv);
+  return r.exit_code == 0 ? r.out : std::string();
+}
+
+}  // namespace
+
+std::vector<std::string> FixtureRelease::all_blobs() const {
+  std::set<std::string> all(release.blobs.begin(), release.blobs.end());
+  for (const auto& c : components) all.insert(c.blobs.begin(), c.blobs.end());
+  return {all.begin(), all.end()};
+}
+
+FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) {
+  TempDir dir("fastsync-fixture-out");
+  std::vector<std::string> argv = {tool_path("fastsync-fixture"),
+                                   "--registry", registry.url(),
+                                   "--components", std::to_string(a.components),
+                                   "--scale", std::to_string(a.scale),
+                                   "--version", a.version,
+                                   "--arch", a.arch,
+                                   "--layout", a.layout,
+                                   "--refs-host", a.refs_host,
+                                   "--seed", std::to_string(a.seed),
+                                   "--out", dir.file("fixture.json")};
+  if (!registry.ca_file().empty()) {
+    argv.push_back("--ca-file");
+    argv.push_back(registry.ca_file());
+  }
+  if (!a.image_references_file.empty()) {
+    argv.push_back("--image-references-file");
+    argv.push_back(a.image_references_file);
+  }
+  if (!a.metadata_version.empty()) {
+    argv.push_back("--metadata-version");
+    argv.push_back(a.metadata_version);
+  }
+  if (a.release_only) argv.push_back("--release-only");
+  auto r = run_command(argv);
+  if (r.exit_code != 0) throw std::runtime_error("fastsync-fixture failed: " + r.err);
+  rapidjson::Document d;
+  std::string json = read_file(dir.file("fixture.json"));
+  d.Parse(json.c_str());
+  FixtureRelease f;
+  f.version = d["version"].GetString();
+  f.arch = d["arch"].GetString();
+  f.release = image_from(d["release"]);
+  for (const auto& c : d["components"].GetArray()) f.components.push_back(image_from(c));
+  f.unique_blobs = d["unique_blobs"].GetUint64();
+  f.unique_blob_bytes = d["unique_blob_bytes"].GetUint64();
+  return f;
+}
+
+RunResult run_fastsync(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {tool_path("fastsync")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_command(argv);
+  return RunResult{r.exit_code, r.out, r.err};
+}
+
+std::string write_pull_secret(const std::string& path, const std::vector<std::vector<std::string>>& entries) {
+  std::string json = R"({"auths":{)";
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    json += (i ? "," : "") + std::string("\"") + entries[i][0] + R"(":{"auth":")" +
+            base64_encode(entries[i][1] + ":" + entries[i][2]) + "\"}";
+  }
+  json += "}}";
+  write_file(path, json);
+  return path;
+}
+
+std::vector<std::string> check_mirror(const TestRegistry& source, const TestRegistry& dest, const std::string& repo,
+                                      const FixtureRelease& fixture, const std::string& dest_creds) {
+  std::vector<std::string> problems;
+  TempDir tmp("fastsync-check");
+  auto check_image = [&](const std::string& tag, const FixtureImage& img) {
+    std::string at_dest = skopeo_raw_manifest(dest, repo + ":" + tag, dest_creds);
+    if (at_dest.empty()) {
+      problems.push_back(tag + ": missing at the destination");
+      return;
+    }
+    if (sha256_digest(at_dest) != img.digest) problems.push_back(tag + ": digest differs from the source");
+    std::string at_source = skopeo_raw_manifest(source, img.repository + "@" + img.digest);
+    if (at_source != at_dest) problems.push_back(tag + ": manifest bytes differ from the source");
+    for (const auto& child : img.children) {
+      std::string c = skopeo_raw_manifest(dest, repo + "@" + child, dest_creds);
+      if (c.empty() || sha256_digest(c) != child) problems.push_back(tag + ": list child " + child + " missing");
+    }
+    // skopeo copies every blob (all platforms) and checks each digest as it goes.
+    std::vector<std::string> argv = {"skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false"};
+    if (!dest_creds.empty()) {
+      argv.push_back("--src-creds");
+      argv.push_back(dest_creds);
+    }
+    argv.push_back("docker://" + dest.host() + "/" + repo + "@" + img.digest);
+    argv.push_back("dir:" + tmp.file(img.digest.substr(7, 16)));
+    auto r = run_command(argv);
+    if (r.exit_code != 0) problems.push_back(tag + ": skopeo could not copy it back: " + r.err);
+  };
+  for (const auto& c : fixture.components) check_image(fixture.version + "-" + fixture.arch + "-" + c.name, c);
+  check_image(fixture.version + "-" + fixture.arch, fixture.release);
+  return problems;
+}
+
+std::vector<std::string> check_no_dangling_manifests(const TestRegistry& dest, const std::string& repo) {
+  std::vector<std::string> problems;
+  auto blob_ok = [&](const std::string& digest) { return curl_blob_status(dest, repo, digest) == 200; };
+  std::function<void(const std::string&, const std::string&, int)> visit = [&](const std::string& label,
+                                                                               const std::string& ref, int depth) {
+    std::string bytes = curl_manifest(dest, repo, ref);
+    if (bytes.empty()) {
+      problems.push_back(label + ": manifest " + ref + " missing");
+      return;
+    }
+    auto m = parse_manifest(bytes, "");
+    if (!m) {
+      problems.push_back(label + ": manifest unreadable");
+      return;
+    }
+    if (m->is_list) {
+      for (const auto& c : m->children) {
+        if (depth < 3) visit(label + " child", c.digest, depth + 1);
+      }
+      return;
+    }
+    if (!blob_ok(m->config.digest)) problems.push_back(label + ": config " + m->config.digest + " missing");
+    for (const auto& l : m->layers) {
+      if (!blob_ok(l.digest)) problems.push_back(label + ": layer " + l.digest + " missing");
+    }
+  };
+  for (const auto& tag : list_tags(dest, repo)) visit(tag, tag, 0);
+  return problems;
+}
+
+std::vector<std::string> list_tags(const TestRegistry& reg, const std::string& repo, const std::string& creds) {
+  auto argv = curl_args(reg, creds);
+  argv.push_back(reg.url() + "/v2/" + repo + "/tags/list?n=10000");
+  auto r = run_command(argv);
+  rapidjson::Document d;
+  d.Parse(r.out.c_str());
+  std::vector<std::string> tags;
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("tags") && d["tags"].IsArray()) tags = strings(d["tags"]);
+  return tags;
+}
+
+std::vector<std::string> catalog(const TestRegistry& reg) {
+  auto argv = curl_args(reg, "");
+  argv.push_back(reg.url() + "/v2/_catalog");
+  auto r = run_command(argv);
+  rapidjson::Document d;
+  d.Parse(r.out.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("repositories")) {
+    throw std::runtime_error("catalog unreadable: " + r.out + r.err);
+  }
+  return strings(d["repositories"]);
+}
+
+}  // namespace fastsync::testing

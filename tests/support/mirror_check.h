@@ -1,0 +1,73 @@
+// Helpers for end-to-end tests: push a fixture release with fastsync-fixture,
+// run the fastsync binary, and check a destination independently (skopeo and
+// the curl CLI, which share no code with fastsync).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+#include "tests/support/registries.h"
+
+namespace fastsync::testing {
+
+struct FixtureImage {
+  std::string name;
+  std::string repository;
+  std::string digest;
+  std::string media_type;
+  std::string reference;
+  std::vector<std::string> children;
+  std::vector<std::string> blobs;
+};
+
+struct FixtureRelease {
+  std::string version;
+  std::string arch;
+  FixtureImage release;
+  std::vector<FixtureImage> components;
+  std::uint64_t unique_blobs = 0;
+  std::uint64_t unique_blob_bytes = 0;
+  std::vector<std::string> all_blobs() const;  // unique, release included
+};
+
+struct FixtureArgs {
+  int components = 12;
+  double scale = 0.01;
+  std::string version = "4.20.8";
+  std::string arch = "x86_64";
+  std::string layout = "normal";
+  std::string refs_host = "quay.io";
+  std::string image_references_file;
+  std::string metadata_version;
+  bool release_only = false;
+  std::uint64_t seed = 7;
+};
+
+// Throws if the tool fails.
+FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& args);
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+RunResult run_fastsync(const std::vector<std::string>& args);
+
+// A pull secret with the given "host user password" entries.
+std::string write_pull_secret(const std::string& path, const std::vector<std::vector<std::string>>& entries);
+
+// Everything a correct mirror of `fixture` must hold at `repo` (tags, digests,
+// byte-identical manifests, list children, every blob). Returns the problems.
+std::vector<std::string> check_mirror(const TestRegistry& source, const TestRegistry& dest, const std::string& repo,
+                                      const FixtureRelease& fixture, const std::string& dest_creds = {});
+
+// Every tag at `repo`: its manifest (and a list's children) and every blob
+// they reference must be present. For interrupted runs. Plain-HTTP registries.
+std::vector<std::string> check_no_dangling_manifests(const TestRegistry& dest, const std::string& repo);
+
+std::vector<std::string> list_tags(const TestRegistry& reg, const std::string& repo, const std::string& creds = {});
+std::vector<std::string> catalog(const TestRegistry& reg);
+
+}  // namespace fastsync::testing

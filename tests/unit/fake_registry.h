@@ -1,0 +1,75 @@
+// An in-memory RegistryApi for stage and graph tests. Every call completes at
+// once. It enforces what a careful real registry would: a manifest is refused
+// while a blob it names is missing in that repository (and a list while a child
+// is missing), and it records every call so tests can check order and counts.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "registry/api.h"
+#include "registry/digest.h"
+#include "registry/manifest.h"
+
+namespace fastsync::testing {
+
+class FakeRegistry : public RegistryApi {
+ public:
+  struct Repo {
+    std::map<std::string, ManifestData> manifests;  // by digest
+    std::map<std::string, std::string> tags;        // tag -> digest
+    std::map<std::string, std::string> blobs;       // digest -> bytes
+  };
+
+  // --- building content ---
+  std::string add_blob(const Repository& repo, const std::string& bytes);
+  // Puts a manifest directly (no checks); returns its digest.
+  std::string add_manifest(const Repository& repo, const std::string& bytes, const std::string& media_type,
+                           const std::string& tag = {});
+  // An image with a config and the given layers, all stored in `repo`.
+  std::string add_image(const Repository& repo, const std::vector<std::string>& layers, bool oci = false,
+                        const std::string& tag = {});
+  std::string add_list(const Repository& repo, const std::vector<std::string>& child_digests, const std::string& tag = {});
+
+  // --- failure injection ---
+  std::map<std::string, Error> fail_blob_copy;      // digest -> error for copy_blob/upload_blob
+  std::map<std::string, Error> fail_manifest_head;  // repository str -> error
+  std::map<std::string, Error> fail_manifest_put;   // tag/digest -> error
+
+  // --- what happened ---
+  struct Event {
+    std::string op;    // "put_manifest", "copy_blob", "upload_blob", "mount", "get_manifest", "open_blob"
+    std::string repo;  // repository str
+    std::string ref;   // tag or digest
+  };
+  std::vector<Event> events() const;
+  std::size_t count(const std::string& op) const;
+  std::vector<std::string> violations() const;  // invariant breaches, empty if none
+  Repo snapshot(const Repository& repo) const;
+  bool has_blob(const Repository& repo, const std::string& digest) const;
+
+  // --- RegistryApi ---
+  Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) override;
+  Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
+  Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
+  Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
+  Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) override;
+  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob) override;
+  std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
+  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::string bytes) override;
+  Task<Status> check_access(const Repository& repo, bool push) override;
+
+ private:
+  Result<ManifestData> find_manifest(const Repository& repo, const std::string& reference) const;
+  void record(std::string op, const Repository& repo, std::string ref);
+
+  mutable std::mutex mutex_;
+  std::map<std::string, Repo> repos_;
+  std::vector<Event> events_;
+  std::vector<std::string> violations_;
+};
+
+}  // namespace fastsync::testing
