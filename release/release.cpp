@@ -108,10 +108,16 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
     rel.payload_digest = child_manifest->digest;
   }
 
+  // Read the layers from a copy the destination already has, when it has one.
+  Repository layer_repo = request.source;
+  if (request.local_copy) {
+    auto present = co_await api.manifest_digest(*request.local_copy, rel.payload_digest);
+    if (present && *present == rel.payload_digest) layer_repo = *request.local_copy;
+  }
   std::vector<Layer> layers;
   std::mutex kept_mutex;
   for (const auto& layer : payload.layers) {
-    layers.push_back(Layer{layer.digest, [&api, &rel, &kept_mutex, repo = request.source, layer] {
+    layers.push_back(Layer{layer.digest, [&api, &rel, &kept_mutex, repo = layer_repo, layer] {
                              return std::make_unique<KeepingReader>(api.open_blob(repo, layer), layer.digest,
                                                                     rel.fetched_layers, kept_mutex);
                            }});

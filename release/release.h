@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct ReleaseRequest {
   std::string arch = "x86_64";
   std::string platform;  // manifest-list child holding the payload; default from arch (linux/amd64 for multi)
   Repository source;     // --source-registry
+  // Where a copy of the release may already be (the destination): if it holds
+  // the payload image, its layers are read there and the source sees no blob GET.
+  std::optional<Repository> local_copy;
 };
 
 struct Component {

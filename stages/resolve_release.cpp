@@ -6,7 +6,8 @@ Task<ResolveResult> ResolveRelease::operator()() const {
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
   // A named argument, not a braced temporary: GCC 12 destroys a braced aggregate
   // argument of a coroutine twice (see docs/ARCHITECTURE.md).
-  release::ReleaseRequest request{spec_.version, spec_.arch, spec_.platform, spec_.source};
+  release::ReleaseRequest request{spec_.version, spec_.arch, spec_.platform, spec_.source, std::nullopt};
+  if (spec_.check_destination) request.local_copy = spec_.dest;  // a dry run never touches the destination
   auto rel = co_await release::resolve_release(api_, request);
   if (!rel) co_return ResolveResult{std::nullopt, rel.error()};
   if (spec_.check_destination) {

@@ -129,6 +129,8 @@ struct Malformed {
   std::string expected;
 };
 
+void PrintTo(const Malformed& m, std::ostream* os) { *os << m.label; }
+
 class MalformedImageReferences : public ReleaseCli, public ::testing::WithParamInterface<Malformed> {};
 
 TEST_P(MalformedImageReferences, FailWithOneLineNamingTheProblemAndPushNothing) {

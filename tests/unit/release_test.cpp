@@ -39,6 +39,8 @@ struct BadCase {
   std::string expected;  // must appear in the message
 };
 
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.label; }
+
 class ImageReferencesRejects : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ImageReferencesRejects, WithOneLineNamingTheProblem) {

@@ -1,0 +1,247 @@
+// The whole mirror through the fastsync binary, between real registries, with
+// results checked by skopeo and the curl CLI: a full copy into a Bearer-auth
+// destination, one GET per unique blob, skips, reruns, and interruption.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "registry/digest.h"
+#include "tests/support/mirror_check.h"
+
+namespace fastsync::testing {
+namespace {
+
+const std::string kRepo = "openshift/release";
+
+std::vector<std::string> mirror_args(const TestRegistry& source, const TestRegistry& dest, const std::string& secret) {
+  return {"--version",       "4.20.8",
+          "--source-registry", source.host() + "/openshift-release-dev/ocp-release",
+          "--dest-registry", dest.host(),
+          "--pull-secret",   secret,
+          "--quiet",         "--retry-delay-ms", "20"};
+}
+
+rapidjson::Document load_json(const std::string& path) {
+  rapidjson::Document d;
+  std::string text = read_file(path);
+  d.Parse(text.c_str());
+  EXPECT_FALSE(d.HasParseError()) << path << ": " << text;
+  return d;
+}
+
+std::map<std::string, std::string> statuses(const rapidjson::Document& report) {
+  std::map<std::string, std::string> out;
+  for (const auto& img : report["images"].GetArray()) out[img["name"].GetString()] = img["status"].GetString();
+  return out;
+}
+
+TEST(MirrorCli, FullMirrorIntoABearerAuthDestination) {
+  TestRegistry source;
+  TestRegistryOptions token;
+  token.token_users = {"mirror-bot:s3cret-pass"};
+  TestRegistry dest(token);
+  TempDir dir("fastsync-mirror");
+  FixtureArgs fa;
+  fa.components = 14;  // includes a manifest list (5), rhel-coreos (8) and the tiny-layer image (9)
+  fa.scale = 0.02;
+  auto fixture = push_fixture(source, fa);
+  std::string secret = write_pull_secret(dir.file("ps.json"), {{dest.host(), "mirror-bot", "s3cret-pass"}});
+
+  auto args = mirror_args(source, dest, secret);
+  args.insert(args.end(), {"--report", dir.file("report.json"), "--idms-out", dir.file("idms.yaml")});
+  auto r = run_fastsync(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+
+  // Independently: every tag, digest, manifest byte, list child and blob.
+  auto problems = check_mirror(source, dest, kRepo, fixture, "mirror-bot:s3cret-pass");
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
+
+  // Every unique blob was fetched from the source exactly once.
+  std::map<std::string, int> gets;
+  for (const auto& d : source.blob_gets()) gets[d]++;
+  auto expected = fixture.all_blobs();
+  EXPECT_EQ(gets.size(), expected.size());
+  for (const auto& d : expected) EXPECT_EQ(gets[d], 1) << d;
+
+  auto report = load_json(dir.file("report.json"));
+  EXPECT_EQ(report["summary"]["copied"].GetUint64(), fixture.components.size() + 1);
+  EXPECT_EQ(report["summary"]["blobs"]["unique"].GetUint64(), fixture.unique_blobs);
+  EXPECT_EQ(report["summary"]["bytes_moved"].GetUint64(), fixture.unique_blob_bytes);
+  EXPECT_STREQ(report["release"]["status"].GetString(), "copied");
+  for (const auto& [name, status] : statuses(report)) EXPECT_EQ(status, "copied") << name;
+
+  // The summary and the mirror set name what users apply.
+  EXPECT_NE(r.out.find("done"), std::string::npos) << r.out;
+  std::string idms = read_file(dir.file("idms.yaml"));
+  EXPECT_NE(idms.find("kind: ImageDigestMirrorSet"), std::string::npos) << idms;
+  EXPECT_NE(idms.find("source: quay.io/openshift-release-dev/ocp-v4.0-art-dev"), std::string::npos) << idms;
+  EXPECT_NE(idms.find("- " + dest.host() + "/" + kRepo), std::string::npos) << idms;
+  EXPECT_NE(r.out.find("imageDigestSources:"), std::string::npos);
+  // Never a credential in what we print or write.
+  EXPECT_EQ((r.out + r.err + read_file(dir.file("report.json"))).find("s3cret-pass"), std::string::npos);
+}
+
+TEST(MirrorCli, MirroredImagesPullWithPodman) {
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir("fastsync-podman");
+  FixtureArgs fa;
+  fa.components = 10;
+  auto fixture = push_fixture(source, fa);
+  auto r = run_fastsync(mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {})));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // podman checks every layer against the config's diff_ids on pull.
+  for (const std::string name : {"tools", "cluster-version-operator"}) {
+    auto pull = run_command({"podman", "--root", dir.file("storage"), "--runroot", dir.file("run"), "--storage-driver",
+                             "vfs", "pull", "--quiet", "--tls-verify=false",
+                             dest.host() + "/" + kRepo + ":4.20.8-x86_64-" + name});
+    EXPECT_EQ(pull.exit_code, 0) << name << ": " << pull.err;
+  }
+}
+
+TEST(MirrorCli, ADestinationHoldingHalfTheImagesGetsOnlyTheRest) {
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir("fastsync-half");
+  FixtureArgs fa;
+  fa.components = 12;
+  auto fixture = push_fixture(source, fa);
+  // Put half the components there with skopeo; one of them under another tag.
+  std::set<std::string> preloaded;
+  for (std::size_t i = 0; i < fixture.components.size(); i += 2) {
+    const auto& c = fixture.components[i];
+    std::string tag = i == 4 ? "some-other-tag" : "4.20.8-x86_64-" + c.name;
+    auto copy = run_command({"skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false",
+                             "--dest-tls-verify=false", "docker://" + source.host() + "/" + c.repository + "@" + c.digest,
+                             "docker://" + dest.host() + "/" + kRepo + ":" + tag});
+    ASSERT_EQ(copy.exit_code, 0) << copy.err;
+    preloaded.insert(c.name);
+  }
+  std::set<std::string> preloaded_blobs;
+  for (const auto& c : fixture.components) {
+    if (preloaded.count(c.name)) preloaded_blobs.insert(c.blobs.begin(), c.blobs.end());
+  }
+  std::size_t gets_before = source.blob_gets().size();
+
+  auto args = mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {}));
+  args.push_back("--report");
+  args.push_back(dir.file("report.json"));
+  auto r = run_fastsync(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto report = load_json(dir.file("report.json"));
+  for (const auto& [name, status] : statuses(report)) {
+    EXPECT_EQ(status, preloaded.count(name) ? "skipped" : "copied") << name;
+  }
+  // The skipped image under another tag got its expected tag too.
+  EXPECT_TRUE(check_mirror(source, dest, kRepo, fixture).empty());
+  // Only blobs that were missing were fetched.
+  auto gets = source.blob_gets();
+  std::vector<std::string> new_gets(gets.begin() + static_cast<std::ptrdiff_t>(gets_before), gets.end());
+  std::set<std::string> needed;
+  for (const auto& c : fixture.components) {
+    if (!preloaded.count(c.name)) needed.insert(c.blobs.begin(), c.blobs.end());
+  }
+  needed.insert(fixture.release.blobs.begin(), fixture.release.blobs.end());
+  for (const auto& d : new_gets) {
+    EXPECT_TRUE(needed.count(d) && !preloaded_blobs.count(d)) << "fetched a blob the destination had: " << d;
+  }
+}
+
+TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir("fastsync-rerun");
+  FixtureArgs fa;
+  fa.components = 10;
+  auto fixture = push_fixture(source, fa);
+  auto args = mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {}));
+  ASSERT_EQ(run_fastsync(args).exit_code, 0);
+  std::size_t gets_before = source.blob_gets().size();
+  auto requests_before = source.requests().size();
+
+  args.push_back("--report");
+  args.push_back(dir.file("report.json"));
+  auto r = run_fastsync(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto report = load_json(dir.file("report.json"));
+  EXPECT_EQ(report["summary"]["skipped"].GetUint64(), fixture.components.size() + 1);
+  EXPECT_EQ(report["summary"]["copied"].GetUint64(), 0u);
+  EXPECT_EQ(source.blob_gets().size(), gets_before) << "a rerun fetched blobs";
+  // Resolving the release is all the source sees: ping, the release manifest.
+  std::size_t manifest_gets = 0;
+  auto requests = source.requests();
+  for (std::size_t i = requests_before; i < requests.size(); ++i) {
+    if (requests[i].uri.find("/manifests/") != std::string::npos) ++manifest_gets;
+  }
+  EXPECT_EQ(manifest_gets, 1u);
+  EXPECT_NE(r.out.find("0 copied, " + std::to_string(fixture.components.size() + 1) + " skipped"), std::string::npos)
+      << r.out;
+}
+
+// Waits (by reading the log, no sleeping on a guess) until the destination has
+// completed `count` blob uploads.
+void wait_for_blob_puts(const TestRegistry& dest, std::size_t count, Process& fastsync) {
+  while (fastsync.running()) {
+    std::size_t puts = 0;
+    for (const auto& r : dest.requests()) puts += r.method == "PUT" && r.uri.find("/blobs/uploads/") != std::string::npos;
+    if (puts >= count) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling interval, not a synchronisation guess
+  }
+}
+
+class Interrupted : public ::testing::TestWithParam<int> {};
+
+TEST_P(Interrupted, StopsCleanlyAndARerunCompletesTheSameMirror) {
+  const int sig = GetParam();
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir("fastsync-interrupt");
+  FixtureArgs fa;
+  fa.components = 16;
+  fa.scale = 0.05;
+  auto fixture = push_fixture(source, fa);
+  // The source sits behind a slow link so the run is surely still going when the signal lands.
+  Process slow({tool_path("fastsync-wanproxy"), "--target", source.host(), "--delay-ms", "5", "--rate-mbps", "4"},
+               dir.file("proxy.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  std::string secret = write_pull_secret(dir.file("ps.json"), {});
+  std::vector<std::string> argv = {tool_path("fastsync"), "--version", "4.20.8", "--source-registry",
+                                   slow_host + "/openshift-release-dev/ocp-release", "--dest-registry", dest.host(),
+                                   "--pull-secret", secret, "--quiet", "--blob-concurrency", "4"};
+  Process run(argv, dir.file("run.err"), {}, dir.file("run.out"));
+  wait_for_blob_puts(dest, 3, run);
+  ASSERT_TRUE(run.running()) << "finished before it could be interrupted";
+  run.signal(sig);
+  int code = run.wait();
+  EXPECT_EQ(code, 128 + sig) << read_file(dir.file("run.err"));
+  std::string out = read_file(dir.file("run.out"));
+  EXPECT_NE(out.find(sig == SIGINT ? "stopped: interrupted by SIGINT" : "stopped: terminated by SIGTERM"),
+            std::string::npos)
+      << out;
+  // Nothing half-done: no tag names a manifest whose blobs are not all there,
+  // and the release tag is not there at all.
+  auto dangling = check_no_dangling_manifests(dest, kRepo);
+  EXPECT_TRUE(dangling.empty()) << dangling.front();
+  auto tags = list_tags(dest, kRepo);
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0);
+  EXPECT_LT(tags.size(), fixture.components.size());
+
+  // A rerun (without the slow link) finishes the job, with the same result as an uninterrupted run.
+  auto rerun = run_fastsync(mirror_args(source, dest, secret));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+  auto problems = check_mirror(source, dest, kRepo, fixture);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_EQ(list_tags(dest, kRepo).size(), fixture.components.size() + 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == SIGINT ? "SIGINT" : "SIGTERM");
+                         });
+
+}  // namespace
+}  // namespace fastsync::testing
