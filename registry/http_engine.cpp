@@ -434,8 +434,13 @@ struct HttpEngine::Impl {
       --active_per_origin[t->origin];
       stat_in_flight.fetch_sub(1);
       long status = 0;
-      if (t->easy) curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+      long version = 0;
+      if (t->easy) {
+        curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(t->easy.get(), CURLINFO_HTTP_VERSION, &version);
+      }
       t->resp.status = status;
+      t->resp.http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : version ? 11 : 0;
     } else {
       queue.erase(std::remove(queue.begin(), queue.end(), id), queue.end());
       stat_queued.fetch_sub(1);

@@ -106,6 +106,7 @@ struct Response {
   std::string url;   // the URL requested
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
+  int http_version = 0;  // 11 for HTTP/1.1, 20 for HTTP/2
 
   bool transport_ok() const { return transport == TransportError::None; }
   bool ok() const { return transport_ok() && status >= 200 && status < 300; }

@@ -146,6 +146,28 @@ TEST(RegistryClient, TlsIsRefusedWithoutTrustAndWorksWithCaFileOrInsecure) {
   EXPECT_EQ(testing::skopeo_raw_manifest(registry, "team/app:v1"), img.manifest.bytes);
 }
 
+TEST(RegistryClient, Http11ByDefaultAndHttp2WhenAsked) {
+  TestRegistryOptions opts;
+  opts.tls = true;
+  TestRegistry registry(opts);
+  for (bool h2 : {false, true}) {
+    RegistryOptions o;
+    o.tls.ca_file = registry.ca_file();
+    o.http2 = h2;
+    Harness h(R"({"auths":{}})", o);
+    Call ping;
+    ping.target = "/v2/";
+    ping.what = "ping";
+    auto resp = sync_wait(h.reg(registry).send(ping));
+    ASSERT_TRUE(resp.ok()) << resp.error().message;
+    EXPECT_EQ(resp->http_version, h2 ? 20 : 11);
+    auto img = make_image(h2 ? "h2" : "h1");
+    auto pushed = push_image(h.reg(registry), "team/app", h2 ? "h2" : "h1", img);
+    ASSERT_TRUE(pushed.ok()) << pushed.error().message;
+    EXPECT_EQ(testing::skopeo_raw_manifest(registry, std::string("team/app:") + (h2 ? "h2" : "h1")), img.manifest.bytes);
+  }
+}
+
 TEST(RegistryClient, BasicAuthWorksAndAWrongPasswordIsAClearError) {
   TestRegistryOptions opts;
   opts.basic_user = "mirror:correct-horse";
@@ -205,6 +227,15 @@ TEST(RegistryClient, BearerTokensAreFetchedOncePerScopeAndWrongCredentialsFail) 
   EXPECT_EQ(pull_tokens, 1u) << log;
   EXPECT_NE(log.find("repository:team/app:pull,push"), std::string::npos) << log;
 
+  // A mount asks one token for push on the target and pull on the source repository.
+  auto mounted = sync_wait(good.client->mount_blob({registry.host(), "team/mounted"}, sha256_digest(img.layer),
+                                                   {registry.host(), "team/app"}));
+  ASSERT_TRUE(mounted.ok()) << mounted.error().message;
+  EXPECT_TRUE(*mounted);
+  EXPECT_NE(registry.token_log().find(R"("repository:team/mounted:pull,push", "repository:team/app:pull")"),
+            std::string::npos)
+      << registry.token_log();
+
   Harness wrong(secret_for(registry.host(), "robot", "nope"));
   auto r = sync_wait(wrong.reg(registry).get_manifest("team/app", "v1"));
   ASSERT_FALSE(r.ok());
@@ -249,6 +280,12 @@ TEST(RegistryClient, RedirectedBlobGetNeverCarriesAuthorizationToTheOtherHost) {
     config.append(buf, *n);
   }
   EXPECT_EQ(config, img.config);
+
+  // Pushing through the front: its upload Locations are host-relative with their own query.
+  auto pushed_img = make_image("through-front");
+  auto pushed = push_image(reg, "team/pushed", "v1", pushed_img);
+  ASSERT_TRUE(pushed.ok()) << pushed.error().message;
+  EXPECT_EQ(testing::skopeo_raw_manifest(upstream, "team/pushed:v1"), pushed_img.manifest.bytes);
 
   std::string log = testing::read_file(dir.file("cdn.log"));
   ASSERT_NE(log.find(sha256_digest(img.layer)), std::string::npos) << "the blob GET was not redirected: " << log;

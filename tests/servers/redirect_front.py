@@ -93,8 +93,8 @@ def main():
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             conn, resp = upstream_request(self.command, self.path, headers, body)
             try:
-                front = f"http://{self.headers.get('Host')}"
-                relay(self, resp, lambda v: v.replace(f"http://{args.upstream}", front))
+                # Upload locations come back host-relative (with their own query), as some registries send them.
+                relay(self, resp, lambda v: v.replace(f"http://{args.upstream}", ""))
             finally:
                 conn.close()
 
