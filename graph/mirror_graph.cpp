@@ -11,6 +11,7 @@
 #include "graph/mirror_graph.h"
 
 #include <tbb/flow_graph.h>
+#include <tbb/task_arena.h>
 
 #include <fmt/format.h>
 
@@ -50,8 +51,8 @@ Error crash_error(RunControl& run, std::exception_ptr e) {
 
 }  // namespace
 
-MirrorRun run_mirror(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits) {
-  MirrorRun result;
+static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits,
+                         MirrorRun& result) {
   tbb::flow::graph g;
 
   ResolveRelease resolve_body(api, run, spec);
@@ -162,6 +163,15 @@ MirrorRun run_mirror(RegistryApi& api, RunControl& run, const MirrorSpec& spec, 
   g.wait_for_all();
 
   if (ledger) result.outcomes = ledger->outcomes();
+}
+
+MirrorRun run_mirror(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits) {
+  MirrorRun result;
+  // Node bodies only hand work to the HTTP engine and route results: a couple of
+  // threads are plenty, and idle TBB workers spin, taking CPU the registries on
+  // the same machine need.
+  tbb::task_arena arena(static_cast<int>(std::max<std::size_t>(1, limits.graph_threads)));
+  arena.execute([&] { run_mirror_in_arena(api, run, spec, limits, result); });
   return result;
 }
 

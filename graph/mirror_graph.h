@@ -16,6 +16,7 @@ struct StageLimits {
   std::size_t manifest = 16;
   std::size_t blob = 64;  // one pool shared by every image's blobs
   std::size_t push = 16;
+  std::size_t graph_threads = 2;  // TBB threads running node bodies (network waits never hold one)
 };
 
 struct MirrorRun {

@@ -40,6 +40,12 @@ std::size_t BlobChannel::readable_locked() const {
   return buffered_ - (holding_last ? 1 : 0);
 }
 
+std::size_t BlobChannel::batch_locked() const {
+  std::uint64_t consumed = written_ - buffered_;
+  std::uint64_t left = size_ - consumed;
+  return static_cast<std::size_t>(std::min<std::uint64_t>({kReadBatch, left, ring_.size()}));
+}
+
 void BlobChannel::copy_in_locked(std::string_view bytes) {
   std::size_t tail = (head_ + buffered_) % ring_.size();
   std::size_t first = std::min(bytes.size(), ring_.size() - tail);
@@ -60,38 +66,43 @@ std::size_t BlobChannel::copy_out_locked(char* buffer, std::size_t capacity) {
 
 Flow BlobChannel::write(std::string_view bytes) {
   Waker wake_reader;
+  Flow flow = Flow::Continue;
   {
     std::lock_guard lock(mutex_);
     if (reader_closed_ || writer_failure_) return Flow::Abort;
     if (written_ + bytes.size() > size_) {
-      writer_failure_ = Error::make(ErrorKind::DigestMismatch,
-                                    fmt::format("blob {}: source sent more than the {} bytes its descriptor states",
-                                                label_, size_));
+      writer_failure_ =
+          Error::make(ErrorKind::DigestMismatch,
+                      fmt::format("blob {}: source sent more than the {} bytes its descriptor states", label_, size_));
       return Flow::Abort;
     }
-    if (ring_.size() - buffered_ < bytes.size()) {
-      if (buffered_ == 0) {
-        // A chunk larger than the ring (never with the engine's buffer size, but
-        // a stuck writer would be worse than a bigger buffer).
-        ring_.assign(bytes.size(), 0);
-        head_ = 0;
-      } else {
-        writer_waiting_ = true;
-        return Flow::Pause;
-      }
+    if (buffered_ == 0 && bytes.size() > ring_.size()) {
+      // A chunk larger than the ring (never with the engine's buffer size, but
+      // a stuck writer would be worse than a bigger buffer).
+      ring_.assign(bytes.size(), 0);
+      head_ = 0;
     }
-    copy_in_locked(bytes);
-    written_ += bytes.size();
-    if (reader_waiting_) {
+    if (ring_.size() - buffered_ < bytes.size()) {
+      writer_waiting_ = true;
+      flow = Flow::Pause;  // curl offers the same bytes again after a wake
+    } else {
+      copy_in_locked(bytes);
+      written_ += bytes.size();
+    }
+    // Wake a waiting reader once a batch is ready, or now if we are stuck: a
+    // reader holding out for a batch must then take what there is.
+    if (reader_waiting_ && (flow == Flow::Pause || readable_locked() >= batch_locked())) {
       reader_waiting_ = false;
       wake_reader = reader_waker_;
     }
   }
-  hasher_.update(bytes);
-  if (bytes_counter_) bytes_counter_->fetch_add(bytes.size(), std::memory_order_relaxed);
-  readable_.notify_one();
+  if (flow == Flow::Continue) {
+    hasher_.update(bytes);
+    if (bytes_counter_) bytes_counter_->fetch_add(bytes.size(), std::memory_order_relaxed);
+    readable_.notify_one();
+  }
   wake_reader.wake();
-  return Flow::Continue;
+  return flow;
 }
 
 Status BlobChannel::finish_writer(Status download) {
@@ -104,8 +115,9 @@ Status BlobChannel::finish_writer(Status download) {
     } else if (!download.ok()) {
       failure = download.error();
     } else if (written_ != size_) {
-      failure = Error::make(ErrorKind::DigestMismatch,
-                            fmt::format("blob {}: received {} bytes, its descriptor states {}", label_, written_, size_));
+      failure =
+          Error::make(ErrorKind::DigestMismatch,
+                      fmt::format("blob {}: received {} bytes, its descriptor states {}", label_, written_, size_));
     }
   }
   if (!failure) {
@@ -136,7 +148,8 @@ BodySource::Chunk BlobChannel::read_some(char* buffer, std::size_t capacity) {
   {
     std::lock_guard lock(mutex_);
     if (writer_failure_ || reader_closed_) return {Flow::Abort, 0};
-    if (readable_locked() == 0) {
+    // Hold out for a full batch, unless the writer is stuck waiting for room.
+    if (readable_locked() == 0 || (!verified_ && !writer_waiting_ && readable_locked() < batch_locked())) {
       if (verified_ && buffered_ == 0) return {Flow::Continue, 0};  // end of blob
       reader_waiting_ = true;
       return {Flow::Pause, 0};

@@ -23,6 +23,10 @@ namespace fastsync {
 class BlobChannel {
  public:
   static constexpr std::size_t kDefaultCapacity = 256 * 1024;
+  // A non-blocking reader is woken, and served, in batches of at least this much
+  // (or the rest of the blob): a PUT fed 16 KiB at a time costs the receiving
+  // registry several times the CPU of one fed in 64 KiB writes.
+  static constexpr std::size_t kReadBatch = 64 * 1024;
 
   // `label` names the blob in errors ("quay.io/ns/repo@sha256:…").
   BlobChannel(std::string digest, std::uint64_t size, std::string label, std::size_t capacity = kDefaultCapacity,
@@ -52,6 +56,7 @@ class BlobChannel {
 
  private:
   std::size_t readable_locked() const;
+  std::size_t batch_locked() const;
   void copy_in_locked(std::string_view bytes);
   std::size_t copy_out_locked(char* buffer, std::size_t capacity);
 

@@ -231,6 +231,7 @@ struct HttpEngine::Impl {
   std::atomic<std::uint64_t> next_timer_seq{0};
 
   // Engine thread only.
+  std::vector<TransferId> local_wakes;  // wakes raised on the engine thread itself: no lock, no syscall
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;  // queued and started
   std::deque<TransferId> queue;                                         // waiting for an origin slot
   std::unordered_map<std::string, int> active_per_origin;
@@ -268,6 +269,11 @@ struct HttpEngine::Impl {
       for (TransferId id : cancels) abort_transfer(id, TransportError::Cancelled, "cancelled");
       if (self.cancelled_.load()) cancel_everything();
       for (TransferId id : wakes) resume(id);
+      while (!local_wakes.empty()) {
+        std::vector<TransferId> ids;
+        ids.swap(local_wakes);
+        for (TransferId id : ids) resume(id);
+      }
 
       admit();
       int running = 0;
@@ -280,7 +286,7 @@ struct HttpEngine::Impl {
         std::lock_guard lock(mutex);
         if (inbox_new.empty() && inbox_timers.empty()) break;
       }
-      int timeout_ms = poll_timeout();
+      int timeout_ms = local_wakes.empty() ? poll_timeout() : 0;
       {
         std::lock_guard lock(mutex);
         if (!inbox_new.empty() || !inbox_cancel.empty() || !inbox_wake.empty() || !inbox_timers.empty()) {
@@ -527,6 +533,12 @@ void HttpEngine::cancel(TransferId id) {
 }
 
 void HttpEngine::wake(TransferId id) {
+  if (on_engine_thread()) {
+    // A download waking its upload (or the reverse) inside a callback: the
+    // loop picks it up before it next polls.
+    impl_->local_wakes.push_back(id);
+    return;
+  }
   {
     std::lock_guard lock(impl_->mutex);
     impl_->inbox_wake.push_back(id);

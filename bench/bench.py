@@ -1,0 +1,591 @@
+#!/usr/bin/env python3
+"""fastsync benchmark: measures the mirror side by side with what users run
+today (skopeo, 16 in parallel) and with this machine's floor (curl --parallel),
+on one synthetic release, in one run. Prints ratios; writes JSON, CSV and PNG
+plots. Absolute seconds on a shared machine are noisy: read the ratios.
+
+  bench/run                      # ~600 MB, 190 components: everything
+  bench/run --scale 0.2 --quick  # smaller, no sweep
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("FASTSYNC_BUILD_DIR", os.path.join(ROOT, "build"))
+FASTSYNC = os.path.join(BUILD, "cli", "fastsync")
+FIXTURE = os.path.join(BUILD, "bench", "fastsync-fixture")
+WANPROXY = os.path.join(BUILD, "bench", "fastsync-wanproxy")
+VERSION = "4.20.8"
+ARCH = "x86_64"
+DEST_REPO = "openshift/release"
+
+PROCESSES = []
+SKOPEO_FAILURES = []
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)  # readiness poll of a server we just started
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Registry:
+    """A docker-registry with its own empty storage on a free loopback port."""
+
+    def __init__(self, workdir, name):
+        self.dir = tempfile.mkdtemp(prefix=f"{name}-", dir=workdir)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log_path = os.path.join(self.dir, "registry.log")
+        with open(os.path.join(self.dir, "config.yml"), "w") as f:
+            f.write(f"""version: 0.1
+log: {{level: info, formatter: json, accesslog: {{disabled: true}}}}
+storage: {{filesystem: {{rootdirectory: {self.dir}/data}}, delete: {{enabled: true}}, maintenance: {{uploadpurging: {{enabled: false}}}}}}
+http: {{addr: {self.host}, secret: bench}}
+""")
+        self.proc = subprocess.Popen(["docker-registry", "serve", os.path.join(self.dir, "config.yml")],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
+        PROCESSES.append(self.proc)
+        wait_http(f"http://{self.host}/v2/")
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def blob_gets(self, user_agent_prefix="fastsync"):
+        n = 0
+        with open(self.log_path) as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if (d.get("http.request.method") == "GET" and "/blobs/sha256:" in d.get("http.request.uri", "")
+                        and d.get("http.response.status") in (200, 206)
+                        and d.get("http.request.useragent", "").startswith(user_agent_prefix)):
+                    n += 1
+        return n
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Proxy:
+    def __init__(self, target, delay_ms, rate_mbps):
+        self.proc = subprocess.Popen([WANPROXY, "--target", target, "--delay-ms", str(delay_ms), "--rate-mbps",
+                                      str(rate_mbps)], stdout=subprocess.PIPE, text=True)
+        PROCESSES.append(self.proc)
+        line = self.proc.stdout.readline()
+        self.host = "127.0.0.1:" + line.split("port=")[1].strip()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def run_measured(argv, **kwargs):
+    """Runs argv; returns wall seconds, peak RSS (MB), CPU seconds, max threads."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, **kwargs)
+    threads = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("Threads:"):
+                            threads[0] = max(threads[0], int(line.split()[1]))
+            except OSError:
+                pass
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"seconds": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "threads": threads[0], "exit_code": proc.returncode}
+
+
+# ----------------------------------------------------------------------- setup
+
+def push_fixture(source, args, workdir):
+    out = os.path.join(workdir, "fixture.json")
+    subprocess.run([FIXTURE, "--registry", f"http://{source.host}", "--components", str(args.components), "--scale",
+                    str(args.scale), "--refs-host", "quay.io", "--version", VERSION, "--out", out], check=True)
+    with open(out) as f:
+        fixture = json.load(f)
+    blobs = {}
+    for img in fixture["components"] + [fixture["release"]]:
+        for b in img["blobs"]:
+            blobs.setdefault(b, img["repository"])
+    return fixture, blobs
+
+
+def download_blobs(source, blobs, blob_dir):
+    os.makedirs(blob_dir, exist_ok=True)
+
+    def one(item):
+        digest, repo = item
+        path = os.path.join(blob_dir, digest[7:])
+        if not os.path.exists(path):
+            urllib.request.urlretrieve(f"http://{source.host}/v2/{repo}/blobs/{digest}", path)
+        return os.path.getsize(path)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        return sum(pool.map(one, blobs.items()))
+
+
+# ---------------------------------------------------------------------- floors
+
+def curl_get_config(source_host, blobs, workdir):
+    path = os.path.join(workdir, "get.cfg")
+    with open(path, "w") as f:
+        for digest, repo in blobs.items():
+            f.write(f'url = "http://{source_host}/v2/{repo}/blobs/{digest}"\noutput = "/dev/null"\n')
+    return path
+
+
+def curl_parallel(config, parallel):
+    return ["curl", "-s", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", str(parallel), "-K", config]
+
+
+def put_floor_commands(dest, blobs, blob_dir, workdir, parallel):
+    """POST every upload session (one curl --parallel), then one curl --parallel of monolithic PUTs."""
+    post_cfg = os.path.join(workdir, "post.cfg")
+    with open(post_cfg, "w") as f:
+        for _ in blobs:
+            f.write(f'url = "http://{dest.host}/v2/floor/blobs/uploads/"\nrequest = "POST"\noutput = "/dev/null"\n'
+                    f'write-out = "%header{{location}}\\n"\n')
+
+    def run():
+        t0 = time.perf_counter()
+        locations = subprocess.run(curl_parallel(post_cfg, parallel), check=True, capture_output=True,
+                                   text=True).stdout.split()
+        if len(locations) != len(blobs):
+            raise RuntimeError(f"opened {len(locations)} upload sessions for {len(blobs)} blobs")
+        put_cfg = os.path.join(workdir, "put.cfg")
+        with open(put_cfg, "w") as f:
+            for location, digest in zip(locations, blobs):
+                url = location if location.startswith("http") else f"http://{dest.host}{location}"
+                sep = "&" if "?" in url else "?"
+                f.write(f'url = "{url}{sep}digest={digest}"\nupload-file = "{os.path.join(blob_dir, digest[7:])}"\n'
+                        f'output = "/dev/null"\nheader = "Content-Type: application/octet-stream"\n')
+        subprocess.run(curl_parallel(put_cfg, parallel), check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
+    return run
+
+
+def measure_floors(source, blobs, blob_dir, workdir, parallel, source_host=None):
+    get_cfg = curl_get_config(source_host or source.host, blobs, workdir)
+    floors = {}
+    t0 = time.perf_counter()
+    subprocess.run(curl_parallel(get_cfg, parallel), check=True)
+    floors["get"] = time.perf_counter() - t0
+
+    dest = Registry(workdir, "floor-put")
+    try:
+        floors["put"] = put_floor_commands(dest, blobs, blob_dir, workdir, parallel)()
+    finally:
+        dest.stop()
+
+    # GETs and PUTs at once: both registries and the machine busy together, as in a mirror.
+    dest = Registry(workdir, "floor-mirror")
+    try:
+        put = put_floor_commands(dest, blobs, blob_dir, workdir, parallel)
+        t0 = time.perf_counter()
+        getter = subprocess.Popen(curl_parallel(get_cfg, parallel))
+        put()
+        getter.wait()
+        floors["mirror"] = time.perf_counter() - t0
+    finally:
+        dest.stop()
+    return floors
+
+
+# --------------------------------------------------------------------- mirrors
+
+def fastsync_args(source_host, dest, extra=()):
+    return [FASTSYNC, "--version", VERSION, "--source-registry", f"{source_host}/openshift-release-dev/ocp-release",
+            "--dest-registry", dest.host, "--pull-secret", PULL_SECRET, "--quiet", *extra]
+
+
+def run_fastsync(source, workdir, extra=(), source_host=None, keep_dest=False, rerun=False):
+    dest = Registry(workdir, "fastsync")
+    try:
+        report = os.path.join(workdir, "report.json")
+        gets_before = source.blob_gets()
+        dest_cpu = dest.cpu_seconds()
+        m = run_measured(fastsync_args(source_host or source.host, dest, ["--report", report, *extra]),
+                         stdout=subprocess.DEVNULL)
+        if m["exit_code"] != 0:
+            raise RuntimeError(f"fastsync exited {m['exit_code']}")
+        m["dest_cpu_seconds"] = dest.cpu_seconds() - dest_cpu
+        with open(report) as f:
+            r = json.load(f)
+        m["requests"] = r["summary"]["requests"]
+        m["unique_blobs"] = r["summary"]["blobs"]["unique"]
+        m["bytes"] = r["summary"]["bytes_moved"]
+        m["source_blob_gets"] = source.blob_gets() - gets_before
+        if rerun:
+            gets_before = source.blob_gets()
+            again = run_measured(fastsync_args(source_host or source.host, dest, ["--report", report]),
+                                 stdout=subprocess.DEVNULL)
+            with open(report) as f:
+                r2 = json.load(f)
+            m["rerun"] = {"seconds": again["seconds"], "skipped": r2["summary"]["skipped"],
+                          "source_blob_gets": source.blob_gets() - gets_before, "exit_code": again["exit_code"]}
+        return m
+    finally:
+        if not keep_dest:
+            dest.stop()
+
+
+def run_skopeo(source, fixture, workdir, parallel=16, source_host=None):
+    dest = Registry(workdir, "skopeo")
+    try:
+        jobs = [(c["repository"], c["digest"], f"{VERSION}-{ARCH}-{c['name']}") for c in fixture["components"]]
+        rel = fixture["release"]
+        jobs.append((rel["repository"], rel["digest"], f"{VERSION}-{ARCH}"))
+
+        failures = []
+
+        def copy(job):
+            repo, digest, tag = job
+            # Parallel copies sharing base layers race on the same uploads and
+            # distribution answers some with HTTP 500: a user's script retries.
+            for attempt in range(5):
+                r = subprocess.run(["skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--retry-times", "3",
+                                    "--src-tls-verify=false", "--dest-tls-verify=false",
+                                    f"docker://{source_host or source.host}/{repo}@{digest}",
+                                    f"docker://{dest.host}/{DEST_REPO}:{tag}"],
+                                   capture_output=True, text=True)
+                if r.returncode == 0:
+                    return
+                failures.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode)
+            raise RuntimeError(f"skopeo could not copy {tag}: {failures[-1]}")
+
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(copy, jobs))
+        seconds = time.perf_counter() - t0
+        if failures:
+            log(f"skopeo: {len(failures)} failed copies retried, e.g. {failures[0][:200]}")
+        SKOPEO_FAILURES.extend(failures)
+        return seconds
+    finally:
+        dest.stop()
+
+
+# ------------------------------------------------------------------------ main
+
+def median_of(values):
+    return statistics.median(values)
+
+
+def sweep(source, workdir, out_dir, total_bytes):
+    """Coordinate search over the four stage limits."""
+    current = {"blob": 64, "check": 16, "manifest": 16, "push": 16}
+    grid = {"blob": [4, 8, 16, 32, 64, 128, 256], "check": [1, 4, 16, 64], "manifest": [1, 4, 16, 64],
+            "push": [1, 4, 16, 64]}
+    flags = {"blob": "--blob-concurrency", "check": "--check-workers", "manifest": "--manifest-workers",
+             "push": "--push-workers"}
+    rows = []
+    for stage in ["blob", "check", "manifest", "push"]:
+        best = None
+        for value in grid[stage]:
+            trial = dict(current, **{stage: value})
+            extra = []
+            for s, v in trial.items():
+                extra += [flags[s], str(v)]
+            # The per-host cap must not be what limits the stage under test.
+            extra += ["--max-per-host", str(max(64, trial["blob"] + trial["check"] + trial["push"]))]
+            m = run_fastsync(source, workdir, extra)
+            mbps = total_bytes / m["seconds"] / 1e6
+            rows.append({"stage": stage, "value": value, **trial, "seconds": m["seconds"], "mbps": mbps,
+                         "threads": m["threads"], "rss_mb": m["rss_mb"]})
+            log(f"sweep {stage}={value}: {m['seconds']:.2f}s {mbps:.0f} MB/s, {m['threads']} threads")
+            if best is None or m["seconds"] < best[1]:
+                best = (value, m["seconds"])
+        current[stage] = best[0]
+    with open(os.path.join(out_dir, "sweep.csv"), "w") as f:
+        keys = list(rows[0].keys())
+        f.write(",".join(keys) + "\n")
+        for r in rows:
+            f.write(",".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + "\n")
+    return rows, current
+
+
+def wan(source, fixture, blobs, blob_dir, workdir, total_bytes, delay_ms, rate_mbps, concurrencies):
+    proxy = Proxy(source.host, delay_ms, rate_mbps)
+    try:
+        floor = measure_floors(source, blobs, blob_dir, workdir, 64, source_host=proxy.host)["mirror"]
+        rows = []
+        for c in concurrencies:
+            m = run_fastsync(source, workdir, ["--blob-concurrency", str(c)], source_host=proxy.host)
+            mbps = total_bytes / m["seconds"] / 1e6
+            ideal = min(c * rate_mbps, total_bytes / floor / 1e6)
+            rows.append({"blob_concurrency": c, "seconds": m["seconds"], "mbps": mbps, "ideal_mbps": ideal,
+                         "efficiency": mbps / ideal})
+            log(f"wan blob-concurrency={c}: {mbps:.1f} MB/s of ideal {ideal:.1f} ({mbps / ideal:.0%})")
+        skopeo = run_skopeo(source, fixture, workdir, source_host=proxy.host)
+        log(f"wan skopeo x16: {total_bytes / skopeo / 1e6:.1f} MB/s")
+        return {"delay_ms": delay_ms, "rtt_ms": 2 * delay_ms, "rate_mbps_per_connection": rate_mbps,
+                "floor_seconds": floor, "floor_mbps": total_bytes / floor / 1e6, "runs": rows,
+                "skopeo_seconds": skopeo, "skopeo_mbps": total_bytes / skopeo / 1e6}
+    finally:
+        proxy.stop()
+
+
+def plots(out_dir, results):
+    if not shutil.which("gnuplot"):
+        log("gnuplot not installed: no plots")
+        return
+    sweep_rows = results.get("sweep", {}).get("rows", [])
+    scripts = []
+    if sweep_rows:
+        for stage in ["blob", "check", "manifest", "push"]:
+            with open(os.path.join(out_dir, f"sweep-{stage}.dat"), "w") as f:
+                for r in sweep_rows:
+                    if r["stage"] == stage:
+                        f.write(f"{r['value']} {r['mbps']:.2f}\n")
+        scripts.append(f"""set terminal pngcairo size 900,500 noenhanced
+set output '{out_dir}/sweep.png'
+set title 'Throughput vs stage concurrency (others at their best)'
+set logscale x 2
+set xlabel 'concurrency'
+set ylabel 'MB/s'
+set key bottom right
+plot for [s in "blob check manifest push"] '{out_dir}/sweep-'.s.'.dat' using 1:2 with linespoints title s
+""")
+    m = results["medians"]
+    with open(os.path.join(out_dir, "compare.dat"), "w") as f:
+        total = results["fixture"]["unique_blob_bytes"]
+        for label, key in [("GET floor", "get_floor"), ("PUT floor", "put_floor"), ("mirror floor", "mirror_floor"),
+                           ("fastsync", "fastsync"), ("skopeo x16", "skopeo")]:
+            if key in m:
+                f.write(f'"{label}" {total / m[key] / 1e6:.2f}\n')
+    scripts.append(f"""set terminal pngcairo size 900,500 noenhanced
+set output '{out_dir}/compare.png'
+set title 'Mirror throughput, {results["fixture"]["components"]} components, {results["fixture"]["unique_blob_bytes"] / 1e6:.0f} MB'
+set style fill solid 0.6
+set boxwidth 0.6
+set ylabel 'MB/s (higher is better)'
+set yrange [0:*]
+plot '{out_dir}/compare.dat' using 0:2:xtic(1) with boxes notitle, '' using 0:2:(sprintf("%.0f",$2)) with labels offset 0,1 notitle
+""")
+    if "wan" in results:
+        with open(os.path.join(out_dir, "wan.dat"), "w") as f:
+            for r in results["wan"]["runs"]:
+                f.write(f"{r['blob_concurrency']} {r['mbps']:.2f} {r['ideal_mbps']:.2f}\n")
+        w = results["wan"]
+        scripts.append(f"""set terminal pngcairo size 900,500 noenhanced
+set output '{out_dir}/wan.png'
+set title 'Emulated WAN ({w["rtt_ms"]} ms RTT, {w["rate_mbps_per_connection"]} MB/s per connection): concurrency recovers throughput'
+set logscale x 2
+set xlabel 'blob transfers in flight'
+set ylabel 'MB/s'
+set key top left
+plot '{out_dir}/wan.dat' using 1:2 with linespoints title 'fastsync', '' using 1:3 with lines dashtype 2 title 'min(connections x cap, floor)'
+""")
+    for s in scripts:
+        subprocess.run(["gnuplot"], input=s, text=True, check=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--components", type=int, default=190)
+    p.add_argument("--scale", type=float, default=1.0, help="fixture size (1.0 ~ 600 MB)")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each side-by-side measurement (median is used)")
+    p.add_argument("--quick", action="store_true", help="no sweep and no WAN emulation")
+    p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--no-wan", action="store_true")
+    p.add_argument("--wan-delay-ms", type=float, default=25, help="one-way delay (RTT is twice this)")
+    p.add_argument("--wan-rate-mbps", type=float, default=30, help="cap per connection per direction")
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "out", time.strftime("%Y%m%d-%H%M%S")))
+    args = p.parse_args()
+    for tool in [FASTSYNC, FIXTURE, WANPROXY]:
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"bench: {tool} is not built (run .ci/setup)")
+    os.makedirs(args.out, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="fastsync-bench-")
+    global PULL_SECRET
+    PULL_SECRET = os.path.join(workdir, "pull-secret.json")
+    with open(PULL_SECRET, "w") as f:
+        f.write('{"auths":{}}')
+    results = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                           "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                                        if l.startswith("model name")), "?"),
+                           "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
+               "date": time.strftime("%Y-%m-%d %H:%M")}
+    source = Registry(workdir, "source")
+    try:
+        log(f"pushing the fixture ({args.components} components, scale {args.scale})")
+        fixture, blobs = push_fixture(source, args, workdir)
+        total = fixture["unique_blob_bytes"]
+        results["fixture"] = {"components": len(fixture["components"]), "unique_blobs": len(blobs),
+                              "unique_blob_bytes": total}
+        blob_dir = os.path.join(workdir, "blobs")
+        download_blobs(source, blobs, blob_dir)
+
+        # Side by side, interleaved, so machine noise hits every contender alike.
+        runs = {"get_floor": [], "put_floor": [], "mirror_floor": [], "fastsync": [], "skopeo": []}
+        detail = []
+        for i in range(args.repeat):
+            log(f"round {i + 1}/{args.repeat}: floors")
+            f = measure_floors(source, blobs, blob_dir, workdir, 64)
+            runs["get_floor"].append(f["get"])
+            runs["put_floor"].append(f["put"])
+            runs["mirror_floor"].append(f["mirror"])
+            log(f"round {i + 1}/{args.repeat}: fastsync")
+            m = run_fastsync(source, workdir, rerun=(i == 0))
+            runs["fastsync"].append(m["seconds"])
+            detail.append(m)
+            log(f"  fastsync {m['seconds']:.2f}s, floor {f['mirror']:.2f}s")
+            log(f"round {i + 1}/{args.repeat}: skopeo x16")
+            runs["skopeo"].append(run_skopeo(source, fixture, workdir))
+        med = {k: median_of(v) for k, v in runs.items()}
+        results["runs"] = runs
+        results["medians"] = med
+        first = detail[0]
+        results["fastsync"] = {
+            "seconds_median": med["fastsync"], "mbps": total / med["fastsync"] / 1e6,
+            "peak_rss_mb": max(d["rss_mb"] for d in detail), "cpu_seconds": median_of([d["cpu_seconds"] for d in detail]),
+            "dest_registry_cpu_seconds": median_of([d["dest_cpu_seconds"] for d in detail]),
+            "threads": max(d["threads"] for d in detail), "requests": first["requests"],
+            "unique_blobs": first["unique_blobs"], "source_blob_gets": first["source_blob_gets"], "rerun": first["rerun"]}
+        results["skopeo_failed_copies_retried"] = len(SKOPEO_FAILURES)
+        results["ratios"] = {"fastsync_over_mirror_floor": med["fastsync"] / med["mirror_floor"],
+                             "skopeo_over_fastsync": med["skopeo"] / med["fastsync"]}
+
+        # Thread count must not grow with concurrency.
+        log("fastsync at 256 blob transfers in flight (thread count)")
+        big = run_fastsync(source, workdir, ["--blob-concurrency", "256", "--max-per-host", "512"])
+        results["fastsync"]["threads_at_256"] = big["threads"]
+
+        if not (args.quick or args.no_sweep):
+            rows, best = sweep(source, workdir, args.out, total)
+            results["sweep"] = {"rows": rows, "best": best}
+        if not (args.quick or args.no_wan):
+            results["wan"] = wan(source, fixture, blobs, blob_dir, workdir, total, args.wan_delay_ms,
+                                 args.wan_rate_mbps, [1, 4, 16, 64])
+    finally:
+        source.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    plots(args.out, results)
+    summary = render(results)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(summary)
+    print(summary)
+    log(f"results in {args.out}")
+
+
+def render(r):
+    total = r["fixture"]["unique_blob_bytes"]
+    med = r["medians"]
+    fs = r["fastsync"]
+    mbps = lambda s: total / s / 1e6
+    lines = [f"Machine: {r['machine']['cpus']} CPUs ({r['machine']['cpu']}), {r['machine']['memory_gb']} GiB, "
+             f"Linux {r['machine']['kernel']}; {r['date']}",
+             f"Fixture: {r['fixture']['components']} components + release, {r['fixture']['unique_blobs']} unique blobs, "
+             f"{total / 1e6:.0f} MB; loopback registries (docker-registry); median of {len(r['runs']['fastsync'])} "
+             "interleaved rounds.", "",
+             "| | seconds | MB/s |", "|---|---:|---:|"]
+    for label, key in [("GET floor (curl --parallel 64)", "get_floor"),
+                       ("PUT floor (curl --parallel 64: POST, then monolithic PUT)", "put_floor"),
+                       ("mirror floor (both at once)", "mirror_floor"), ("**fastsync**", "fastsync"),
+                       ("skopeo copy --all, 16 in parallel", "skopeo")]:
+        lines.append(f"| {label} | {med[key]:.2f} | {mbps(med[key]):.0f} |")
+    rr = fs["rerun"]
+    checks = [
+        ("fastsync / mirror floor", f"{r['ratios']['fastsync_over_mirror_floor']:.2f}", "<= 1.2",
+         r['ratios']['fastsync_over_mirror_floor'] <= 1.2),
+        ("skopeo / fastsync", f"{r['ratios']['skopeo_over_fastsync']:.1f}x", ">= 4x",
+         r['ratios']['skopeo_over_fastsync'] >= 4),
+        ("rerun, everything present", f"{rr['seconds']:.2f} s ({rr['skipped']} skipped, {rr['source_blob_gets']} blob GETs)",
+         "<= 0.5 s", rr["seconds"] <= 0.5),
+        ("peak RSS", f"{fs['peak_rss_mb']:.0f} MB", "<= 64 MB", fs["peak_rss_mb"] <= 64),
+        ("unique blob GETs at the source", f"{fs['source_blob_gets']} for {fs['unique_blobs']} unique blobs", "equal",
+         fs["source_blob_gets"] == fs["unique_blobs"]),
+        ("threads at 64 / 256 blob transfers", f"{fs['threads']} / {fs['threads_at_256']}", "flat",
+         fs["threads_at_256"] <= fs["threads"] + 1),
+    ]
+    if "wan" in r:
+        w = r["wan"]
+        best = max(w["runs"], key=lambda x: x["blob_concurrency"])
+        checks.append((f"WAN {w['rtt_ms']:.0f} ms RTT, {w['rate_mbps_per_connection']:.0f} MB/s/conn, {best['blob_concurrency']} in flight",
+                       f"{best['mbps']:.0f} MB/s = {best['efficiency']:.0%} of {best['ideal_mbps']:.0f}", ">= 80%",
+                       best["efficiency"] >= 0.8))
+        checks.append(("skopeo / fastsync over that WAN", f"{w['skopeo_seconds'] / best['seconds']:.1f}x "
+                       f"({w['skopeo_mbps']:.0f} vs {best['mbps']:.0f} MB/s)", ">= 4x",
+                       w["skopeo_seconds"] / best["seconds"] >= 4))
+    lines += ["", "| target | measured | goal | |", "|---|---|---|---|"]
+    for name, got, goal, ok in checks:
+        lines.append(f"| {name} | {got} | {goal} | {'met' if ok else 'MISSED'} |")
+    lines += ["", f"fastsync CPU {fs['cpu_seconds']:.1f} s; destination registry CPU {fs['dest_registry_cpu_seconds']:.1f} s; "
+                  f"requests: " + ", ".join(f"{k} {v}" for k, v in fs["requests"].items() if v)]
+    if r.get("skopeo_failed_copies_retried"):
+        lines.append(f"skopeo: {r['skopeo_failed_copies_retried']} copies failed (HTTP 500 from concurrent uploads of "
+                     "shared layers) and were run again; their time is included.")
+    if "sweep" in r:
+        lines.append("Best stage limits (coordinate search): " + ", ".join(f"{k} {v}" for k, v in r["sweep"]["best"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def cleanup(*_):
+    for p in PROCESSES:
+        if p.poll() is None:
+            p.terminate()
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, cleanup)
+    try:
+        main()
+    finally:
+        for proc in PROCESSES:
+            if proc.poll() is None:
+                proc.kill()
