@@ -84,6 +84,7 @@ int run_mirror_command(const CliOptions& o) {
 
   EngineOptions engine_options;
   engine_options.max_per_origin = o.max_per_host;
+  engine_options.resolve = o.resolve;
   HttpEngine engine(engine_options);
   RegistryOptions registry_options;
   registry_options.insecure = o.insecure;

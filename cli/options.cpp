@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "registry/reference.h"
@@ -39,6 +40,11 @@ std::optional<std::string> validate(CliOptions& o) {
                              {"blob-concurrency", o.blob_concurrency}, {"push-workers", o.push_workers}}) {
     if (value != 0) {
       if (auto check = positive(flag, value, 65536)) return check;
+    }
+  }
+  for (const auto& r : o.resolve) {
+    if (std::count(r.begin(), r.end(), ':') < 2) {
+      return fmt::format("--resolve \"{}\" must look like host:port:address", r);
     }
   }
   if (o.retries < 0 || o.retries > 100) return fmt::format("--retries must be between 0 and 100 (got {})", o.retries);
@@ -117,7 +123,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("stall-timeout", po::value(&o.stall_timeout)->default_value(o.stall_timeout)->value_name("SECONDS"),
        "abort and retry a transfer that moves no byte for this long")
       ("ca-file", po::value(&o.ca_file)->value_name("FILE"), "trust this CA (PEM) in addition to the system's")
-      ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)");
+      ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")
+      ("resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
+       "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
   po::options_description output("Output");
   output.add_options()
       ("report", po::value(&o.report_path)->value_name("FILE"), "write a JSON report of every image")

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fastsync::cli {
 
@@ -29,6 +30,7 @@ struct CliOptions {
 
   // Network.
   std::string ca_file;
+  std::vector<std::string> resolve;  // host:port:address
   bool http2 = false;
   int retries = 3;
   int retry_delay_ms = 500;

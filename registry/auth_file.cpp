@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -56,13 +57,13 @@ Result<AuthFile> AuthFile::parse(std::string_view json, std::string_view origin)
   for (auto& member : doc["auths"].GetObject()) {
     std::string key(member.name.GetString(), member.name.GetStringLength());
     auto field = [&](std::string_view what) {
-      return Error::make(ErrorKind::Invalid, fmt::format("pull secret {}: auths.\"{}\" {}", origin, key, what));
+      return Error::make(ErrorKind::Invalid, fmt::format("pull secret {}: auths.\"{}\"{}", origin, key, what));
     };
-    if (!member.value.IsObject()) return field("is not an object");
+    if (!member.value.IsObject()) return field(" is not an object");
     const auto& v = member.value;
     Entry entry;
     std::tie(entry.host, entry.path) = normalize_key(key);
-    if (entry.host.empty()) return field("has an empty registry name");
+    if (entry.host.empty()) return field(" has an empty registry name");
     if (v.HasMember("auth") && v["auth"].IsString() && v["auth"].GetStringLength() > 0) {
       auto decoded = base64_decode(std::string_view(v["auth"].GetString(), v["auth"].GetStringLength()));
       if (!decoded) return field(".auth is not valid base64 (expected base64 of user:password)");
@@ -82,6 +83,10 @@ Result<AuthFile> AuthFile::parse(std::string_view json, std::string_view origin)
 }
 
 Result<AuthFile> AuthFile::load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Error::make(ErrorKind::Invalid, fmt::format("cannot read pull secret {}: it is a directory", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return Error::make(ErrorKind::Invalid, fmt::format("cannot read pull secret {}: {}", path, std::strerror(errno)));

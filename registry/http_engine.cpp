@@ -214,7 +214,10 @@ struct HttpEngine::Impl {
   explicit Impl(HttpEngine& owner, EngineOptions opts) : self(owner), options(opts), multi(curl_multi_init()) {
     curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options.max_cached_connections));
     curl_multi_setopt(multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    for (const auto& entry : options.resolve) resolve.append(entry);
   }
+
+  CurlHeaderList resolve;  // CURLOPT_RESOLVE entries, shared by every handle
 
   HttpEngine& self;
   EngineOptions options;
@@ -349,6 +352,7 @@ struct HttpEngine::Impl {
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.stall_limit.count()));
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, r.user_agent.c_str());
+    if (resolve.get()) curl_easy_setopt(h, CURLOPT_RESOLVE, resolve.get());
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kBufferSize);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kBufferSize);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r.tls.verify ? 1L : 0L);

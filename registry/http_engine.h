@@ -116,6 +116,7 @@ struct Response {
 struct EngineOptions {
   int max_per_origin = 64;  // transfers in flight per scheme+host+port; 0 = no cap
   int max_cached_connections = 256;
+  std::vector<std::string> resolve;  // "host:port:address", as curl --resolve
 };
 
 struct EngineStats {

@@ -141,6 +141,12 @@ Error Registry::status_error(const Response& resp, const Call& call) const {
     case 404:
       return Error::make(ErrorKind::NotFound, base, resp.status);
     case 401:
+      if (resp.header("www-authenticate").value_or("").find("insufficient_scope") != std::string::npos) {
+        return Error::make(ErrorKind::Forbidden,
+                           base + fmt::format(" (the credentials for {} do not allow {} {})", host_,
+                                              call.push ? "pushing to" : "pulling from", call.repository),
+                           resp.status);
+      }
       if (!have_credentials) {
         return Error::make(ErrorKind::NoCredentials,
                            base + fmt::format(" (the pull secret has no credentials for {})", host_), resp.status);
@@ -149,6 +155,12 @@ Error Registry::status_error(const Response& resp, const Call& call) const {
                          resp.status);
     case 403:
       return Error::make(ErrorKind::Forbidden, base, resp.status);
+    case 405:
+      if (call.push) {
+        return Error::make(ErrorKind::Forbidden, base + fmt::format(" ({} refuses writes: is it read-only?)", host_),
+                           resp.status);
+      }
+      return Error::make(ErrorKind::Protocol, base, resp.status);
     case 429:
       return Error::make(ErrorKind::RateLimited, base, resp.status);
     default:

@@ -32,7 +32,9 @@ def main():
     p.add_argument("--issuer", required=True)
     p.add_argument("--service", required=True)
     p.add_argument("--user", action="append", default=[], help="user:password[:pull|pull,push]")
-    p.add_argument("--expires", type=int, default=300)
+    p.add_argument("--expires", type=int, default=300, help="expires_in the token server advertises")
+    p.add_argument("--lifetime", type=int, default=0,
+                   help="seconds the registry will really accept a token (default: --expires)")
     p.add_argument("--anonymous-pull", action="store_true")
     p.add_argument("--log", required=True)
     args = p.parse_args()
@@ -92,9 +94,11 @@ def main():
                     granted = [a for a in actions.split(",") if a in allowed]
                     access.append({"type": kind, "name": name, "actions": granted})
             now = int(time.time())
+            # distribution accepts a token until 60 s past its exp (leeway).
+            lifetime = args.lifetime or args.expires
             claims = {
                 "iss": args.issuer, "sub": user or "", "aud": qs.get("service", [args.service])[0],
-                "exp": now + args.expires, "nbf": now - 5, "iat": now, "jti": str(uuid.uuid4()),
+                "exp": now + lifetime - 60, "nbf": now - 5, "iat": now, "jti": str(uuid.uuid4()),
                 "access": access,
             }
             head = {"typ": "JWT", "alg": "RS256", "x5c": [cert_der]}

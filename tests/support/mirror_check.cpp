@@ -188,8 +188,8 @@ std::vector<std::string> list_tags(const TestRegistry& reg, const std::string& r
   return tags;
 }
 
-std::vector<std::string> catalog(const TestRegistry& reg) {
-  auto argv = curl_args(reg, "");
+std::vector<std::string> catalog(const TestRegistry& reg, const std::string& creds) {
+  auto argv = curl_args(reg, creds);
   argv.push_back(reg.url() + "/v2/_catalog");
   auto r = run_command(argv);
   rapidjson::Document d;

@@ -68,6 +68,6 @@ std::vector<std::string> check_mirror(const TestRegistry& source, const TestRegi
 std::vector<std::string> check_no_dangling_manifests(const TestRegistry& dest, const std::string& repo);
 
 std::vector<std::string> list_tags(const TestRegistry& reg, const std::string& repo, const std::string& creds = {});
-std::vector<std::string> catalog(const TestRegistry& reg);
+std::vector<std::string> catalog(const TestRegistry& reg, const std::string& creds = {});
 
 }  // namespace fastsync::testing

@@ -52,7 +52,8 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
     std::vector<std::string> argv = {python(), source_dir() + "/tests/servers/token_server.py", "--key",
                                      dir_.file("token.key"), "--cert", dir_.file("token.pem"), "--issuer",
                                      "fastsync-test-issuer", "--service", "fastsync-test-registry", "--expires",
-                                     std::to_string(options_.token_expires_seconds), "--log", dir_.file("token.log")};
+                                     std::to_string(options_.token_expires_seconds), "--lifetime",
+                                     std::to_string(options_.token_lifetime_seconds), "--log", dir_.file("token.log")};
     for (const auto& u : options_.token_users) {
       argv.push_back("--user");
       argv.push_back(u);
@@ -76,6 +77,7 @@ void TestRegistry::write_config() {
     << "storage:\n  filesystem:\n    rootdirectory: " << dir_.file("data") << "\n"
     << "  delete:\n    enabled: true\n"
     << "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+    << (options_.read_only ? "    readonly:\n      enabled: true\n" : "")
     << "http:\n  addr: " << host_ << "\n  secret: fastsync-test-secret\n";
   if (options_.tls) {
     c << "  tls:\n    certificate: " << tls_.server_cert << "\n    key: " << tls_.server_key << "\n";

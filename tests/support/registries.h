@@ -23,8 +23,10 @@ struct TestRegistryOptions {
   bool tls = false;
   std::string basic_user;                // "user:password": htpasswd Basic auth
   std::vector<std::string> token_users;  // "user:password[:pull|pull,push]": Bearer token auth
-  int token_expires_seconds = 300;
+  int token_expires_seconds = 300;   // what the token server advertises (expires_in)
+  int token_lifetime_seconds = 0;    // how long the registry really accepts one (0: as advertised)
   bool anonymous_pull = false;  // token auth: anonymous pull allowed
+  bool read_only = false;       // storage.maintenance.readonly: every write answered 405
 };
 
 class TestRegistry {

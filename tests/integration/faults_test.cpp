@@ -1,0 +1,301 @@
+// Faults between fastsync and real registries (tests/servers/fault_proxy.py):
+// every test runs the full fixture mirror through the fault, then checks the
+// destination by digest with skopeo.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <signal.h>
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include "tests/support/mirror_check.h"
+
+namespace fastsync::testing {
+namespace {
+
+const std::string kRepo = "openshift/release";
+
+struct ProxyLogEntry {
+  std::string method;
+  std::string path;
+  std::string range;
+  std::string fault;
+  double time = 0;
+};
+
+class FaultProxy {
+ public:
+  FaultProxy(const TestRegistry& upstream, const std::vector<std::string>& rules, const TempDir& dir,
+             const std::string& name = "proxy")
+      : log_(dir.file(name + ".jsonl")) {
+    std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/fault_proxy.py", "--upstream",
+                                     upstream.host(), "--log", log_};
+    for (const auto& r : rules) {
+      argv.push_back("--rule");
+      argv.push_back(r);
+    }
+    write_file(log_, "");
+    process_ = std::make_unique<Process>(argv, dir.file(name + ".err"));
+    host_ = "127.0.0.1:" + process_->wait_ready().at("port");
+  }
+  const std::string& host() const { return host_; }
+  std::vector<ProxyLogEntry> entries() const {
+    std::vector<ProxyLogEntry> out;
+    std::istringstream in(read_file(log_));
+    std::string line;
+    while (std::getline(in, line)) {
+      rapidjson::Document d;
+      d.Parse(line.c_str());
+      if (d.HasParseError()) continue;
+      ProxyLogEntry e;
+      e.method = d["method"].GetString();
+      e.path = d["path"].GetString();
+      if (d["range"].IsString()) e.range = d["range"].GetString();
+      if (d["fault"].IsString()) e.fault = d["fault"].GetString();
+      e.time = d["time"].GetDouble();
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+  std::size_t faults(const std::string& action) const {
+    std::size_t n = 0;
+    for (const auto& e : entries()) n += e.fault == action;
+    return n;
+  }
+
+ private:
+  std::string log_;
+  std::string host_;
+  std::unique_ptr<Process> process_;
+};
+
+struct MirrorSetup {
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir{"fastsync-faults"};
+  FixtureRelease fixture;
+  std::string secret = write_pull_secret(dir.file("ps.json"), {});
+  explicit MirrorSetup(int components = 12, double scale = 0.03) {
+    FixtureArgs fa;
+    fa.components = components;
+    fa.scale = scale;
+    fixture = push_fixture(source, fa);
+  }
+  std::vector<std::string> args(const std::string& source_host, const std::string& dest_host,
+                                std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"--version", "4.20.8", "--source-registry",
+                                  source_host + "/openshift-release-dev/ocp-release", "--dest-registry", dest_host,
+                                  "--pull-secret", secret, "--quiet", "--retry-delay-ms", "20",
+                                  "--report", dir.file("report.json")};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::uint64_t retries() {
+    rapidjson::Document d;
+    std::string json = read_file(dir.file("report.json"));
+    d.Parse(json.c_str());
+    return d["summary"]["requests"]["retries"].GetUint64();
+  }
+  void expect_complete_mirror() {
+    auto problems = check_mirror(source, dest, kRepo, fixture);
+    EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
+  }
+};
+
+TEST(Faults, BurstsOf500And503AreRetried) {
+  MirrorSetup s;
+  FaultProxy source_proxy(s.source,
+                          {R"({"method":"GET","path":"/manifests/","action":"status","status":503,"times":3})",
+                           R"({"method":"GET","path":"/blobs/","action":"status","status":500,"every":3,"times":8})"},
+                          s.dir, "source");
+  FaultProxy dest_proxy(s.dest,
+                        {R"({"method":"POST","path":"/blobs/uploads/","action":"status","status":503,"every":4,"times":6})",
+                         R"({"method":"PUT","path":"/manifests/","action":"status","status":502,"every":5,"times":3})"},
+                        s.dir, "dest");
+  auto r = run_fastsync(s.args(source_proxy.host(), dest_proxy.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(source_proxy.faults("status"), 11u);
+  EXPECT_EQ(dest_proxy.faults("status"), 9u);
+  EXPECT_GE(s.retries(), 20u);
+  s.expect_complete_mirror();
+}
+
+TEST(Faults, RetryAfterOn429IsHonoured) {
+  MirrorSetup s(6, 0.01);
+  FaultProxy proxy(s.source,
+                   {R"({"method":"GET","path":"/blobs/","action":"status","status":429,"retry_after":2,"times":2})"},
+                   s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The same blob was asked for again only after the 2 s the registry asked for
+  // (the configured backoff is 20 ms, so only Retry-After explains the wait).
+  auto log = proxy.entries();
+  int checked = 0;
+  for (std::size_t i = 0; i < log.size(); ++i) {
+    if (log[i].fault != "status") continue;
+    for (std::size_t j = i + 1; j < log.size(); ++j) {
+      if (log[j].path == log[i].path && log[j].method == "GET") {
+        EXPECT_GE(log[j].time - log[i].time, 1.9) << log[i].path;
+        ++checked;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2);
+  s.expect_complete_mirror();
+}
+
+TEST(Faults, ConnectionsResetMidBodyResumeWithRange) {
+  MirrorSetup s;
+  FaultProxy proxy(s.source, {R"({"method":"GET","path":"/blobs/","action":"reset","after":0.4,"every":2,"times":8})"},
+                   s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(proxy.faults("reset"), 8u);
+  std::size_t ranged = 0;
+  for (const auto& e : proxy.entries()) ranged += e.range.rfind("bytes=", 0) == 0 && e.range != "bytes=0-";
+  EXPECT_GE(ranged, 1u) << "no download resumed from where it was cut";
+  s.expect_complete_mirror();
+}
+
+TEST(Faults, TruncatedBodiesAreFetchedAgain) {
+  MirrorSetup s;
+  FaultProxy proxy(s.source,
+                   {R"({"method":"GET","path":"/blobs/","action":"truncate","after":0.7,"every":3,"times":6})"}, s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(proxy.faults("truncate"), 6u);
+  s.expect_complete_mirror();
+}
+
+TEST(Faults, FlippedBytesAreRetriedAndNeverCommitted) {
+  MirrorSetup s;
+  FaultProxy proxy(s.source, {R"({"method":"GET","path":"/blobs/","action":"flip","every":2,"times":6})"}, s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(proxy.faults("flip"), 6u);
+  s.expect_complete_mirror();  // every blob at the destination hashes to its digest
+}
+
+TEST(Faults, ABlobThatIsAlwaysCorruptFailsOnlyItsImagesAndIsNeverStored) {
+  MirrorSetup s;
+  // rhel-coreos's own big layer is served corrupt every single time.
+  const FixtureImage* victim = nullptr;
+  for (const auto& c : s.fixture.components) {
+    if (c.name == "rhel-coreos") victim = &c;
+  }
+  ASSERT_NE(victim, nullptr);
+  std::string bad = victim->blobs.back();
+  FaultProxy proxy(s.source,
+                   {R"({"method":"GET","path":")" + bad + R"(","action":"flip","times":1000})"}, s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host()));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find("rhel-coreos: blob "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(bad + ": content hashes to"), std::string::npos) << r.out;
+  EXPECT_EQ(curl_blob_status(s.dest, kRepo, bad), 404);
+  auto dangling = check_no_dangling_manifests(s.dest, kRepo);
+  EXPECT_TRUE(dangling.empty()) << dangling.front();
+  auto tags = list_tags(s.dest, kRepo);
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0) << "release tagged with a component missing";
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64-rhel-coreos"), 0);
+  EXPECT_EQ(tags.size(), s.fixture.components.size() - 1);  // every other component made it
+}
+
+TEST(Faults, AStalledTransferIsAbortedByTheStallLimitAndRetried) {
+  MirrorSetup s(6, 0.02);
+  FaultProxy proxy(s.source,
+                   {R"({"method":"GET","path":"/blobs/","action":"stall","after":0.5,"seconds":600,"times":2})"}, s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--stall-timeout", "1", "--verbose"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(proxy.faults("stall"), 2u);
+  EXPECT_NE(r.err.find("no data moved for 1 s (stall limit)"), std::string::npos) << r.err;
+  s.expect_complete_mirror();
+}
+
+TEST(Faults, DestinationRestartedMidRunThenARerunCompletes) {
+  MirrorSetup s(16, 0.05);
+  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "4"}, s.dir.file("wan.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  auto argv = s.args(slow_host, s.dest.host(), {"--retries", "2"});
+  argv.insert(argv.begin(), tool_path("fastsync"));
+  Process run(argv, s.dir.file("run.err"), {}, s.dir.file("run.out"));
+  // Once uploads are landing, pull the destination out from under it and bring it back.
+  while (run.running()) {
+    std::size_t puts = 0;
+    for (const auto& req : s.dest.requests()) puts += req.method == "PUT";
+    if (puts >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // log polling interval
+  }
+  s.dest.stop();
+  s.dest.start();
+  int code = run.wait();
+  EXPECT_TRUE(code == 0 || code == 1) << code << read_file(s.dir.file("run.err"));
+  auto dangling = check_no_dangling_manifests(s.dest, kRepo);
+  EXPECT_TRUE(dangling.empty()) << dangling.front();
+  auto rerun = run_fastsync(s.args(s.source.host(), s.dest.host()));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+  s.expect_complete_mirror();
+}
+
+TEST(Faults, ShortLivedTokensAreRefreshedMidRun) {
+  TestRegistry source;
+  TestRegistryOptions token;
+  token.token_users = {"bot:pw"};
+  token.token_expires_seconds = 300;  // it claims 5 minutes...
+  token.token_lifetime_seconds = 2;   // ...but the registry refuses it after 2 s
+  TestRegistry dest(token);
+  TempDir dir("fastsync-tokens");
+  FixtureArgs fa;
+  fa.components = 12;
+  fa.scale = 0.05;
+  auto fixture = push_fixture(source, fa);
+  Process slow({tool_path("fastsync-wanproxy"), "--target", source.host(), "--rate-mbps", "3"}, dir.file("wan.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  std::string secret = write_pull_secret(dir.file("ps.json"), {{dest.host(), "bot", "pw"}});
+  auto r = run_fastsync({"--version", "4.20.8", "--source-registry", slow_host + "/openshift-release-dev/ocp-release",
+                         "--dest-registry", dest.host(), "--pull-secret", secret, "--quiet", "--blob-concurrency", "4",
+                         "--report", dir.file("report.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  rapidjson::Document report;
+  std::string json = read_file(dir.file("report.json"));
+  report.Parse(json.c_str());
+  EXPECT_GE(report["summary"]["requests"]["token_refreshes"].GetUint64(), 1u) << "the run never outlived a token";
+  auto problems = check_mirror(source, dest, kRepo, fixture, "bot:pw");
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
+TEST(Faults, SignalsAtRandomPointsNeverLeaveHalfPushedImages) {
+  MirrorSetup s(16, 0.05);
+  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "6"}, s.dir.file("wan.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  std::mt19937 rng(20261125);
+  std::size_t puts_seen = 0;
+  for (int round = 0; round < 3; ++round) {
+    int sig = round % 2 ? SIGTERM : SIGINT;
+    auto argv = s.args(slow_host, s.dest.host());
+    argv.insert(argv.begin(), tool_path("fastsync"));
+    Process run(argv, s.dir.file("run.err"), {}, s.dir.file("run.out"));
+    std::size_t target = puts_seen + 1 + rng() % 12;  // a random point, later each round
+    while (run.running()) {
+      std::size_t puts = 0;
+      for (const auto& req : s.dest.requests()) puts += req.method == "PUT";
+      if (puts >= target) {
+        puts_seen = puts;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // log polling interval
+    }
+    if (!run.running()) break;  // it finished first: nothing left to interrupt
+    run.signal(sig);
+    EXPECT_EQ(run.wait(), 128 + sig) << "round " << round;
+    auto dangling = check_no_dangling_manifests(s.dest, kRepo);
+    EXPECT_TRUE(dangling.empty()) << "round " << round << ": " << dangling.front();
+  }
+  auto rerun = run_fastsync(s.args(s.source.host(), s.dest.host()));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+  s.expect_complete_mirror();
+}
+
+}  // namespace
+}  // namespace fastsync::testing

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""An HTTP proxy in front of a real registry that injects faults. Tests only.
+
+Rules are JSON objects, given with --rule (repeatable), applied to requests
+whose method and path match, deterministically:
+  {"method": "GET", "path": "/blobs/sha256:", "action": "status", "status": 503, "times": 4}
+  {"method": "GET", "path": "/blobs/", "action": "reset", "after": 0.3, "every": 2, "times": 6}
+Fields: method (or "*"), path (substring), action, times (how many faults in
+all), every (fault every Nth match, default 1), skip (let the first N matches
+through), and per action:
+  status    status (500, 503...), retry_after (seconds, optional; 429 style)
+  reset     after: fraction of the body sent before the connection is reset
+  truncate  after: fraction sent, then a clean close (Content-Length says more)
+  flip      one byte of the body changed (same length)
+  stall     after: fraction sent, then silence for `seconds`
+Every request is logged as a JSON line (time, method, path, range, fault).
+Prints "READY port=<n>".
+"""
+import argparse
+import http.client
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "proxy-connection"}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--upstream", required=True, help="host:port of a plain-HTTP registry")
+    p.add_argument("--rule", action="append", default=[])
+    p.add_argument("--log", required=True)
+    args = p.parse_args()
+    rules = [json.loads(r) for r in args.rule]
+    for r in rules:
+        r.setdefault("method", "*")
+        r.setdefault("every", 1)
+        r.setdefault("times", 1)
+        r.setdefault("skip", 0)
+        r["_matches"] = 0
+        r["_fired"] = 0
+    lock = threading.Lock()
+
+    def pick_fault(method, path):
+        with lock:
+            for r in rules:
+                if r["method"] not in ("*", method) or r.get("path", "") not in path:
+                    continue
+                r["_matches"] += 1
+                n = r["_matches"] - r["skip"]
+                if n <= 0 or r["_fired"] >= r["times"] or n % r["every"] != 0:
+                    continue
+                r["_fired"] += 1
+                return {k: v for k, v in r.items() if not k.startswith("_")}
+        return None
+
+    def record(entry):
+        entry["time"] = time.time()
+        with lock, open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *a):
+            sys.stderr.write("fault_proxy: " + fmt % a + "\n")
+
+        def handle_any(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            fault = pick_fault(self.command, self.path)
+            record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                    "fault": fault["action"] if fault else None})
+            if fault and fault["action"] == "status":
+                payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
+                self.send_response(fault["status"])
+                self.send_header("Content-Type", "application/json")
+                if "retry_after" in fault:
+                    self.send_header("Retry-After", str(fault["retry_after"]))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            conn = http.client.HTTPConnection(args.upstream, timeout=120)
+            try:
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            finally:
+                conn.close()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() in HOP_BY_HOP:
+                    continue
+                if k.lower() == "location":
+                    v = v.replace(f"http://{args.upstream}", "")  # keep uploads coming through us
+                self.send_header(k, v)
+            self.send_header("Content-Length", resp.getheader("Content-Length") if self.command == "HEAD"
+                             else str(len(data)))
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            if not fault or not data or not (200 <= resp.status < 300):
+                self.wfile.write(data)
+                return
+            cut = int(len(data) * float(fault.get("after", 0.5)))
+            action = fault["action"]
+            if action == "flip":
+                i = len(data) // 2
+                self.wfile.write(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
+            elif action == "reset":
+                self.wfile.write(data[:cut])
+                self.wfile.flush()
+                # RST rather than FIN: SO_LINGER with a zero timeout.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+            elif action == "truncate":
+                self.wfile.write(data[:cut])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.close_connection = True
+            elif action == "stall":
+                self.wfile.write(data[:cut])
+                self.wfile.flush()
+                time.sleep(float(fault.get("seconds", 30)))
+                self.close_connection = True
+            else:
+                self.wfile.write(data)
+
+        do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(f"READY port={server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
