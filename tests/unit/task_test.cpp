@@ -8,8 +8,8 @@ namespace fastsync {
 namespace {
 
 Task<int> add(int a, int b) { co_return a + b; }
-Task<int> chain(int depth) {
-  int total = 0;
+Task<long long> chain(int depth) {
+  long long total = 0;
   for (int i = 0; i < depth; ++i) total += co_await add(i, 1);
   co_return total;
 }
@@ -19,7 +19,14 @@ Task<int> thrower() {
 }
 
 TEST(Task, RunsSynchronousChainsWithoutGrowingTheStack) {
-  EXPECT_EQ(sync_wait(chain(100000)), 100000 * 1 + (99999 * 100000) / 2);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan builds do not turn symmetric transfer into a tail call, so the stack
+  // does grow there: only correctness is checked.
+  constexpr int kDepth = 2000;
+#else
+  constexpr int kDepth = 100000;  // would overflow the stack without symmetric transfer
+#endif
+  EXPECT_EQ(sync_wait(chain(kDepth)), kDepth + static_cast<long long>(kDepth - 1) * kDepth / 2);
 }
 
 TEST(Task, PropagatesExceptionsToTheAwaiter) {
