@@ -329,7 +329,9 @@ TEST(BlobCopy, StreamsA100MBBlobBetweenRegistriesInBoundedMemory) {
   EXPECT_EQ(*copied, kSize);
   // Nothing close to the blob's size was ever held in memory.
   std::printf("peak RSS before %ld KiB, after %ld KiB\n", before, after);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine keeps freed memory resident: RSS says nothing there
   EXPECT_LT(after - before, 24 * 1024) << "peak RSS grew by " << (after - before) << " KiB";
+#endif
   EXPECT_EQ(sha256_digest(testing::curl_blob(dest, "big/dst", digest)), digest);
 }
 
