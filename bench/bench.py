@@ -424,7 +424,8 @@ set title 'Emulated WAN ({w["rtt_ms"]} ms RTT, {w["rate_mbps_per_connection"]} M
 set logscale x 2
 set xlabel 'blob transfers in flight'
 set ylabel 'MB/s'
-set key top left
+set key bottom right
+set yrange [0:*]
 plot '{out_dir}/wan.dat' using 1:2 with linespoints title 'fastsync', '' using 1:3 with lines dashtype 2 title 'min(connections x cap, floor)'
 """)
     for s in scripts:
@@ -442,7 +443,14 @@ def main():
     p.add_argument("--wan-delay-ms", type=float, default=25, help="one-way delay (RTT is twice this)")
     p.add_argument("--wan-rate-mbps", type=float, default=30, help="cap per connection per direction")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "out", time.strftime("%Y%m%d-%H%M%S")))
+    p.add_argument("--replot", metavar="DIR", help="redraw the plots and summary of an earlier run's results.json")
     args = p.parse_args()
+    if args.replot:
+        with open(os.path.join(args.replot, "results.json")) as f:
+            results = json.load(f)
+        plots(args.replot, results)
+        print(render(results))
+        return
     for tool in [FASTSYNC, FIXTURE, WANPROXY]:
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is not built (run .ci/setup)")

@@ -180,6 +180,14 @@ TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
   EXPECT_EQ(manifest_gets, 1u);
   EXPECT_NE(r.out.find("0 copied, " + std::to_string(fixture.components.size() + 1) + " skipped"), std::string::npos)
       << r.out;
+
+  // The older ImageContentSourcePolicy, for clusters before 4.13.
+  args.push_back("--icsp");
+  auto icsp = run_fastsync(args);
+  ASSERT_EQ(icsp.exit_code, 0) << icsp.err;
+  EXPECT_NE(icsp.out.find("kind: ImageContentSourcePolicy"), std::string::npos) << icsp.out;
+  EXPECT_NE(icsp.out.find("repositoryDigestMirrors:"), std::string::npos) << icsp.out;
+  EXPECT_EQ(icsp.out.find("kind: ImageDigestMirrorSet"), std::string::npos) << icsp.out;
 }
 
 // Waits (by reading the log, no sleeping on a guess) until the destination has

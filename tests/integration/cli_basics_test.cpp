@@ -1,0 +1,45 @@
+// The command line itself: help text and the fixture generator's determinism.
+#include <gtest/gtest.h>
+
+#include "tests/support/mirror_check.h"
+
+namespace fastsync::testing {
+namespace {
+
+TEST(CliBasics, HelpShowsTheSeedFlagsWithTheirDefaults) {
+  auto r = run_fastsync({"--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const std::string expected :
+       {"--version X.Y.Z", "--dest-registry HOST[:PORT]", "--pull-secret FILE", "--workers N (=16)",
+        "--blob-workers N (=4)", "--dest-repo PATH (=openshift/release)",
+        "--source-registry REPO (=quay.io/openshift-release-dev/ocp-release)", "--insecure",
+        // and the ones later issues added
+        "--arch ARCH (=x86_64)", "--dry-run", "--report FILE", "--retries N (=3)", "--stall-timeout SECONDS (=60)",
+        "--check-workers N", "--manifest-workers N", "--blob-concurrency N", "--push-workers N", "--icsp",
+        "--idms-out FILE", "--ca-file FILE", "--http2", "--quiet"}) {
+    EXPECT_NE(r.out.find(expected), std::string::npos) << "missing from --help: " << expected;
+  }
+  EXPECT_NE(r.out.find("(required)"), std::string::npos);
+}
+
+TEST(CliBasics, TheFixtureIsDeterministicForASeed) {
+  TestRegistry a;
+  TestRegistry b;
+  FixtureArgs fa;
+  fa.components = 8;
+  auto first = push_fixture(a, fa);
+  auto again = push_fixture(b, fa);
+  EXPECT_EQ(first.release.digest, again.release.digest);
+  ASSERT_EQ(first.components.size(), again.components.size());
+  for (std::size_t i = 0; i < first.components.size(); ++i) {
+    EXPECT_EQ(first.components[i].digest, again.components[i].digest) << first.components[i].name;
+  }
+  TestRegistry c;
+  fa.seed = 8;
+  auto other = push_fixture(c, fa);
+  EXPECT_NE(other.release.digest, first.release.digest);
+  EXPECT_NE(other.components[0].digest, first.components[0].digest);
+}
+
+}  // namespace
+}  // namespace fastsync::testing
