@@ -85,9 +85,7 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   multifunction_node<CheckResult, std::tuple<ImageJob, ImageJob, ImageOutcome>> route(
       g, unlimited, [](const CheckResult& r, auto& out) {
         if (r.error) {
-          auto failed = ImageOutcome::failed(r.job, *r.error);
-          failed.fatal = is_fatal_for_destination(*r.error);
-          std::get<2>(out).try_put(failed);
+          std::get<2>(out).try_put(ImageOutcome::failed(r.job, *r.error));
         } else if (r.job.present) {
           std::get<1>(out).try_put(r.job);
         } else {

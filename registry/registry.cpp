@@ -705,17 +705,13 @@ Task<Result<MountResult>> Registry::mount_blob(const std::string& repository, co
   co_return result;
 }
 
-Task<Status> Registry::finish_upload(const std::string& repository, const std::string& location,
-                                     const std::string& digest, std::string body) {
+Task<Status> Registry::put_upload(Call call, const std::string& location, const std::string& digest) {
   auto url = add_query_param(location, "digest", digest);
   if (!url) co_return url.error();
-  Call call;
   call.kind = CallKind::BlobPut;
   call.method = "PUT";
   call.target = *url;
   call.headers.push_back("Content-Type: application/octet-stream");
-  call.body = std::move(body);
-  call.repository = repository;
   call.push = true;
   call.what = fmt::format("PUT blob {}", digest);
   auto resp = co_await send(std::move(call));
@@ -723,24 +719,22 @@ Task<Status> Registry::finish_upload(const std::string& repository, const std::s
   co_return Status{};
 }
 
+Task<Status> Registry::finish_upload(const std::string& repository, const std::string& location,
+                                     const std::string& digest, std::string body) {
+  Call call;
+  call.repository = repository;
+  call.body = std::move(body);
+  co_return co_await put_upload(std::move(call), location, digest);
+}
+
 Task<Status> Registry::finish_upload_streamed(const std::string& repository, const std::string& location,
                                               const std::string& digest, std::shared_ptr<BodySource> body,
                                               std::function<void(TransferId)> on_started) {
-  auto url = add_query_param(location, "digest", digest);
-  if (!url) co_return url.error();
   Call call;
-  call.kind = CallKind::BlobPut;
-  call.method = "PUT";
-  call.target = *url;
-  call.headers.push_back("Content-Type: application/octet-stream");
+  call.repository = repository;
   call.source = std::move(body);
   call.on_started = std::move(on_started);
-  call.repository = repository;
-  call.push = true;
-  call.what = fmt::format("PUT blob {}", digest);
-  auto resp = co_await send(std::move(call));
-  if (!resp) co_return resp.error();
-  co_return Status{};
+  co_return co_await put_upload(std::move(call), location, digest);
 }
 
 Task<void> Registry::cancel_upload(const std::string& repository, const std::string& location) {

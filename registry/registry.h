@@ -156,6 +156,8 @@ class Registry {
   Task<Result<std::optional<std::string>>> authorization(const Call& call, const std::shared_ptr<TokenSlot>& stale,
                                                          std::shared_ptr<TokenSlot>& used);
   Task<Result<Token>> fetch_token(Challenge challenge, std::string scope_query, std::string repository);
+  // PUT <location>&digest=… with the body `call` carries (in memory or streamed).
+  Task<Status> put_upload(Call call, const std::string& location, const std::string& digest);
   Error status_error(const Response& resp, const Call& call) const;
   Error transport_error(const Response& resp, const Call& call) const;
   std::string scope_for(const Call& call) const;

@@ -10,10 +10,7 @@ BlobFanout::Added BlobFanout::add(ImageJob job) {
   for (const auto& b : job.blobs) {
     auto it = blobs_.find(key(job.dest, b.digest));
     if (it != blobs_.end() && it->second.state == State::Failed) {
-      ImageOutcome o = ImageOutcome::failed(job, Error::make(ErrorKind::Network,
-                                                             fmt::format("blob {}: {}", b.digest, it->second.error)));
-      o.fatal = it->second.fatal;
-      out.failed = o;
+      out.failed = ImageOutcome::failed(job, *it->second.error);
       return out;
     }
   }
@@ -49,8 +46,7 @@ BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
   Blob& blob = it->second;
   if (outcome.error) {
     blob.state = State::Failed;
-    blob.error = outcome.error->message;
-    blob.fatal = outcome.fatal;
+    blob.error = outcome.error;
     progress_.blobs_failed++;
   } else {
     blob.state = State::Done;
@@ -65,9 +61,7 @@ BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
     auto img = images_.find(id);
     if (img == images_.end()) continue;  // already failed through another blob
     if (outcome.error) {
-      ImageOutcome o = ImageOutcome::failed(img->second.job, *outcome.error);
-      o.fatal = outcome.fatal;
-      out.failed.push_back(std::move(o));
+      out.failed.push_back(ImageOutcome::failed(img->second.job, *outcome.error));
       images_.erase(img);
     } else if (--img->second.missing == 0) {
       out.ready.push_back(std::move(img->second.job));

@@ -36,8 +36,7 @@ class BlobFanout {
   enum class State { InFlight, Done, Failed };
   struct Blob {
     State state = State::InFlight;
-    std::string error;
-    bool fatal = false;
+    std::optional<Error> error;
     std::vector<std::size_t> waiting;
   };
   struct Waiting {

@@ -11,7 +11,7 @@ Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
     job.present = true;
     co_return CheckResult{std::move(job), std::nullopt};
   }
-  if (!digest && (is_fatal_for_destination(digest.error()) || digest.error().kind == ErrorKind::Cancelled)) {
+  if (!digest && (is_run_fatal(digest.error()) || digest.error().kind == ErrorKind::Cancelled)) {
     co_return CheckResult{std::move(job), digest.error()};
   }
   if (!digest && digest.error().kind != ErrorKind::NotFound) {

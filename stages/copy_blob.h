@@ -14,6 +14,7 @@ class CopyBlob {
   Task<BlobOutcome> operator()(BlobJob job) const;
 
  private:
+  Task<Status> copy_from_source(const BlobJob& job) const;
   RegistryApi& api_;
   const RunControl& run_;
 };

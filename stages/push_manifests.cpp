@@ -10,11 +10,7 @@ Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
     const ManifestData& m = job.manifests[i];
     // The top manifest goes up under its tag, which also stores it by digest.
     auto pushed = co_await api_.put_manifest(job.dest, top ? job.tag : m.digest, m);
-    if (!pushed) {
-      auto failed = ImageOutcome::failed(job, pushed.error());
-      failed.fatal = is_fatal_for_destination(pushed.error());
-      co_return failed;
-    }
+    if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
   ImageOutcome o;
   o.id = job.id;
@@ -32,11 +28,7 @@ Task<ImageOutcome> PushManifests::tag_existing(ImageJob job) const {
   auto manifest = co_await api_.get_manifest(job.dest, job.digest);
   if (!manifest) co_return ImageOutcome::failed(job, manifest.error());
   auto pushed = co_await api_.put_manifest(job.dest, job.tag, *manifest);
-  if (!pushed) {
-    auto failed = ImageOutcome::failed(job, pushed.error());
-    failed.fatal = is_fatal_for_destination(pushed.error());
-    co_return failed;
-  }
+  if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   co_return o;
 }
 

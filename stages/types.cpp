@@ -23,6 +23,7 @@ ImageOutcome ImageOutcome::failed(const ImageJob& job, const Error& e) {
   o.id = job.id;
   o.status = ImageStatus::Failed;
   o.error = e.message;
+  o.fatal = is_run_fatal(e);
   return o;
 }
 
@@ -32,6 +33,7 @@ BlobOutcome BlobOutcome::failed(const BlobJob& job, const Error& e) {
   o.dest = job.dest;
   o.size = job.blob.size;
   o.error = e;
+  o.fatal = is_run_fatal(e);
   return o;
 }
 
@@ -52,7 +54,7 @@ std::string RunControl::reason() const {
   return reason_.empty() ? "cancelled" : reason_;
 }
 
-bool is_fatal_for_destination(const Error& e) {
+bool is_run_fatal(const Error& e) {
   return e.kind == ErrorKind::AuthDenied || e.kind == ErrorKind::NoCredentials || e.kind == ErrorKind::Forbidden ||
          e.kind == ErrorKind::Tls;
 }

@@ -42,7 +42,7 @@ struct ImageOutcome {
   ImageStatus status = ImageStatus::Planned;
   std::uint64_t bytes = 0;  // size of the image's blobs when copied
   std::string error;        // why, when Failed
-  bool fatal = false;       // the whole run cannot succeed (destination refuses us, say)
+  bool fatal = false;       // the whole run cannot succeed (see is_run_fatal)
 
   static ImageOutcome failed(const ImageJob& job, const Error& e);
 };
@@ -101,7 +101,8 @@ class RunControl {
   std::function<void()> on_cancel_;
 };
 
-// Destination-wide failures: no other image can succeed either.
-bool is_fatal_for_destination(const Error& e);
+// Failures no other image can escape either (credentials refused, pushes
+// forbidden, TLS untrusted): they stop the run rather than fail one image.
+bool is_run_fatal(const Error& e);
 
 }  // namespace fastsync::stages

@@ -25,21 +25,8 @@ FixtureImage image_from(const rapidjson::Value& v) {
                       strings(v["blobs"])};
 }
 
-std::vector<std::string> curl_args(const TestRegistry& reg, const std::string& creds) {
-  std::vector<std::string> argv = {"curl", "-sS", "-L"};
-  if (!reg.ca_file().empty()) {
-    argv.push_back("--cacert");
-    argv.push_back(reg.ca_file());
-  }
-  if (!creds.empty()) {
-    argv.push_back("-u");
-    argv.push_back(creds);
-  }
-  return argv;
-}
-
 std::string curl_manifest(const TestRegistry& reg, const std::string& repo, const std::string& ref) {
-  auto argv = curl_args(reg, "");
+  auto argv = curl_command(reg, "");
   argv.push_back("-f");
   argv.push_back("-H");
   argv.push_back("Accept: " + std::string(media_type::kAcceptAll));
@@ -178,7 +165,7 @@ std::vector<std::string> check_no_dangling_manifests(const TestRegistry& dest, c
 }
 
 std::vector<std::string> list_tags(const TestRegistry& reg, const std::string& repo, const std::string& creds) {
-  auto argv = curl_args(reg, creds);
+  auto argv = curl_command(reg, creds);
   argv.push_back(reg.url() + "/v2/" + repo + "/tags/list?n=10000");
   auto r = run_command(argv);
   rapidjson::Document d;
@@ -189,7 +176,7 @@ std::vector<std::string> list_tags(const TestRegistry& reg, const std::string& r
 }
 
 std::vector<std::string> catalog(const TestRegistry& reg, const std::string& creds) {
-  auto argv = curl_args(reg, creds);
+  auto argv = curl_command(reg, creds);
   argv.push_back(reg.url() + "/v2/_catalog");
   auto r = run_command(argv);
   rapidjson::Document d;

@@ -173,8 +173,7 @@ std::string skopeo_raw_manifest(const TestRegistry& reg, const std::string& repo
   return r.exit_code == 0 ? r.out : std::string();
 }
 
-namespace {
-std::vector<std::string> curl_base(const TestRegistry& reg, const std::string& creds) {
+std::vector<std::string> curl_command(const TestRegistry& reg, const std::string& creds) {
   std::vector<std::string> argv = {"curl", "-sS", "-L"};
   if (!reg.ca_file().empty()) {
     argv.push_back("--cacert");
@@ -186,11 +185,10 @@ std::vector<std::string> curl_base(const TestRegistry& reg, const std::string& c
   }
   return argv;
 }
-}  // namespace
 
 std::string curl_blob(const TestRegistry& reg, const std::string& repository, const std::string& digest,
                       const std::string& creds) {
-  auto argv = curl_base(reg, creds);
+  auto argv = curl_command(reg, creds);
   argv.push_back("-f");
   argv.push_back(reg.url() + "/v2/" + repository + "/blobs/" + digest);
   auto r = run_command(argv);
@@ -199,7 +197,7 @@ std::string curl_blob(const TestRegistry& reg, const std::string& repository, co
 
 int curl_blob_status(const TestRegistry& reg, const std::string& repository, const std::string& digest,
                      const std::string& creds) {
-  auto argv = curl_base(reg, creds);
+  auto argv = curl_command(reg, creds);
   for (std::string a : {"-I", "-o", "/dev/null", "-w", "%{http_code}"}) argv.push_back(a);
   argv.push_back(reg.url() + "/v2/" + repository + "/blobs/" + digest);
   auto r = run_command(argv);
@@ -216,7 +214,7 @@ std::string curl_push_blob(const TestRegistry& reg, const std::string& repositor
     hasher.update(std::string_view(chunk.data(), static_cast<size_t>(in.gcount())));
   }
   std::string digest = hasher.finish();
-  auto post = curl_base(reg, creds);
+  auto post = curl_command(reg, creds);
   for (std::string a : {"-f", "-X", "POST", "-D", "-", "-o", "/dev/null"}) post.push_back(a);
   post.push_back(reg.url() + "/v2/" + repository + "/blobs/uploads/");
   auto r = run_command(post);
@@ -233,7 +231,7 @@ std::string curl_push_blob(const TestRegistry& reg, const std::string& repositor
   }
   if (location.rfind("http", 0) != 0) location = reg.url() + location;
   location += (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
-  auto put = curl_base(reg, creds);
+  auto put = curl_command(reg, creds);
   for (std::string a : {"-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary"}) put.push_back(a);
   put.push_back("@" + file);
   put.push_back(location);

@@ -69,6 +69,9 @@ class TestRegistry {
   std::unique_ptr<Process> registry_;
 };
 
+// The curl CLI's arguments for this registry (its test CA, credentials), URL not included.
+std::vector<std::string> curl_command(const TestRegistry& reg, const std::string& creds = {});
+
 // Independent checks, through tools that share no code with fastsync.
 // skopeo inspect --raw of host/repository@digest-or-tag; empty on failure.
 std::string skopeo_raw_manifest(const TestRegistry& reg, const std::string& repo_ref,

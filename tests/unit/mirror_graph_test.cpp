@@ -81,7 +81,9 @@ TEST(MirrorGraph, CopiesEverythingOnceInASafeOrder) {
 
   // Components were pulled from the source host, not the quay.io image-references names.
   for (const auto& e : rel.fake.events()) {
-    if (e.op == "copy_blob" || e.op == "get_manifest") EXPECT_EQ(e.repo.find("quay.io"), std::string::npos) << e.repo;
+    if (e.op == "copy_blob" || e.op == "get_manifest") {
+      EXPECT_EQ(e.repo.find("quay.io"), std::string::npos) << e.repo;
+    }
   }
   // Each blob moved once; the release-manifests layer went up from memory.
   std::map<std::string, int> moves;

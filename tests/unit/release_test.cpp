@@ -67,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"WrongFromKind", refs_with(tag("etcd", kFrom, "ImageStreamTag")), "from.kind is \"ImageStreamTag\""},
         BadCase{"BadReference", refs_with(tag("etcd", "not a reference@" + kDigest)), "tag \"etcd\""},
         BadCase{"NoTags", R"({"kind":"ImageStream","spec":{}})", "spec.tags is missing"}),
-    [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.label; });
+    [](const ::testing::TestParamInfo<BadCase>& param_info) { return param_info.param.label; });
 
 TEST(ReleaseMetadata, ParsesAndRejects) {
   auto meta = parse_release_metadata(R"({"kind":"cincinnati-metadata-v0","version":"4.20.8","previous":["4.20.7","4.19.3"]})");

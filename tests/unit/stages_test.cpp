@@ -53,7 +53,7 @@ TEST(CheckDestination, PresentAbsentAndFailingHeads) {
   fake.fail_manifest_head[kDst.str()] = Error::make(ErrorKind::AuthDenied, "denied", 401);
   auto r4 = sync_wait(check(job_for(3, "d", present)));
   ASSERT_TRUE(r4.error);
-  EXPECT_TRUE(is_fatal_for_destination(*r4.error));
+  EXPECT_TRUE(is_run_fatal(*r4.error));
 }
 
 TEST(FetchManifests, ListsBringTheirChildrenFirstAndBlobsOnce) {
