@@ -39,13 +39,20 @@ std::string dns_name(std::string s) {
   return s;
 }
 
-ImageRow row_for(const stages::ImageJob& job, const std::optional<stages::ImageOutcome>& outcome,
-                 const std::string& stopped) {
+// What the plan says about an image; status "planned" until an outcome is applied.
+ImageRow planned_row(const stages::ImageJob& job) {
   ImageRow r;
   r.name = job.is_release ? "release" : job.name;
   r.source = job.source_ref();
   r.digest = job.digest;
   r.dest = job.dest_ref();
+  r.status = "planned";
+  return r;
+}
+
+ImageRow row_for(const stages::ImageJob& job, const std::optional<stages::ImageOutcome>& outcome,
+                 const std::string& stopped) {
+  ImageRow r = planned_row(job);
   if (outcome) {
     r.status = stages::to_string(outcome->status);
     r.bytes = outcome->bytes;
@@ -145,15 +152,8 @@ int run_mirror_command(const CliOptions& o) {
     std::fputs(format_plan(plan).c_str(), stdout);
     summary.release_source = plan.release_job().source_ref();
     summary.release_digest = plan.release_job().digest;
-    summary.release = row_for(plan.release_job(), std::nullopt, "");
-    summary.release.status = "planned";
-    summary.release.error.clear();
-    for (std::size_t i = 0; i + 1 < plan.images.size(); ++i) {
-      auto r = row_for(plan.images[i], std::nullopt, "");
-      r.status = "planned";
-      r.error.clear();
-      summary.components.push_back(std::move(r));
-    }
+    summary.release = planned_row(plan.release_job());
+    for (std::size_t i = 0; i + 1 < plan.images.size(); ++i) summary.components.push_back(planned_row(plan.images[i]));
     return finish(kExitOk);
   }
 

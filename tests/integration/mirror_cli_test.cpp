@@ -247,8 +247,8 @@ TEST_P(Interrupted, StopsCleanlyAndARerunCompletesTheSameMirror) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, Interrupted, ::testing::Values(SIGINT, SIGTERM),
-                         [](const ::testing::TestParamInfo<int>& info) {
-                           return std::string(info.param == SIGINT ? "SIGINT" : "SIGTERM");
+                         [](const ::testing::TestParamInfo<int>& param_info) {
+                           return std::string(param_info.param == SIGINT ? "SIGINT" : "SIGTERM");
                          });
 
 }  // namespace

@@ -161,7 +161,7 @@ INSTANTIATE_TEST_SUITE_P(
                       R"("}},{"name":"cli","from":{"kind":"DockerImage","name":")" + kPinned + R"("}}]}})",
                   "tag \"cli\" appears more than once"},
         Malformed{"Empty", R"({"kind":"ImageStream","spec":{"tags":[]}})", "spec.tags is empty"}),
-    [](const ::testing::TestParamInfo<Malformed>& info) { return info.param.label; });
+    [](const ::testing::TestParamInfo<Malformed>& param_info) { return param_info.param.label; });
 
 TEST_F(ReleaseCli, MetadataVersionMustMatch) {
   FixtureArgs fa;

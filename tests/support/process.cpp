@@ -47,14 +47,6 @@ int decode_status(int status) {
   return -1;
 }
 
-std::string drain(int fd) {
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  return out;
-}
-
 }  // namespace
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
