@@ -250,7 +250,8 @@ TEST(Faults, ShortLivedTokensAreRefreshedMidRun) {
   fa.components = 12;
   fa.scale = 0.05;
   auto fixture = push_fixture(source, fa);
-  Process slow({tool_path("fastsync-wanproxy"), "--target", source.host(), "--rate-mbps", "3"}, dir.file("wan.log"));
+  // Slow enough that the run outlives the 2 s tokens several times over.
+  Process slow({tool_path("fastsync-wanproxy"), "--target", source.host(), "--rate-mbps", "2"}, dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::string secret = write_pull_secret(dir.file("ps.json"), {{dest.host(), "bot", "pw"}});
   auto r = run_fastsync({"--version", "4.20.8", "--source-registry", slow_host + "/openshift-release-dev/ocp-release",
