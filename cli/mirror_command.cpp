@@ -128,11 +128,14 @@ int run_mirror_command(const CliOptions& o) {
   summary.release.dest = spec.dest.str() + ":" + o.version + "-" + o.arch;
   auto started = std::chrono::steady_clock::now();
   auto signal_exit = [&]() { return 128 + signals.received(); };
-  auto finish = [&](int exit_code) {
-    summary.exit_code = exit_code;
+  auto stamp = [&] {
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     summary.bytes_moved = client.bytes_moved().load();
     summary.requests = client.request_counts();
+  };
+  auto finish = [&](int exit_code) {
+    summary.exit_code = exit_code;
+    stamp();
     if (!o.report_path.empty() && !write_text_file(o.report_path, report_json(summary)) && exit_code == 0) {
       exit_code = kExitSomeFailed;
     }
@@ -204,8 +207,7 @@ int run_mirror_command(const CliOptions& o) {
                   : !stopped.empty()       ? kExitUnusable
                   : summary.images_failed  ? kExitSomeFailed
                                            : kExitOk;
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  summary.bytes_moved = client.bytes_moved().load();
+  stamp();
   std::fputs(format_summary(summary).c_str(), stdout);
   if (!stopped.empty() && !signals.received()) print_error(stopped);
 

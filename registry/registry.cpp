@@ -76,6 +76,11 @@ bool retryable_transport(TransportError e) {
   return e == TransportError::Connect || e == TransportError::Network || e == TransportError::Stalled;
 }
 
+// A failure another attempt may fix: a dropped or stalled connection, 408/429/5xx.
+bool is_transient(const Response& resp) {
+  return resp.transport_ok() ? retryable_status(resp.status) : retryable_transport(resp.transport);
+}
+
 // A streamed upload cannot be sent twice; a streamed download can be retried
 // only if nothing reached its sink (the response was not a 2xx).
 bool can_replay(const Call& call, const Response& resp) {
@@ -193,6 +198,36 @@ Error Registry::transport_error(const Response& resp, const Call& call) const {
   }
 }
 
+Request Registry::base_request(std::string url) const {
+  Request req;
+  req.url = std::move(url);
+  req.tls = options_.tls;
+  req.tls.verify = options_.tls.verify && !options_.insecure;
+  req.http2 = options_.http2;
+  req.stall_limit = options_.stall_limit;
+  return req;
+}
+
+Task<Response> Registry::perform_retrying(Request request, CallKind kind) {
+  for (int attempt = 0;; ++attempt) {
+    if (engine_.cancelled()) {
+      Response cancelled;
+      cancelled.transport = TransportError::Cancelled;
+      cancelled.transport_message = "cancelled";
+      co_return cancelled;
+    }
+    counters_.by_kind[static_cast<int>(kind)]++;
+    Response resp = co_await engine_.perform(request);
+    if (!is_transient(resp) || attempt >= options_.retries) co_return resp;
+    counters_.retries++;
+    auto delay = backoff_delay(attempt + 1);
+    spdlog::debug("{}: {} failed ({}), retry {}/{} in {} ms", host_, to_string(kind),
+                  resp.transport_ok() ? "HTTP " + std::to_string(resp.status) : resp.transport_message, attempt + 1,
+                  options_.retries, delay.count());
+    co_await engine_.sleep_for(delay);
+  }
+}
+
 Task<Status> Registry::ping() {
   std::shared_ptr<AsyncValue<Result<PingState>>> slot;
   bool mine = false;
@@ -237,27 +272,9 @@ Task<Result<Registry::PingState>> Registry::do_ping() {
   for (const auto& scheme : schemes) {
     if (scheme == "http" && !plain_http_allowed) break;
     std::string base = fmt::format("{}://{}", scheme, host_);
-    Response resp;
-    for (int attempt = 0;; ++attempt) {
-      if (engine_.cancelled()) co_return Error::make(ErrorKind::Cancelled, "cancelled");
-      Request req;
-      req.url = base + "/v2/";
-      req.tls = options_.tls;
-      req.tls.verify = options_.tls.verify && !options_.insecure;
-      req.http2 = options_.http2;
-      req.stall_limit = options_.stall_limit;
-      req.max_memory_body = 64 * 1024;
-      counters_.by_kind[static_cast<int>(CallKind::Ping)]++;
-      resp = co_await engine_.perform(std::move(req));
-      bool transient = (!resp.transport_ok() && retryable_transport(resp.transport)) ||
-                       (resp.transport_ok() && retryable_status(resp.status));
-      if (!transient || attempt >= options_.retries) break;
-      counters_.retries++;
-      auto delay = backoff_delay(attempt + 1);
-      spdlog::debug("{}: ping failed ({}), retrying in {} ms", host_,
-                    resp.transport_ok() ? std::to_string(resp.status) : resp.transport_message, delay.count());
-      co_await engine_.sleep_for(delay);
-    }
+    Request req = base_request(base + "/v2/");
+    req.max_memory_body = 64 * 1024;
+    Response resp = co_await perform_retrying(req, CallKind::Ping);
     if (!resp.transport_ok()) {
       Error e = transport_error(resp, call);
       // An HTTPS hello answered in plain HTTP fails the handshake: try http next.
@@ -372,28 +389,12 @@ Task<Result<Registry::Token>> Registry::fetch_token(Challenge challenge, std::st
   call.kind = CallKind::Token;
   call.repository = repository;
   call.what = fmt::format("token request to {}", realm_origin);
-  Response resp;
-  for (int attempt = 0;; ++attempt) {
-    if (engine_.cancelled()) co_return Error::make(ErrorKind::Cancelled, "cancelled");
-    Request req;
-    req.url = url;
-    req.tls = options_.tls;
-    req.tls.verify = options_.tls.verify && !options_.insecure;
-    req.http2 = options_.http2;
-    req.stall_limit = options_.stall_limit;
-    req.max_memory_body = 1 << 20;
-    if (credentials) {
-      req.headers.push_back("Authorization: Basic " +
-                            base64_encode(credentials->username + ":" + credentials->password));
-    }
-    counters_.by_kind[static_cast<int>(CallKind::Token)]++;
-    resp = co_await engine_.perform(std::move(req));
-    bool transient = (!resp.transport_ok() && retryable_transport(resp.transport)) ||
-                     (resp.transport_ok() && retryable_status(resp.status));
-    if (!transient || attempt >= options_.retries) break;
-    counters_.retries++;
-    co_await engine_.sleep_for(backoff_delay(attempt + 1));
+  Request req = base_request(url);
+  req.max_memory_body = 1 << 20;
+  if (credentials) {
+    req.headers.push_back("Authorization: Basic " + base64_encode(credentials->username + ":" + credentials->password));
   }
+  Response resp = co_await perform_retrying(req, CallKind::Token);
   if (!resp.transport_ok()) co_return transport_error(resp, call);
   if (resp.status == 401 || resp.status == 403) {
     if (!credentials) {
@@ -463,9 +464,8 @@ Task<Result<Response>> Registry::send(Call call) {
   counters_.by_kind[static_cast<int>(call.kind)]++;
 
   auto make_request = [&](const std::string& target, const std::optional<std::string>& auth_header) {
-    Request req;
+    Request req = base_request(target);
     req.method = call.method;
-    req.url = target;
     req.headers = call.headers;
     // Credentials only ever go to this registry's own origin, never to a CDN or
     // an upload host it points us to.
@@ -476,10 +476,6 @@ Task<Result<Response>> Registry::send(Call call) {
     req.body_sink = call.sink;
     req.body_source = call.source;
     req.max_memory_body = call.max_memory_body;
-    req.tls = options_.tls;
-    req.tls.verify = options_.tls.verify && !options_.insecure;
-    req.http2 = options_.http2;
-    req.stall_limit = options_.stall_limit;
     req.on_started = call.on_started;
     return req;
   };
@@ -523,14 +519,10 @@ Task<Result<Response>> Registry::send(Call call) {
     }
 
     std::optional<std::chrono::milliseconds> delay;
-    if (attempt < options_.retries && can_replay(call, resp)) {
-      if (!resp.transport_ok() && retryable_transport(resp.transport)) {
-        delay = backoff_delay(attempt + 1);
-      } else if (resp.transport_ok() && retryable_status(resp.status)) {
-        delay = backoff_delay(attempt + 1);
-        if (auto after = resp.header("retry-after")) {
-          if (auto wait = parse_retry_after(*after)) delay = std::min(*wait, options_.max_retry_after);
-        }
+    if (attempt < options_.retries && can_replay(call, resp) && is_transient(resp)) {
+      delay = backoff_delay(attempt + 1);
+      if (auto after = resp.header("retry-after")) {
+        if (auto wait = parse_retry_after(*after)) delay = std::min(*wait, options_.max_retry_after);
       }
     }
     if (delay) {

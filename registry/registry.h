@@ -156,6 +156,10 @@ class Registry {
   Task<Result<std::optional<std::string>>> authorization(const Call& call, const std::shared_ptr<TokenSlot>& stale,
                                                          std::shared_ptr<TokenSlot>& used);
   Task<Result<Token>> fetch_token(Challenge challenge, std::string scope_query, std::string repository);
+  // A request with this registry's TLS, HTTP version and stall limit.
+  Request base_request(std::string url) const;
+  // For requests outside send() (ping, token): retried on transient failures, no auth.
+  Task<Response> perform_retrying(Request request, CallKind kind);
   // PUT <location>&digest=… with the body `call` carries (in memory or streamed).
   Task<Status> put_upload(Call call, const std::string& location, const std::string& digest);
   Error status_error(const Response& resp, const Call& call) const;

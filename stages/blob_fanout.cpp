@@ -1,7 +1,5 @@
 #include "stages/blob_fanout.h"
 
-#include <fmt/format.h>
-
 namespace fastsync::stages {
 
 BlobFanout::Added BlobFanout::add(ImageJob job) {
