@@ -26,8 +26,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("FASTSYNC_BUILD_DIR", os.path.join(ROOT, "build"))
 FASTSYNC = os.path.join(BUILD, "cli", "fastsync")
-FIXTURE = os.path.join(BUILD, "bench", "fastsync-fixture")
-WANPROXY = os.path.join(BUILD, "bench", "fastsync-wanproxy")
+FIXTURE = os.path.join(BUILD, "release", "fixture", "fastsync-fixture")
+WANPROXY = os.path.join(BUILD, "tests", "servers", "fastsync-wanproxy")
 VERSION = "4.20.8"
 ARCH = "x86_64"
 DEST_REPO = "openshift/release"

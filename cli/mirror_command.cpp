@@ -67,10 +67,18 @@ ImageRow row_for(const stages::ImageJob& job, const std::optional<stages::ImageO
 }  // namespace
 
 int run_mirror_command(const CliOptions& o) {
-  auto auth = AuthFile::load(o.pull_secret);
+  auto secret = AuthFile::locate(o.pull_secret);
+  if (!secret) {
+    print_error(secret.error().message);
+    return kExitUsage;
+  }
+  auto auth = AuthFile::load(secret->path);
   if (!auth) {
     print_error(auth.error().message);
     return kExitUsage;
+  }
+  if (!o.quiet && secret->reason != "--pull-secret") {
+    std::fprintf(stderr, "fastsync: using the pull secret %s (%s)\n", secret->path.c_str(), secret->reason.c_str());
   }
   if (!o.ca_file.empty() && ::access(o.ca_file.c_str(), R_OK) != 0) {
     print_error(fmt::format("cannot read --ca-file {}", o.ca_file));
@@ -95,20 +103,27 @@ int run_mirror_command(const CliOptions& o) {
   HttpEngine engine(engine_options);
   RegistryOptions registry_options;
   registry_options.insecure = o.insecure;
-  registry_options.tls.ca_file = o.ca_file;
   registry_options.http2 = o.http2;
-  registry_options.retries = o.retries;
-  registry_options.retry_base_delay = std::chrono::milliseconds(o.retry_delay_ms);
+  registry_options.retry.retries = o.retries;
+  registry_options.retry.base_delay = std::chrono::milliseconds(o.retry_delay_ms);
   registry_options.stall_limit = std::chrono::seconds(o.stall_timeout);
+  registry_options.upload_chunk_size = o.upload_chunk_size;
+  registry_options.trust.read_environment();
+  if (!o.ca_file.empty()) registry_options.trust.ca_files.push_back(o.ca_file);
+  if (!o.certs_dirs.empty()) registry_options.trust.certs_dirs = o.certs_dirs;
+  if (auto trusted = TrustStore(registry_options.trust).validate(); !trusted) {
+    print_error(trusted.error().message);
+    return kExitUsage;
+  }
   RegistryClient client(engine, std::move(*auth), registry_options);
   if (!dest_host.scheme.empty()) client.set_scheme(dest_host.host, dest_host.scheme);
   if (!source_scheme.empty()) client.set_scheme(source_ref.registry, source_scheme);
 
   stages::RunControl run;
   run.set_on_cancel([&engine] { engine.cancel_all(); });
-  SignalWatcher signals([&run](int sig) {
-    run.cancel(sig == SIGINT ? "interrupted by SIGINT" : "terminated by SIGTERM");
-  });
+  SignalWatcher signals(
+      [&run](int sig) { run.cancel(sig == SIGINT ? "interrupted by SIGINT" : "terminated by SIGTERM"); },
+      [&console, &client] { console.log_line(client.describe_activity()); });
 
   stages::MirrorSpec spec;
   spec.version = o.version;
@@ -123,6 +138,7 @@ int run_mirror_command(const CliOptions& o) {
   summary.arch = o.arch;
   summary.dry_run = o.dry_run;
   summary.release_source = spec.source.str() + ":" + o.version + "-" + o.arch;
+  summary.pull_secret = secret->path;
   summary.dest_repository = spec.dest.str();
   summary.release.name = "release";
   summary.release.dest = spec.dest.str() + ":" + o.version + "-" + o.arch;

@@ -82,6 +82,36 @@ std::optional<std::string> validate(CliOptions& o) {
 
 }  // namespace
 
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+    ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  double number = 0;
+  try {
+    std::size_t used = 0;
+    number = std::stod(std::string(text.substr(0, digits)), &used);
+    if (used != digits) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit(text.substr(digits));
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},          {"b", 1},           {"k", 1024.0},     {"kib", 1024.0},   {"kb", 1e3},
+      {"m", 1048576.0}, {"mib", 1048576.0}, {"mb", 1e6},       {"g", 1073741824.0}, {"gib", 1073741824.0},
+      {"gb", 1e9},      {"t", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) {
+      double bytes = number * factor;
+      if (bytes < 0 || bytes > 1.8e19) return std::nullopt;
+      return static_cast<std::uint64_t>(bytes);
+    }
+  }
+  return std::nullopt;
+}
+
 ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
   CliOptions o;
   po::options_description main("Mirror");
@@ -90,8 +120,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "release version to mirror, e.g. 4.20.8 (required)")
       ("dest-registry", po::value(&o.dest_registry)->required()->value_name("HOST[:PORT]"),
        "registry to mirror into (required)")
-      ("pull-secret", po::value(&o.pull_secret)->required()->value_name("FILE"),
-       "Docker auth JSON with credentials for the source and destination (required)")
+      ("pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
+       "Docker auth JSON with credentials for the source and destination (default: $REGISTRY_AUTH_FILE, "
+       "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")
       ("workers", po::value(&o.workers)->default_value(o.workers)->value_name("N"), "images processed in parallel")
       ("blob-workers", po::value(&o.blob_workers)->default_value(o.blob_workers)->value_name("N"),
        "blob transfers per image worker (the blob pool is workers x blob-workers)")
@@ -123,6 +154,12 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("stall-timeout", po::value(&o.stall_timeout)->default_value(o.stall_timeout)->value_name("SECONDS"),
        "abort and retry a transfer that moves no byte for this long")
       ("ca-file", po::value(&o.ca_file)->value_name("FILE"), "trust this CA (PEM) in addition to the system's")
+      ("certs-dir", po::value(&o.certs_dirs)->composing()->value_name("DIR"),
+       "per-registry certificates: DIR/<host[:port]>/*.crt (CAs), *.cert + *.key (client certificate); "
+       "repeatable (default: /etc/containers/certs.d, /etc/docker/certs.d)")
+      ("upload-chunk-size", po::value<std::string>()->value_name("SIZE"),
+       "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
+       "(default: whole blobs, chunks only once a registry answers 413)")
       ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")
       ("resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
        "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
@@ -148,6 +185,16 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       return result;
     }
     po::notify(vm);
+    if (vm.count("upload-chunk-size")) {
+      auto text = vm["upload-chunk-size"].as<std::string>();
+      auto size = parse_size(text);
+      if (!size || *size < 1024) {
+        result.exit_code = kExitUsage;
+        result.text = fmt::format("--upload-chunk-size \"{}\" is not a size of at least 1KiB (e.g. 8MiB)", text);
+        return result;
+      }
+      o.upload_chunk_size = *size;
+    }
   } catch (const po::error& e) {
     result.exit_code = kExitUsage;
     result.text = fmt::format("{} (see fastsync --help)", e.what());

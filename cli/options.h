@@ -1,6 +1,7 @@
 // Command-line options (Boost.Program_options) and their validation.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,7 +12,7 @@ struct CliOptions {
   // The seed's flags, with the seed's defaults.
   std::string version;
   std::string dest_registry;
-  std::string pull_secret;
+  std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/auth_file.h)
   int workers = 16;
   int blob_workers = 4;
   std::string dest_repo = "openshift/release";
@@ -30,6 +31,8 @@ struct CliOptions {
 
   // Network.
   std::string ca_file;
+  std::vector<std::string> certs_dirs;  // per-registry certificate directories (default: containers' and docker's)
+  std::uint64_t upload_chunk_size = 0;  // 0: monolithic until a registry answers 413
   std::vector<std::string> resolve;  // host:port:address
   bool http2 = false;
   int retries = 3;
@@ -53,5 +56,9 @@ struct ParsedCommandLine {
 };
 
 ParsedCommandLine parse_command_line(int argc, const char* const argv[]);
+
+// "64MiB", "4GiB", "512KiB", "1048576", "1.5GiB" -> bytes (KiB/MiB/GiB/TiB and K/M/G/T are
+// powers of 1024, kB/MB/GB/TB of 1000); nullopt if not a size.
+std::optional<std::uint64_t> parse_size(std::string_view text);
 
 }  // namespace fastsync::cli

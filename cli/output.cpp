@@ -122,6 +122,7 @@ std::string report_json(const RunSummary& s) {
   str("status", s.release.status);
   if (!s.release.error.empty()) str("error", s.release.error);
   w.EndObject();
+  if (!s.pull_secret.empty()) str("pull_secret", s.pull_secret);
   w.Key("images");
   w.StartArray();
   for (const auto& r : s.components) row(r);

@@ -28,6 +28,7 @@ struct RunSummary {
   std::string release_source;
   std::string release_digest;
   std::string dest_repository;  // registry/repo
+  std::string pull_secret;      // the file credentials came from
   ImageRow release;
   std::vector<ImageRow> components;
   std::uint64_t images_copied = 0, images_skipped = 0, images_failed = 0;

@@ -14,6 +14,7 @@ sigset_t watched() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   return set;
 }
 
@@ -24,7 +25,8 @@ void SignalWatcher::block_signals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-SignalWatcher::SignalWatcher(std::function<void(int)> on_first_signal) : on_first_(std::move(on_first_signal)) {
+SignalWatcher::SignalWatcher(std::function<void(int)> on_first_signal, std::function<void()> on_diagnostics)
+    : on_first_(std::move(on_first_signal)), on_diagnostics_(std::move(on_diagnostics)) {
   thread_ = std::thread([this] {
     sigset_t set = watched();
     const timespec tick{0, 200 * 1000 * 1000};
@@ -32,6 +34,10 @@ SignalWatcher::SignalWatcher(std::function<void(int)> on_first_signal) : on_firs
       siginfo_t info;
       int sig = sigtimedwait(&set, &info, &tick);
       if (sig <= 0) continue;
+      if (sig == SIGUSR1) {
+        if (on_diagnostics_) on_diagnostics_();
+        continue;
+      }
       int expected = 0;
       if (received_.compare_exchange_strong(expected, sig)) {
         on_first_(sig);

@@ -29,7 +29,12 @@ class BlobReader {
   virtual Result<std::size_t> read(char* buffer, std::size_t capacity) = 0;
 };
 
-enum class BlobCopyHow { AlreadyPresent, Mounted, Copied };
+// A cross-repository mount. When the destination would not mount, it may have
+// opened an upload session instead: the copy goes into that one.
+struct MountOutcome {
+  bool mounted = false;
+  std::string upload_session;  // opaque; empty = none
+};
 
 class RegistryApi {
  public:
@@ -42,14 +47,16 @@ class RegistryApi {
                                     const ManifestData& manifest) = 0;
   // ErrorKind::NotFound if absent.
   virtual Task<Status> blob_exists(const Repository& repo, const std::string& digest) = 0;
-  // true = mounted; false = the registry would not (upload instead).
-  virtual Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) = 0;
+  virtual Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
+                                                const Repository& from) = 0;
   // Streams the blob from one registry to another, verified; returns bytes moved.
-  virtual Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to,
-                                                const Descriptor& blob) = 0;
+  // `upload_session` is one a mount left open (or empty).
+  virtual Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
+                                                std::string upload_session) = 0;
   virtual std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) = 0;
-  // Monolithic upload of bytes already in memory (and already verified).
-  virtual Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::string bytes) = 0;
+  // Upload of bytes already in memory (and already verified).
+  virtual Task<Status> upload_blob(const Repository& repo, const std::string& digest,
+                                   std::shared_ptr<const std::string> bytes, std::string upload_session) = 0;
   // Makes sure the credentials for `repo` work (push too when asked), so a
   // wrong password is one clear error before any work starts.
   virtual Task<Status> check_access(const Repository& repo, bool push) = 0;

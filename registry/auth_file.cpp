@@ -5,6 +5,7 @@
 #include <rapidjson/error/en.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +42,36 @@ std::pair<std::string, std::string> normalize_key(std::string_view key) {
 
 }  // namespace
 
+Result<AuthFileChoice> AuthFile::locate(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return AuthFileChoice{explicit_path, "--pull-secret"};
+  std::error_code ec;
+  if (const char* env = std::getenv("REGISTRY_AUTH_FILE"); env && *env) {
+    if (!std::filesystem::exists(env, ec)) {
+      return Error::make(ErrorKind::Invalid, fmt::format("REGISTRY_AUTH_FILE names {}, which does not exist", env));
+    }
+    return AuthFileChoice{env, "REGISTRY_AUTH_FILE"};
+  }
+  std::vector<std::string> looked;
+  if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime) {
+    std::string path = std::string(runtime) + "/containers/auth.json";
+    if (std::filesystem::exists(path, ec)) return AuthFileChoice{path, "${XDG_RUNTIME_DIR}/containers/auth.json"};
+    looked.push_back(path);
+  } else {
+    looked.push_back("${XDG_RUNTIME_DIR}/containers/auth.json (XDG_RUNTIME_DIR is not set)");
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    std::string path = std::string(home) + "/.docker/config.json";
+    if (std::filesystem::exists(path, ec)) return AuthFileChoice{path, "~/.docker/config.json"};
+    looked.push_back(path);
+  } else {
+    looked.push_back("~/.docker/config.json (HOME is not set)");
+  }
+  std::string places = "REGISTRY_AUTH_FILE (not set)";
+  for (const auto& p : looked) places += ", " + p;
+  return Error::make(ErrorKind::Invalid,
+                     fmt::format("no pull secret: pass --pull-secret FILE (looked in {})", places));
+}
+
 Result<AuthFile> AuthFile::parse(std::string_view json, std::string_view origin) {
   rapidjson::Document doc;
   doc.Parse(json.data(), json.size());
@@ -48,6 +79,13 @@ Result<AuthFile> AuthFile::parse(std::string_view json, std::string_view origin)
     return Error::make(ErrorKind::Invalid,
                        fmt::format("pull secret {} is not valid JSON (at byte {}: {})", origin,
                                    doc.GetErrorOffset(), rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  if (doc.IsObject() && !doc.HasMember("auths") && (doc.HasMember("credsStore") || doc.HasMember("credHelpers"))) {
+    return Error::make(ErrorKind::Invalid,
+                       fmt::format("pull secret {} keeps its credentials in a credential helper (credsStore/credHelpers), "
+                                   "which fastsync does not run; write them to a file with podman login --authfile, "
+                                   "or pass --pull-secret",
+                                   origin));
   }
   if (!doc.IsObject() || !doc.HasMember("auths") || !doc["auths"].IsObject()) {
     return Error::make(ErrorKind::Invalid,

@@ -20,8 +20,19 @@ struct Credentials {
   std::string password;
 };
 
+// Which file the credentials come from, and why that one.
+struct AuthFileChoice {
+  std::string path;
+  std::string reason;  // "--pull-secret", "REGISTRY_AUTH_FILE", ...
+};
+
 class AuthFile {
  public:
+  // The file to read, as podman and skopeo choose it: `explicit_path`
+  // (--pull-secret) when given; else $REGISTRY_AUTH_FILE (which must exist);
+  // else the first that exists of ${XDG_RUNTIME_DIR}/containers/auth.json and
+  // ~/.docker/config.json. None: an error naming every place looked at.
+  static Result<AuthFileChoice> locate(const std::string& explicit_path);
   // Parses the JSON text; `origin` names the file in error messages.
   static Result<AuthFile> parse(std::string_view json, std::string_view origin);
   // Reads and parses a file.

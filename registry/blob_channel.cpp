@@ -34,6 +34,16 @@ bool BlobChannel::reader_closed() const {
   return reader_closed_;
 }
 
+std::optional<Error> BlobChannel::reader_error() const {
+  std::lock_guard lock(mutex_);
+  return reader_error_;
+}
+
+std::uint64_t BlobChannel::consumed() const {
+  std::lock_guard lock(mutex_);
+  return written_ - buffered_;
+}
+
 std::size_t BlobChannel::readable_locked() const {
   // The last byte of the blob stays here until the digest is verified.
   bool holding_last = !verified_ && written_ == size_ && buffered_ > 0;
@@ -89,9 +99,13 @@ Flow BlobChannel::write(std::string_view bytes) {
       copy_in_locked(bytes);
       written_ += bytes.size();
     }
-    // Wake a waiting reader once a batch is ready, or now if we are stuck: a
-    // reader holding out for a batch must then take what there is.
-    if (reader_waiting_ && (flow == Flow::Pause || readable_locked() >= batch_locked())) {
+    // Wake a waiting reader once a batch is ready, or now if we are stuck (a
+    // reader holding out for a batch must then take what there is), or once it
+    // has waited long enough.
+    bool waited_enough = reader_wait_started_ != std::chrono::steady_clock::time_point{} &&
+                         std::chrono::steady_clock::now() - reader_wait_started_ >= kMaxBatchWait;
+    std::size_t batch = static_cast<std::size_t>(std::min<std::uint64_t>(batch_locked(), std::max<std::uint64_t>(1, reader_want_)));
+    if (reader_waiting_ && (flow == Flow::Pause || readable_locked() >= batch || waited_enough)) {
       reader_waiting_ = false;
       wake_reader = reader_waker_;
     }
@@ -142,18 +156,25 @@ Status BlobChannel::finish_writer(Status download) {
   return Status{};
 }
 
-BodySource::Chunk BlobChannel::read_some(char* buffer, std::size_t capacity) {
+BodySource::Chunk BlobChannel::read_some(char* buffer, std::size_t capacity, std::uint64_t want) {
   Waker wake_writer;
   std::size_t n = 0;
   {
     std::lock_guard lock(mutex_);
     if (writer_failure_ || reader_closed_) return {Flow::Abort, 0};
-    // Hold out for a full batch, unless the writer is stuck waiting for room.
-    if (readable_locked() == 0 || (!verified_ && !writer_waiting_ && readable_locked() < batch_locked())) {
+    auto now = std::chrono::steady_clock::now();
+    bool waited_enough = reader_wait_started_ != std::chrono::steady_clock::time_point{} &&
+                         now - reader_wait_started_ >= kMaxBatchWait;
+    std::size_t batch = static_cast<std::size_t>(std::min<std::uint64_t>(batch_locked(), std::max<std::uint64_t>(1, want)));
+    // Hold out for a full batch, unless the writer is stuck waiting for room or we waited long enough.
+    if (readable_locked() == 0 || (!verified_ && !writer_waiting_ && !waited_enough && readable_locked() < batch)) {
       if (verified_ && buffered_ == 0) return {Flow::Continue, 0};  // end of blob
       reader_waiting_ = true;
+      reader_want_ = want;
+      if (reader_wait_started_ == std::chrono::steady_clock::time_point{}) reader_wait_started_ = now;
       return {Flow::Pause, 0};
     }
+    reader_wait_started_ = {};
     n = copy_out_locked(buffer, capacity);
     if (writer_waiting_) {
       writer_waiting_ = false;
@@ -191,12 +212,21 @@ void BlobChannel::close_reader(Error why) {
     std::lock_guard lock(mutex_);
     if (reader_closed_) return;
     reader_closed_ = true;
-    (void)why;
+    reader_error_ = std::move(why);
     writer_waiting_ = false;
     wake_writer = writer_waker_;  // a paused writer must run once more to see it and abort
   }
   readable_.notify_all();
   wake_writer.wake();
+}
+
+BodySource::Chunk ChannelSource::read(char* buffer, std::size_t capacity) {
+  if (sent_ == length_) return {Flow::Continue, 0};  // this request's window is complete
+  if (sent_ == 0 && channel_->consumed() != offset_) return {Flow::Abort, 0};  // windows are read in order
+  std::uint64_t left = length_ - sent_;
+  auto chunk = channel_->read_some(buffer, static_cast<std::size_t>(std::min<std::uint64_t>(capacity, left)), left);
+  sent_ += chunk.size;
+  return chunk;
 }
 
 Flow ChannelSink::begin(long status, const HeaderList& headers) {

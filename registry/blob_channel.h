@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -27,6 +28,9 @@ class BlobChannel {
   // (or the rest of the blob): a PUT fed 16 KiB at a time costs the receiving
   // registry several times the CPU of one fed in 64 KiB writes.
   static constexpr std::size_t kReadBatch = 64 * 1024;
+  // ...but never waits longer than this for one: a slow source still feeds the
+  // upload steadily (and keeps it clear of the stall limit).
+  static constexpr std::chrono::milliseconds kMaxBatchWait{100};
 
   // `label` names the blob in errors ("quay.io/ns/repo@sha256:…").
   BlobChannel(std::string digest, std::uint64_t size, std::string label, std::size_t capacity = kDefaultCapacity,
@@ -46,13 +50,18 @@ class BlobChannel {
 
   // --- reader side ---
   void set_reader_waker(Waker waker);
-  // Non-blocking, for a streamed PUT on the engine thread.
-  BodySource::Chunk read_some(char* buffer, std::size_t capacity);
+  // Non-blocking, for a streamed PUT on the engine thread. `want` bounds the
+  // batch the reader holds out for (the rest of a chunked upload's window).
+  BodySource::Chunk read_some(char* buffer, std::size_t capacity, std::uint64_t want = UINT64_MAX);
+  // Bytes handed to the reader so far.
+  std::uint64_t consumed() const;
   // Blocking, for a consumer thread; 0 at the verified end of the blob.
   Result<std::size_t> read_blocking(char* buffer, std::size_t capacity);
-  // The consumer gave up: the writer aborts at its next write.
+  // The consumer gave up: the writer aborts at its next write, and the
+  // download reports `why` (so a copy retries by the consumer's error class).
   void close_reader(Error why);
   bool reader_closed() const;
+  std::optional<Error> reader_error() const;
 
  private:
   std::size_t readable_locked() const;
@@ -77,20 +86,30 @@ class BlobChannel {
   bool verified_ = false;
   std::optional<Error> writer_failure_;
   bool reader_closed_ = false;
+  std::optional<Error> reader_error_;
+  std::chrono::steady_clock::time_point reader_wait_started_{};  // zero while the reader is not waiting
+  std::uint64_t reader_want_ = UINT64_MAX;                         // the waiting reader's window
   Waker writer_waker_;
   Waker reader_waker_;
 };
 
-// The body of a streamed PUT, fed from a channel.
+// The body of a streamed upload request, fed from a channel: the whole blob
+// (one PUT), or the window [offset, offset + length) of it (one PATCH chunk).
 class ChannelSource : public BodySource {
  public:
-  explicit ChannelSource(std::shared_ptr<BlobChannel> channel) : channel_(std::move(channel)) {}
+  explicit ChannelSource(std::shared_ptr<BlobChannel> channel)
+      : ChannelSource(channel, 0, channel->size()) {}
+  ChannelSource(std::shared_ptr<BlobChannel> channel, std::uint64_t offset, std::uint64_t length)
+      : channel_(std::move(channel)), offset_(offset), length_(length) {}
   void attach(Waker waker) override { channel_->set_reader_waker(waker); }
-  std::uint64_t length() const override { return channel_->size(); }
-  Chunk read(char* buffer, std::size_t capacity) override { return channel_->read_some(buffer, capacity); }
+  std::uint64_t length() const override { return length_; }
+  Chunk read(char* buffer, std::size_t capacity) override;
 
  private:
   std::shared_ptr<BlobChannel> channel_;
+  std::uint64_t offset_;
+  std::uint64_t length_;
+  std::uint64_t sent_ = 0;
 };
 
 // One download attempt feeding a channel from byte `offset` on. A 206 must

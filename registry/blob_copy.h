@@ -1,11 +1,12 @@
 // Moving blob bytes: a registry-to-registry streamed copy (GET -> bounded
-// channel -> PUT, nothing on disk) and a blocking reader for consumers such as
-// libarchive. Both resume a download cut mid-stream with a Range request.
+// channel -> upload, nothing on disk) and a blocking reader for consumers such
+// as libarchive. Both resume a download cut mid-stream with a Range request.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "registry/api.h"
@@ -19,19 +20,21 @@ namespace fastsync {
 struct BlobCopyOptions {
   std::size_t buffer_size = BlobChannel::kDefaultCapacity;
   std::atomic<std::uint64_t>* bytes_moved = nullptr;  // progress counter, bytes read from the source
+  std::optional<UploadSession> session;              // an upload already open at the destination (mount 202)
 };
 
 // Downloads `blob` into `channel`, resuming after a cut (Range from the bytes
-// already received) up to the source's retry budget; finishes the writer side
-// with the verdict (size and digest checked).
+// already received) as the source's retry policy allows — a cut that still
+// moved bytes does not use up the budget; finishes the writer side with the
+// verdict (size and digest checked). When the consumer closed the channel, the
+// verdict is the consumer's error.
 Task<Status> download_blob(Registry& source, std::string repository, Descriptor blob,
                            std::shared_ptr<BlobChannel> channel);
 
-// Uploads `blob` from `source`/`source_repo` to `dest`/`dest_repo` as one
-// monolithic streamed PUT. Retried as a whole (new upload session) on failure,
-// including a digest mismatch; after a failed PUT the destination is asked
-// whether the blob arrived anyway (another writer may have won). Returns the
-// bytes uploaded.
+// Streams `blob` from `source`/`source_repo` into `dest`/`dest_repo` (one
+// PUT, or PATCH chunks where the destination needs them). A failed attempt is
+// redone in a new upload session (Registry::upload_retrying), the error class
+// being the half that failed first. Returns the bytes uploaded.
 Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
                                       std::string dest_repo, Descriptor blob, BlobCopyOptions options = {});
 

@@ -1,9 +1,23 @@
 #include "registry/client.h"
 
 namespace fastsync {
+namespace {
+
+TrustSettings effective_trust(const RegistryOptions& options) {
+  TrustSettings trust = options.trust;
+  if (options.insecure) trust.verify = false;
+  return trust;
+}
+
+std::optional<UploadSession> session_of(const std::string& location) {
+  if (location.empty()) return std::nullopt;
+  return UploadSession{location};
+}
+
+}  // namespace
 
 RegistryClient::RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOptions options)
-    : engine_(engine), auth_(std::move(auth)), options_(std::move(options)) {}
+    : engine_(engine), auth_(std::move(auth)), options_(std::move(options)), trust_(effective_trust(options_)) {}
 
 void RegistryClient::set_scheme(const std::string& host, const std::string& scheme) {
   std::lock_guard lock(mutex_);
@@ -15,7 +29,7 @@ Registry& RegistryClient::registry(const std::string& host) {
   auto& slot = registries_[host];
   if (!slot) {
     auto scheme = schemes_.find(host);
-    slot = std::make_unique<Registry>(engine_, host, auth_, options_,
+    slot = std::make_unique<Registry>(engine_, host, auth_, options_, trust_, board_,
                                       scheme == schemes_.end() ? std::string() : scheme->second);
   }
   return *slot;
@@ -32,6 +46,10 @@ std::map<std::string, std::uint64_t> RegistryClient::request_counts() {
     totals["token_refreshes"] += reg->counters().token_refreshes.load();
   }
   return totals;
+}
+
+std::string RegistryClient::describe_activity() {
+  return board_.report(engine_.snapshot(std::chrono::seconds(1)));
 }
 
 Task<Result<ManifestData>> RegistryClient::get_manifest(const Repository& repo, const std::string& reference) {
@@ -55,20 +73,21 @@ Task<Status> RegistryClient::blob_exists(const Repository& repo, const std::stri
   co_return Status{};
 }
 
-Task<Result<bool>> RegistryClient::mount_blob(const Repository& to, const std::string& digest,
-                                              const Repository& from) {
-  Registry& dest = registry(to.registry);
-  auto result = co_await dest.mount_blob(to.path, digest, from.path);
+Task<Result<MountOutcome>> RegistryClient::mount_blob(const Repository& to, const std::string& digest,
+                                                      const Repository& from) {
+  auto result = co_await registry(to.registry).mount_blob(to.path, digest, from.path);
   if (!result) co_return result.error();
-  // A 202 opened an upload session we will not use: close it.
-  if (!result->mounted && !result->upload_location.empty()) co_await dest.cancel_upload(to.path, result->upload_location);
-  co_return result->mounted;
+  MountOutcome outcome;
+  outcome.mounted = result->mounted;
+  if (result->session) outcome.upload_session = result->session->location;
+  co_return outcome;
 }
 
 Task<Result<std::uint64_t>> RegistryClient::copy_blob(const Repository& from, const Repository& to,
-                                                      const Descriptor& blob) {
+                                                      const Descriptor& blob, std::string upload_session) {
   BlobCopyOptions options;
   options.bytes_moved = &bytes_moved_;
+  options.session = session_of(upload_session);
   co_return co_await fastsync::copy_blob(registry(from.registry), from.path, registry(to.registry), to.path, blob,
                                          options);
 }
@@ -77,11 +96,10 @@ std::unique_ptr<BlobReader> RegistryClient::open_blob(const Repository& repo, co
   return open_blob_reader(registry(repo.registry), repo.path, blob, &bytes_moved_);
 }
 
-Task<Status> RegistryClient::upload_blob(const Repository& repo, const std::string& digest, std::string bytes) {
-  Registry& dest = registry(repo.registry);
-  auto location = co_await dest.start_upload(repo.path);
-  if (!location) co_return location.error();
-  co_return co_await dest.finish_upload(repo.path, *location, digest, std::move(bytes));
+Task<Status> RegistryClient::upload_blob(const Repository& repo, const std::string& digest,
+                                         std::shared_ptr<const std::string> bytes, std::string upload_session) {
+  auto session = session_of(upload_session);
+  co_return co_await registry(repo.registry).upload_blob(repo.path, digest, std::move(bytes), std::move(session));
 }
 
 Task<Status> RegistryClient::check_access(const Repository& repo, bool push) {

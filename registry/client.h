@@ -1,5 +1,6 @@
 // RegistryApi over real registries: one Registry per host, created on first use,
-// all sharing one HTTP engine, one pull secret and one set of options.
+// all sharing one HTTP engine, one pull secret, one trust store and one set of
+// options; one activity board for SIGUSR1 diagnostics.
 #pragma once
 
 #include <atomic>
@@ -8,11 +9,13 @@
 #include <mutex>
 #include <string>
 
+#include "registry/activity.h"
 #include "registry/api.h"
 #include "registry/auth_file.h"
 #include "registry/blob_copy.h"
 #include "registry/http_engine.h"
 #include "registry/registry.h"
+#include "registry/trust.h"
 
 namespace fastsync {
 
@@ -28,21 +31,28 @@ class RegistryClient : public RegistryApi {
   std::atomic<std::uint64_t>& bytes_moved() { return bytes_moved_; }
   // Sum of request counters over all registries.
   std::map<std::string, std::uint64_t> request_counts();
+  // Every operation in flight with its state and age (SIGUSR1).
+  std::string describe_activity();
 
   Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) override;
   Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
   Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
   Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
-  Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) override;
-  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob) override;
+  Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
+                                        const Repository& from) override;
+  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
+                                        std::string upload_session) override;
   std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
-  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::string bytes) override;
+  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
+                           std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
 
  private:
   HttpEngine& engine_;
   AuthFile auth_;
   RegistryOptions options_;
+  TrustStore trust_;
+  ActivityBoard board_;
   std::mutex mutex_;
   std::map<std::string, std::string> schemes_;
   std::map<std::string, std::unique_ptr<Registry>> registries_;

@@ -2,14 +2,18 @@
 
 #include <curl/curl.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <queue>
 #include <unordered_map>
 
 #include "registry/curl_handles.h"
+#include "registry/trust.h"
 #include "registry/url.h"
 
 namespace fastsync {
@@ -23,6 +27,16 @@ std::optional<std::string> Response::header(std::string_view lowercase_name) con
 
 void Waker::wake() const {
   if (engine) engine->wake(id);
+}
+
+const char* to_string(TransferInfo::State state) {
+  switch (state) {
+    case TransferInfo::State::Queued: return "queued for a connection slot";
+    case TransferInfo::State::Transferring: return "transferring";
+    case TransferInfo::State::Paused: return "paused, waiting for its other half";
+    case TransferInfo::State::AwaitingAnswer: return "body sent, awaiting the answer";
+  }
+  return "?";
 }
 
 namespace {
@@ -99,7 +113,8 @@ struct Transfer {
   bool upload_finished = false;
   std::uint64_t upload_length = 0;
   std::uint64_t upload_offset = 0;  // in-memory body position
-  Clock::time_point last_activity;
+  Clock::time_point submitted;
+  Clock::time_point last_activity;  // a byte moved, the transfer was resumed, or it left the queue
   TransportError forced = TransportError::None;
   std::string forced_message;
   char errbuf[CURL_ERROR_SIZE] = {0};
@@ -178,8 +193,8 @@ size_t on_read(char* buffer, size_t size, size_t count, void* user) {
     }
     n = chunk.size;
   } else {
-    n = static_cast<size_t>(std::min<std::uint64_t>(capacity, t->req.body.size() - t->upload_offset));
-    std::memcpy(buffer, t->req.body.data() + t->upload_offset, n);
+    n = static_cast<size_t>(std::min<std::uint64_t>(capacity, t->req.body_size() - t->upload_offset));
+    if (n > 0) std::memcpy(buffer, t->req.body->data() + t->upload_offset, n);
     t->upload_offset += n;
   }
   t->resp.bytes_sent += n;
@@ -192,13 +207,19 @@ int on_seek(void* user, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(user);
   // Only in-memory bodies can be sent again (HTTP/2 refused stream, say).
   if (t->req.body_source || origin != SEEK_SET || offset < 0 ||
-      static_cast<std::uint64_t>(offset) > t->req.body.size()) {
+      static_cast<std::uint64_t>(offset) > t->req.body_size()) {
     return CURL_SEEKFUNC_CANTSEEK;
   }
   t->upload_offset = static_cast<std::uint64_t>(offset);
   t->resp.bytes_sent = t->upload_offset;
   t->upload_finished = false;
   return CURL_SEEKFUNC_OK;
+}
+
+CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
+  // Called for each new TLS connection, after libcurl loaded its own CA store:
+  // what we add here is trusted on top of the system's, never instead of it.
+  return static_cast<const CaCertificates*>(user)->add_to(ssl_ctx) ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
 struct Timer {
@@ -212,8 +233,10 @@ struct Timer {
 
 struct HttpEngine::Impl {
   explicit Impl(HttpEngine& owner, EngineOptions opts) : self(owner), options(opts), multi(curl_multi_init()) {
-    curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options.max_cached_connections));
-    curl_multi_setopt(multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    if (!multi) throw std::runtime_error("curl_multi_init failed");
+    check(curl_multi_setopt(multi.get(), CURLMOPT_MAXCONNECTS, static_cast<long>(options.max_cached_connections)),
+          "curl_multi_setopt(MAXCONNECTS)");
+    check(curl_multi_setopt(multi.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX), "curl_multi_setopt(PIPELINING)");
     for (const auto& entry : options.resolve) resolve.append(entry);
   }
 
@@ -238,6 +261,7 @@ struct HttpEngine::Impl {
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;  // queued and started
   std::deque<TransferId> queue;                                         // waiting for an origin slot
   std::unordered_map<std::string, int> active_per_origin;
+  std::unordered_map<std::string, Clock::time_point> last_finish_per_origin;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
   Clock::time_point next_watchdog = Clock::now();
 
@@ -246,7 +270,17 @@ struct HttpEngine::Impl {
   std::atomic<int> stat_in_flight{0};
   std::atomic<int> stat_queued{0};
 
-  void notify() { curl_multi_wakeup(multi.get()); }
+  // A failing curl_multi_* call is a bug or resource exhaustion: say so, loudly, once per kind.
+  static bool check(CURLMcode rc, const char* what) {
+    if (rc == CURLM_OK) return true;
+    spdlog::error("{} failed: {}", what, curl_multi_strerror(rc));
+    return false;
+  }
+
+  void notify() {
+    // Never fails on a live handle; if it did, the poll timeout still bounds the delay.
+    check(curl_multi_wakeup(multi.get()), "curl_multi_wakeup");
+  }
 
   void run() {
     while (true) {
@@ -265,7 +299,11 @@ struct HttpEngine::Impl {
       }
       for (auto& t : fresh) {
         TransferId id = t->id;
-        queue.push_back(id);
+        if (t->req.queue_first) {
+          queue.push_front(id);
+        } else {
+          queue.push_back(id);
+        }
         transfers.emplace(id, std::move(t));
       }
       for (auto& timer : new_timers) timers.push(std::move(timer));
@@ -280,7 +318,9 @@ struct HttpEngine::Impl {
 
       admit();
       int running = 0;
-      curl_multi_perform(multi.get(), &running);
+      if (!check(curl_multi_perform(multi.get(), &running), "curl_multi_perform")) {
+        fail_started("curl_multi_perform failed");
+      }
       collect_finished();
       fire_timers(self.cancelled_.load());
       watchdog();
@@ -296,13 +336,15 @@ struct HttpEngine::Impl {
           timeout_ms = 0;
         }
       }
-      if (timeout_ms > 0) curl_multi_poll(multi.get(), nullptr, 0, timeout_ms, nullptr);
+      if (timeout_ms > 0 && !check(curl_multi_poll(multi.get(), nullptr, 0, timeout_ms, nullptr), "curl_multi_poll")) {
+        fail_started("curl_multi_poll failed");
+      }
     }
   }
 
   int poll_timeout() {
     long curl_ms = -1;
-    curl_multi_timeout(multi.get(), &curl_ms);
+    if (!check(curl_multi_timeout(multi.get(), &curl_ms), "curl_multi_timeout")) curl_ms = 0;
     long ms = curl_ms < 0 ? 1000 : curl_ms;
     if (!transfers.empty()) ms = std::min<long>(ms, kWatchdogPeriod.count());
     if (!timers.empty()) {
@@ -313,6 +355,7 @@ struct HttpEngine::Impl {
   }
 
   void admit() {
+    auto now = Clock::now();
     for (auto it = queue.begin(); it != queue.end();) {
       Transfer& t = *transfers.at(*it);
       int& active = active_per_origin[t.origin];
@@ -320,8 +363,15 @@ struct HttpEngine::Impl {
         ++it;
         continue;
       }
+      TransferId id = *it;
       it = queue.erase(it);
       stat_queued.fetch_sub(1);
+      if (now >= t.req.send_before) {
+        // Its turn came, but its token would arrive dead: hand it back unsent so
+        // the caller fetches a fresh one (it then goes to the head of the queue).
+        abort_transfer(id, TransportError::CredentialExpired, "credential expired while queued");
+        continue;
+      }
       start(t);
     }
   }
@@ -355,13 +405,7 @@ struct HttpEngine::Impl {
     if (resolve.get()) curl_easy_setopt(h, CURLOPT_RESOLVE, resolve.get());
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kBufferSize);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kBufferSize);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, r.tls.verify ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, r.tls.verify ? 2L : 0L);
-    if (!r.tls.ca_file.empty()) {
-      // CAINFO replaces the default bundle; the system directory keeps public CAs trusted.
-      curl_easy_setopt(h, CURLOPT_CAINFO, r.tls.ca_file.c_str());
-      curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
-    }
+    apply_tls(h, r.tls);
 
     bool upload = r.method == "PUT" || r.method == "POST" || r.method == "PATCH";
     if (r.method == "HEAD") {
@@ -369,7 +413,7 @@ struct HttpEngine::Impl {
     } else if (r.method == "GET") {
       curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (upload) {
-      t.upload_length = r.body_source ? r.body_source->length() : r.body.size();
+      t.upload_length = r.body_source ? r.body_source->length() : r.body_size();
       curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
       curl_easy_setopt(h, CURLOPT_READDATA, &t);
       curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
@@ -394,16 +438,35 @@ struct HttpEngine::Impl {
     Waker waker{&self, t.id};
     if (r.body_sink) r.body_sink->attach(waker);
     if (r.body_source) r.body_source->attach(waker);
-    if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
+    if (!check(curl_multi_add_handle(multi.get(), h), "curl_multi_add_handle")) {
+      t.easy.reset();  // never added: nothing to remove
       abort_transfer(t.id, TransportError::Other, "curl_multi_add_handle failed");
       return;
     }
     if (t.req.on_started) t.req.on_started(t.id);
   }
 
+  static void apply_tls(CURL* h, const TlsOptions& tls) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
+    // The system's trust stays in place (libcurl's compiled-in bundle, e.g.
+    // /etc/ssl/certs/ca-certificates.crt on Debian, /etc/pki/tls/certs/ca-bundle.crt
+    // on RHEL) unless the user points SSL_CERT_FILE / SSL_CERT_DIR elsewhere.
+    if (!tls.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, tls.ca_bundle.c_str());
+    if (!tls.ca_dir.empty()) curl_easy_setopt(h, CURLOPT_CAPATH, tls.ca_dir.c_str());
+    if (tls.extra_cas && !tls.extra_cas->empty()) {
+      curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+      curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, const_cast<CaCertificates*>(tls.extra_cas.get()));
+    }
+    if (!tls.client_cert.empty()) {
+      curl_easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert.c_str());
+      curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key.c_str());
+    }
+  }
+
   void resume(TransferId id) {
     auto it = transfers.find(id);
-    if (it == transfers.end() || !it->second->started) return;
+    if (it == transfers.end() || !it->second->started || !it->second->easy) return;
     Transfer& t = *it->second;
     t.paused = false;
     t.last_activity = Clock::now();
@@ -435,13 +498,24 @@ struct HttpEngine::Impl {
     for (TransferId id : ids) abort_transfer(id, TransportError::Cancelled, "cancelled");
   }
 
+  // The multi handle refused to drive transfers: end every started one so no
+  // caller waits forever; queued ones try again on the next round.
+  void fail_started(const std::string& why) {
+    std::vector<TransferId> ids;
+    for (const auto& [id, t] : transfers) {
+      if (t->started) ids.push_back(id);
+    }
+    for (TransferId id : ids) abort_transfer(id, TransportError::Other, why);
+  }
+
   void finish(TransferId id, CURLcode code) {
     auto node = transfers.extract(id);
     if (node.empty()) return;
     std::unique_ptr<Transfer> t = std::move(node.mapped());
     if (t->started) {
-      if (t->easy) curl_multi_remove_handle(multi.get(), t->easy.get());
+      if (t->easy) check(curl_multi_remove_handle(multi.get(), t->easy.get()), "curl_multi_remove_handle");
       --active_per_origin[t->origin];
+      last_finish_per_origin[t->origin] = Clock::now();
       stat_in_flight.fetch_sub(1);
       long status = 0;
       long version = 0;
@@ -452,8 +526,11 @@ struct HttpEngine::Impl {
       t->resp.status = status;
       t->resp.http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : version ? 11 : 0;
     } else {
-      queue.erase(std::remove(queue.begin(), queue.end(), id), queue.end());
-      stat_queued.fetch_sub(1);
+      auto queued = std::find(queue.begin(), queue.end(), id);
+      if (queued != queue.end()) {
+        queue.erase(queued);
+        stat_queued.fetch_sub(1);
+      }
     }
     if (t->forced != TransportError::None) {
       t->resp.transport = t->forced;
@@ -478,20 +555,75 @@ struct HttpEngine::Impl {
     }
   }
 
+  // Every transfer either moves bytes or ends within its stall limit: running,
+  // paused by its other half (a streamed copy whose partner stopped), or queued
+  // for a connection slot while no transfer to that origin gets anywhere.
   void watchdog() {
     auto now = Clock::now();
     if (now < next_watchdog) return;
     next_watchdog = now + kWatchdogPeriod;
-    std::vector<std::pair<TransferId, std::chrono::milliseconds>> stalled;
+    std::unordered_map<std::string, Clock::time_point> origin_progress = last_finish_per_origin;
     for (const auto& [id, t] : transfers) {
-      if (!t->started || t->paused) continue;
-      auto limit = t->req.stall_limit * (t->upload_finished && t->upload_length > 0 ? kCommitStallFactor : 1);
-      if (now - t->last_activity > limit) stalled.emplace_back(id, limit);
+      if (!t->started) continue;
+      auto& latest = origin_progress[t->origin];
+      latest = std::max(latest, t->last_activity);
     }
-    for (auto& [id, limit] : stalled) {
-      abort_transfer(id, TransportError::Stalled,
-                     "no data moved for " + std::to_string(limit.count() / 1000) + " s (stall limit)");
+    std::vector<std::pair<TransferId, std::string>> stalled;
+    for (const auto& [id, t] : transfers) {
+      auto limit = t->req.stall_limit;
+      if (!t->started) {
+        auto progress = origin_progress.find(t->origin);
+        auto since = std::max(t->submitted, progress == origin_progress.end() ? t->submitted : progress->second);
+        if (now - since > limit) {
+          stalled.emplace_back(id, fmt_seconds("waited {} s for a connection slot while no transfer to the host moved "
+                                               "(stall limit)", limit));
+        }
+        continue;
+      }
+      if (t->paused) {
+        if (now - t->last_activity > limit) {
+          stalled.emplace_back(id, fmt_seconds("paused for {} s: its other half moved no data (stall limit)", limit));
+        }
+        continue;
+      }
+      if (t->upload_finished && t->upload_length > 0) limit *= kCommitStallFactor;
+      if (now - t->last_activity > limit) {
+        stalled.emplace_back(id, fmt_seconds("no data moved for {} s (stall limit)", limit));
+      }
     }
+    for (auto& [id, why] : stalled) abort_transfer(id, TransportError::Stalled, std::move(why));
+  }
+
+  static std::string fmt_seconds(std::string_view pattern, std::chrono::milliseconds limit) {
+    std::string text(pattern);
+    auto pos = text.find("{}");
+    std::string secs = limit.count() % 1000 == 0 ? std::to_string(limit.count() / 1000)
+                                                 : std::to_string(static_cast<double>(limit.count()) / 1000.0);
+    return text.replace(pos, 2, secs);
+  }
+
+  std::vector<TransferInfo> describe() const {
+    auto now = Clock::now();
+    std::vector<TransferInfo> out;
+    out.reserve(transfers.size());
+    for (const auto& [id, t] : transfers) {
+      TransferInfo info;
+      info.id = id;
+      info.method = t->req.method;
+      info.url = url_for_log(t->req.url);
+      info.age = std::chrono::duration_cast<std::chrono::milliseconds>(now - t->submitted);
+      info.idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - (t->started ? t->last_activity : t->submitted));
+      info.bytes_sent = t->resp.bytes_sent;
+      info.bytes_received = t->resp.bytes_received;
+      info.state = !t->started ? TransferInfo::State::Queued
+                   : t->paused ? TransferInfo::State::Paused
+                   : (t->upload_finished && t->upload_length > 0 && t->resp.headers.empty())
+                       ? TransferInfo::State::AwaitingAnswer
+                       : TransferInfo::State::Transferring;
+      out.push_back(std::move(info));
+    }
+    std::sort(out.begin(), out.end(), [](const TransferInfo& a, const TransferInfo& b) { return a.id < b.id; });
+    return out;
   }
 };
 
@@ -518,7 +650,9 @@ TransferId HttpEngine::submit(Request request, Callback done) {
   if (t->origin.empty()) t->origin = request.url;
   t->req = std::move(request);
   t->done = std::move(done);
+  t->submitted = Clock::now();
   TransferId id = t->id;
+  if (t->req.on_queued) t->req.on_queued(id);
   impl_->stat_queued.fetch_add(1);
   {
     std::lock_guard lock(impl_->mutex);
@@ -566,6 +700,15 @@ void HttpEngine::cancel_all() {
 EngineStats HttpEngine::stats() const {
   return EngineStats{impl_->stat_requests.load(), impl_->stat_completed.load(), impl_->stat_in_flight.load(),
                      impl_->stat_queued.load()};
+}
+
+std::optional<std::vector<TransferInfo>> HttpEngine::snapshot(std::chrono::milliseconds timeout) {
+  if (on_engine_thread()) return impl_->describe();
+  auto promise = std::make_shared<std::promise<std::vector<TransferInfo>>>();
+  auto future = promise->get_future();
+  after(std::chrono::milliseconds(0), [this, promise] { promise->set_value(impl_->describe()); });
+  if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return future.get();
 }
 
 }  // namespace fastsync

@@ -63,16 +63,23 @@ class BodySource {
   virtual Chunk read(char* buffer, std::size_t capacity) = 0;
 };
 
+class CaCertificates;  // registry/trust.h
+
+// How one host's TLS connections are verified (see registry/trust.h).
 struct TlsOptions {
-  bool verify = true;   // --insecure turns this off
-  std::string ca_file;  // --ca-file: trusted in addition to the system CAs
+  bool verify = true;       // --insecure turns this off
+  std::string ca_bundle;    // replaces libcurl's default CA bundle (SSL_CERT_FILE); empty = the default
+  std::string ca_dir;       // replaces libcurl's default CA directory (SSL_CERT_DIR); empty = the default
+  std::shared_ptr<const CaCertificates> extra_cas;  // trusted on top of the above (--ca-file, certs.d)
+  std::string client_cert;  // PEM certificate and key for mutual TLS (certs.d/<host>/*.cert, *.key)
+  std::string client_key;
 };
 
 struct Request {
   std::string method = "GET";  // GET HEAD PUT POST DELETE PATCH
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
-  std::string body;                  // upload body held in memory (PUT/POST/PATCH)
+  std::shared_ptr<const std::string> body;  // upload body held in memory (PUT/POST/PATCH); shared, never copied
   std::shared_ptr<BodySource> body_source;  // streamed upload body instead of `body`
   std::shared_ptr<BodySink> body_sink;      // streamed 2xx download body
   std::size_t max_memory_body = 16u << 20;  // cap for bodies kept in memory
@@ -80,8 +87,18 @@ struct Request {
   bool http2 = false;
   std::string user_agent = "fastsync/0.1";
   std::chrono::milliseconds stall_limit{std::chrono::seconds(60)};
+  // The request carries a credential that expires: if it is still queued for a
+  // connection slot at this time, it completes with CredentialExpired unsent.
+  std::chrono::steady_clock::time_point send_before = std::chrono::steady_clock::time_point::max();
+  // Jump the queue: a request that already waited its turn once (CredentialExpired).
+  bool queue_first = false;
+  // Called in submit(), on the submitting thread, before the engine can start it.
+  std::function<void(TransferId)> on_queued;
   // Called on the engine thread when the transfer leaves the queue and starts.
   std::function<void(TransferId)> on_started;
+
+  void set_body(std::string bytes) { body = std::make_shared<const std::string>(std::move(bytes)); }
+  std::uint64_t body_size() const { return body ? body->size() : 0; }
 };
 
 enum class TransportError {
@@ -90,7 +107,8 @@ enum class TransportError {
   TlsHandshake,
   TlsVerify,  // certificate not trusted / wrong name
   Network,    // reset, truncated, HTTP/2 stream errors, GOAWAY
-  Stalled,    // stall limit hit
+  Stalled,    // stall limit hit (moving no bytes, paused, or waiting for a connection slot)
+  CredentialExpired,  // still queued when its credential expired (Request::send_before): never sent
   Cancelled,
   Aborted,    // a body sink/source gave up
   TooLarge,   // in-memory body over max_memory_body
@@ -118,6 +136,20 @@ struct EngineOptions {
   int max_cached_connections = 256;
   std::vector<std::string> resolve;  // "host:port:address", as curl --resolve
 };
+
+// One transfer as SIGUSR1 diagnostics show it.
+struct TransferInfo {
+  enum class State { Queued, Transferring, Paused, AwaitingAnswer };
+  TransferId id = 0;
+  State state = State::Queued;
+  std::string method;
+  std::string url;  // without its query (never a signature)
+  std::chrono::milliseconds age{0};        // since submitted
+  std::chrono::milliseconds idle{0};       // since a byte last moved (or it was resumed)
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+};
+const char* to_string(TransferInfo::State state);
 
 struct EngineStats {
   std::uint64_t requests = 0;   // transfers started
@@ -149,6 +181,9 @@ class HttpEngine {
   bool cancelled() const { return cancelled_.load(); }
 
   EngineStats stats() const;
+  // Every transfer queued or in flight, read on the engine thread; empty if the
+  // engine thread does not answer within `timeout` (which is itself a finding).
+  std::optional<std::vector<TransferInfo>> snapshot(std::chrono::milliseconds timeout);
   bool on_engine_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
   // co_await engine.perform(request) -> Response

@@ -1,39 +1,13 @@
 #include "registry/registry.h"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
-#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <cmath>
-#include <random>
-
 #include "registry/digest.h"
-#include "registry/error_body.h"
 #include "registry/reference.h"
 #include "registry/url.h"
 
 namespace fastsync {
-
-const char* to_string(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::NotFound: return "not found";
-    case ErrorKind::AuthDenied: return "authentication denied";
-    case ErrorKind::NoCredentials: return "no credentials";
-    case ErrorKind::Forbidden: return "forbidden";
-    case ErrorKind::DigestMismatch: return "digest mismatch";
-    case ErrorKind::Tls: return "TLS";
-    case ErrorKind::Network: return "network";
-    case ErrorKind::Stalled: return "stalled";
-    case ErrorKind::RateLimited: return "rate limited";
-    case ErrorKind::Server: return "server error";
-    case ErrorKind::Protocol: return "protocol";
-    case ErrorKind::Invalid: return "invalid";
-    case ErrorKind::Cancelled: return "cancelled";
-  }
-  return "error";
-}
 
 const char* to_string(CallKind kind) {
   switch (kind) {
@@ -46,6 +20,7 @@ const char* to_string(CallKind kind) {
     case CallKind::BlobGet: return "blob_get";
     case CallKind::UploadStart: return "upload_start";
     case CallKind::BlobMount: return "blob_mount";
+    case CallKind::BlobPatch: return "blob_patch";
     case CallKind::BlobPut: return "blob_put";
     case CallKind::UploadCancel: return "upload_cancel";
     case CallKind::Other:
@@ -58,6 +33,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Credentials refused twice in a row (a Basic password, or a token that was
+// fresh) are refused, not expired.
+constexpr int kMaxRefusals = 2;
+// Tokens old enough to have expired may be refused more often (a registry whose
+// tokens die younger than they claim), but not without end.
+constexpr int kMaxExpiredRefusals = 10;
+// How often a request may find its token expired while queued before it is sent
+// regardless (a queue longer than a token's life would otherwise never drain).
+constexpr int kMaxExpiredWhileQueued = 8;
+
 std::string strip_parameters(std::string_view content_type) {
   std::string_view mt = content_type.substr(0, content_type.find(';'));
   while (!mt.empty() && mt.back() == ' ') mt.remove_suffix(1);
@@ -68,148 +53,58 @@ bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-bool retryable_status(long status) {
-  return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
-}
-
-bool retryable_transport(TransportError e) {
-  return e == TransportError::Connect || e == TransportError::Network || e == TransportError::Stalled;
-}
-
-// A failure another attempt may fix: a dropped or stalled connection, 408/429/5xx.
-bool is_transient(const Response& resp) {
-  return resp.transport_ok() ? retryable_status(resp.status) : retryable_transport(resp.transport);
-}
-
-// A streamed upload cannot be sent twice; a streamed download can be retried
-// only if nothing reached its sink (the response was not a 2xx).
-bool can_replay(const Call& call, const Response& resp) {
-  if (call.source) return false;
-  if (call.sink) return resp.status < 200 || resp.status >= 300;
+// Whether send() may repeat the request itself. A streamed body is read once:
+// only a request that never started may go again. A streamed download can go
+// again only if nothing reached its sink (not a 2xx; resuming mid-body is the
+// download's own loop). Upload PUT/PATCH go to a session whose state a failed
+// attempt may have changed: the upload starts over with a new session instead.
+bool can_replay(const Call& call, const Response& resp, bool started) {
+  if (call.request.body_source && started) return false;
+  if ((call.kind == CallKind::BlobPut || call.kind == CallKind::BlobPatch) && started) return false;
+  if (call.request.body_sink) return resp.status < 200 || resp.status >= 300;
   return true;
 }
 
-const Challenge* pick_challenge(const std::vector<Challenge>& challenges) {
-  for (const auto& c : challenges) {
-    if (c.scheme == "bearer") return &c;
-  }
-  for (const auto& c : challenges) {
-    if (c.scheme == "basic") return &c;
-  }
-  return nullptr;
+std::string short_reason(const Response& resp) {
+  return resp.transport_ok() ? fmt::format("HTTP {}", resp.status) : resp.transport_message;
 }
 
 }  // namespace
 
-std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value) {
-  if (value.empty()) return std::nullopt;
-  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (value.size() > 9) return std::chrono::hours(24);
-    return std::chrono::seconds(std::stol(value));
-  }
-  time_t when = curl_getdate(value.c_str(), nullptr);
-  if (when < 0) return std::nullopt;
-  auto delta = std::chrono::system_clock::from_time_t(when) - std::chrono::system_clock::now();
-  return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(delta));
-}
-
 Registry::Registry(HttpEngine& engine, std::string host, const AuthFile& auth, RegistryOptions options,
-                   std::string forced_scheme)
-    : engine_(engine), host_(std::move(host)), auth_(auth), options_(std::move(options)),
-      forced_scheme_(std::move(forced_scheme)) {}
+                   TrustStore& trust, ActivityBoard& board, std::string forced_scheme)
+    : engine_(engine),
+      host_(std::move(host)),
+      auth_file_(auth),
+      options_(std::move(options)),
+      trust_(trust),
+      board_(board),
+      forced_scheme_(std::move(forced_scheme)),
+      auth_(host_, auth, options_.insecure || is_loopback_host(host_),
+            Authenticator::Transport{[this](const std::string& url) { return request_for(url); },
+                                     [this](Request r) { return perform_retrying(std::move(r), CallKind::Token); }}),
+      chunk_size_(options_.upload_chunk_size) {}
 
-std::chrono::milliseconds Registry::backoff_delay(int attempt) const {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  double base = static_cast<double>(options_.retry_base_delay.count()) * std::pow(2.0, std::max(0, attempt - 1));
-  base = std::min(base, static_cast<double>(options_.retry_max_delay.count()));
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);  // spread clients that failed together
-  return std::chrono::milliseconds(static_cast<long>(base * jitter(rng)));
-}
-
-std::string Registry::context(const Call& call) const {
-  std::string where = call.repository.empty() ? host_ : host_ + "/" + call.repository;
-  return call.what.empty() ? where : fmt::format("{} at {}", call.what, where);
-}
-
-std::string Registry::scope_for(const Call& call) const {
-  if (call.repository.empty()) return {};
-  std::string scope = fmt::format("repository:{}:{}", call.repository, call.push ? "pull,push" : "pull");
-  if (!call.mount_from.empty()) scope += fmt::format(" repository:{}:pull", call.mount_from);
-  return scope;
-}
-
-Error Registry::status_error(const Response& resp, const Call& call) const {
-  std::string detail = describe_error_body(resp.body);
-  std::string base = fmt::format("{}: HTTP {}{}", context(call), resp.status, detail.empty() ? "" : " " + detail);
-  bool have_credentials = auth_.lookup(host_, call.repository).has_value();
-  switch (resp.status) {
-    case 404:
-      return Error::make(ErrorKind::NotFound, base, resp.status);
-    case 401:
-      if (resp.header("www-authenticate").value_or("").find("insufficient_scope") != std::string::npos) {
-        return Error::make(ErrorKind::Forbidden,
-                           base + fmt::format(" (the credentials for {} do not allow {} {})", host_,
-                                              call.push ? "pushing to" : "pulling from", call.repository),
-                           resp.status);
-      }
-      if (!have_credentials) {
-        return Error::make(ErrorKind::NoCredentials,
-                           base + fmt::format(" (the pull secret has no credentials for {})", host_), resp.status);
-      }
-      return Error::make(ErrorKind::AuthDenied, base + fmt::format(" (credentials for {} were refused)", host_),
-                         resp.status);
-    case 403:
-      return Error::make(ErrorKind::Forbidden, base, resp.status);
-    case 405:
-      if (call.push) {
-        return Error::make(ErrorKind::Forbidden, base + fmt::format(" ({} refuses writes: is it read-only?)", host_),
-                           resp.status);
-      }
-      return Error::make(ErrorKind::Protocol, base, resp.status);
-    case 429:
-      return Error::make(ErrorKind::RateLimited, base, resp.status);
-    default:
-      return Error::make(resp.status >= 500 ? ErrorKind::Server : ErrorKind::Protocol, base, resp.status);
-  }
-}
-
-Error Registry::transport_error(const Response& resp, const Call& call) const {
-  const std::string& why = resp.transport_message;
-  switch (resp.transport) {
-    case TransportError::Connect:
-      return Error::make(ErrorKind::Network, fmt::format("{}: cannot connect: {}", context(call), why));
-    case TransportError::TlsVerify:
-      return Error::make(ErrorKind::Tls,
-                         fmt::format("TLS certificate of {} is not trusted ({}); pass --ca-file with the CA that "
-                                     "signed it, or --insecure to skip verification",
-                                     host_, why));
-    case TransportError::TlsHandshake:
-      return Error::make(ErrorKind::Tls,
-                         fmt::format("TLS handshake with {} failed ({}); if it serves plain HTTP, pass --insecure",
-                                     host_, why));
-    case TransportError::Network:
-      return Error::make(ErrorKind::Network, fmt::format("{}: connection failed: {}", context(call), why));
-    case TransportError::Stalled:
-      return Error::make(ErrorKind::Stalled, fmt::format("{}: {}", context(call), why));
-    case TransportError::Cancelled:
-      return Error::make(ErrorKind::Cancelled, fmt::format("{}: cancelled", context(call)));
-    default:
-      return Error::make(ErrorKind::Protocol, fmt::format("{}: {}", context(call), why));
-  }
-}
-
-Request Registry::base_request(std::string url) const {
+Result<Request> Registry::request_for(const std::string& url) {
+  // TLS of the host the URL names: a token server or CDN has its own certs.d entry.
+  auto tls = trust_.for_host(url_host_port(url));
+  if (!tls) return tls.error();
   Request req;
-  req.url = std::move(url);
-  req.tls = options_.tls;
-  req.tls.verify = options_.tls.verify && !options_.insecure;
+  req.url = url;
+  req.tls = *tls;
   req.http2 = options_.http2;
   req.stall_limit = options_.stall_limit;
   return req;
 }
 
+CallContext Registry::context(const Call& call) const {
+  return CallContext{host_, call.scope.repository, call.what, call.scope.push,
+                     auth_.has_credentials(call.scope.repository)};
+}
+
 Task<Response> Registry::perform_retrying(Request request, CallKind kind) {
-  for (int attempt = 0;; ++attempt) {
+  CallContext ctx{host_, {}, to_string(kind), false, false};
+  for (int retries_used = 0;; ++retries_used) {
     if (engine_.cancelled()) {
       Response cancelled;
       cancelled.transport = TransportError::Cancelled;
@@ -218,23 +113,31 @@ Task<Response> Registry::perform_retrying(Request request, CallKind kind) {
     }
     counters_.by_kind[static_cast<int>(kind)]++;
     Response resp = co_await engine_.perform(request);
-    if (!is_transient(resp) || attempt >= options_.retries) co_return resp;
+    if (resp.ok()) co_return resp;
+    auto delay = options_.retry.next_delay(error_from_response(resp, ctx), retries_used);
+    if (!delay) co_return resp;
     counters_.retries++;
-    auto delay = backoff_delay(attempt + 1);
-    spdlog::debug("{}: {} failed ({}), retry {}/{} in {} ms", host_, to_string(kind),
-                  resp.transport_ok() ? "HTTP " + std::to_string(resp.status) : resp.transport_message, attempt + 1,
-                  options_.retries, delay.count());
-    co_await engine_.sleep_for(delay);
+    spdlog::debug("{}: {} failed ({}), retry {}/{} in {} ms", host_, to_string(kind), short_reason(resp),
+                  retries_used + 1, options_.retry.retries, delay->count());
+    co_await engine_.sleep_for(*delay);
   }
 }
 
+std::string Registry::base_url() {
+  std::lock_guard lock(mutex_);
+  if (ping_) {
+    if (auto state = ping_->try_get(); state && state->ok()) return **state;
+  }
+  return {};
+}
+
 Task<Status> Registry::ping() {
-  std::shared_ptr<AsyncValue<Result<PingState>>> slot;
+  std::shared_ptr<AsyncValue<Result<std::string>>> slot;
   bool mine = false;
   {
     std::lock_guard lock(mutex_);
     if (!ping_) {
-      ping_ = std::make_shared<AsyncValue<Result<PingState>>>();
+      ping_ = std::make_shared<AsyncValue<Result<std::string>>>();
       mine = true;
     }
     slot = ping_;
@@ -253,7 +156,7 @@ Task<Status> Registry::ping() {
   co_return Status{};
 }
 
-Task<Result<Registry::PingState>> Registry::do_ping() {
+Task<Result<std::string>> Registry::do_ping() {
   bool plain_http_allowed = options_.insecure || is_loopback_host(host_);
   std::vector<std::string> schemes;
   if (!forced_scheme_.empty()) {
@@ -265,38 +168,35 @@ Task<Result<Registry::PingState>> Registry::do_ping() {
     co_return Error::make(ErrorKind::Invalid,
                           fmt::format("plain HTTP to {} is refused: pass --insecure to allow it", host_));
   }
-  Call call;
-  call.kind = CallKind::Ping;
-  call.what = "GET /v2/";
+  CallContext ctx{host_, {}, "GET /v2/", false, false};
   std::optional<Error> first_error;
   for (const auto& scheme : schemes) {
     if (scheme == "http" && !plain_http_allowed) break;
     std::string base = fmt::format("{}://{}", scheme, host_);
-    Request req = base_request(base + "/v2/");
-    req.max_memory_body = 64 * 1024;
-    Response resp = co_await perform_retrying(req, CallKind::Ping);
+    auto request = request_for(base + "/v2/");
+    if (!request) co_return request.error();
+    request->max_memory_body = 64 * 1024;
+    Response resp = co_await perform_retrying(std::move(*request), CallKind::Ping);
     if (!resp.transport_ok()) {
-      Error e = transport_error(resp, call);
+      Error e = error_from_response(resp, ctx);
       // An HTTPS hello answered in plain HTTP fails the handshake: try http next.
       if (resp.transport == TransportError::TlsHandshake && scheme == "https") {
         first_error = e;
         continue;
       }
-      if (first_error && scheme == "http") {
-        co_return *first_error;
-      }
+      if (first_error && scheme == "http") co_return *first_error;
       if (resp.transport == TransportError::Connect) {
         e.message = fmt::format("registry {} is unreachable: {}", host_, resp.transport_message);
       }
       co_return e;
     }
     if (resp.status == 200 || resp.status == 401) {
-      PingState state;
-      state.base_url = base;
-      if (auto header = resp.header("www-authenticate")) state.challenges = parse_www_authenticate(*header);
+      std::vector<Challenge> challenges;
+      if (auto header = resp.header("www-authenticate")) challenges = parse_www_authenticate(*header);
       spdlog::debug("{}: speaks {}, auth {}", host_, scheme,
-                    pick_challenge(state.challenges) ? pick_challenge(state.challenges)->scheme : "none");
-      co_return state;
+                    challenges.empty() ? std::string("none") : challenges.front().scheme);
+      auth_.set_challenges(std::move(challenges));
+      co_return base;
     }
     co_return Error::make(resp.status >= 500 ? ErrorKind::Server : ErrorKind::Protocol,
                           fmt::format("{} does not answer like a registry: GET {}/v2/ gave HTTP {}", host_, base,
@@ -306,247 +206,135 @@ Task<Result<Registry::PingState>> Registry::do_ping() {
   co_return first_error.value_or(Error::make(ErrorKind::Network, fmt::format("cannot reach {}", host_)));
 }
 
-Task<Result<std::optional<std::string>>> Registry::authorization(const Call& call,
-                                                                 const std::shared_ptr<TokenSlot>& stale,
-                                                                 std::shared_ptr<TokenSlot>& used) {
-  std::vector<Challenge> challenges;
-  {
-    std::lock_guard lock(mutex_);
-    if (ping_) {
-      if (auto state = ping_->try_get(); state && state->ok()) challenges = (*state)->challenges;
-    }
-  }
-  const Challenge* challenge = pick_challenge(challenges);
-  if (!challenge) co_return std::optional<std::string>();
-  auto credentials = auth_.lookup(host_, call.repository);
-  if (challenge->scheme == "basic") {
-    if (!credentials) co_return std::optional<std::string>();
-    co_return std::optional<std::string>(
-        "Authorization: Basic " + base64_encode(credentials->username + ":" + credentials->password));
-  }
-  std::string scope = scope_for(call);
-  std::shared_ptr<TokenSlot> slot;
-  bool mine = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto& entry = tokens_[scope];
-    bool usable = entry && entry != stale;
-    if (usable) {
-      if (auto tok = entry->value.try_get(); tok && tok->ok() && (*tok)->refresh_after <= Clock::now()) usable = false;
-    }
-    if (!usable) {
-      entry = std::make_shared<TokenSlot>();
-      mine = true;
-    }
-    slot = entry;
-  }
-  if (mine) {
-    std::string query;
-    if (!scope.empty()) {
-      size_t start = 0;
-      while (start <= scope.size()) {
-        auto space = scope.find(' ', start);
-        query += "&scope=" + url_encode(scope.substr(start, space - start));
-        if (space == std::string::npos) break;
-        start = space + 1;
-      }
-    }
-    auto token = co_await fetch_token(*challenge, query, call.repository);
-    if (!token) {
-      std::lock_guard lock(mutex_);
-      auto it = tokens_.find(scope);
-      if (it != tokens_.end() && it->second == slot) tokens_.erase(it);
-    }
-    slot->value.set(std::move(token));
-  }
-  auto token = co_await slot->value.wait();
-  if (!token) co_return token.error();
-  used = slot;
-  co_return std::optional<std::string>("Authorization: Bearer " + token->value);
-}
-
-Task<Result<Registry::Token>> Registry::fetch_token(Challenge challenge, std::string scope_query,
-                                                    std::string repository) {
-  std::string realm = challenge.param("realm");
-  if (realm.empty()) {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("{} asks for a Bearer token but names no realm", host_));
-  }
-  std::string realm_scheme = url_scheme(realm);
-  if (realm_scheme != "https" && realm_scheme != "http") {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("{} names an unusable token realm \"{}\"", host_, realm));
-  }
-  std::string realm_origin = url_origin(realm);
-  if (realm_scheme == "http" && !options_.insecure && !is_loopback_host(realm_origin)) {
-    co_return Error::make(ErrorKind::Tls,
-                          fmt::format("{} wants credentials sent to a plain-HTTP token server ({}); pass --insecure "
-                                      "to allow it",
-                                      host_, url_for_log(realm)));
-  }
-  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") +
-                    "service=" + url_encode(challenge.param("service")) + scope_query;
-  auto credentials = auth_.lookup(host_, repository);
-  Call call;
-  call.kind = CallKind::Token;
-  call.repository = repository;
-  call.what = fmt::format("token request to {}", realm_origin);
-  Request req = base_request(url);
-  req.max_memory_body = 1 << 20;
-  if (credentials) {
-    req.headers.push_back("Authorization: Basic " + base64_encode(credentials->username + ":" + credentials->password));
-  }
-  Response resp = co_await perform_retrying(req, CallKind::Token);
-  if (!resp.transport_ok()) co_return transport_error(resp, call);
-  if (resp.status == 401 || resp.status == 403) {
-    if (!credentials) {
-      co_return Error::make(ErrorKind::NoCredentials,
-                            fmt::format("{} requires credentials and the pull secret has none for it", host_),
-                            resp.status);
-    }
-    co_return Error::make(ErrorKind::AuthDenied,
-                          fmt::format("{} refused the pull secret's credentials (token server {} answered HTTP {}{})",
-                                      host_, realm_origin, resp.status,
-                                      describe_error_body(resp.body).empty() ? "" : ": " + describe_error_body(resp.body)),
-                          resp.status);
-  }
-  if (resp.status != 200) co_return status_error(resp, call);
-  rapidjson::Document doc;
-  doc.Parse(resp.body.data(), resp.body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("token server {} sent a body that is not JSON", realm_origin));
-  }
-  Token token;
-  for (const char* key : {"token", "access_token"}) {
-    if (doc.HasMember(key) && doc[key].IsString() && doc[key].GetStringLength() > 0) {
-      token.value = doc[key].GetString();
-      break;
-    }
-  }
-  if (token.value.empty()) {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("token server {} sent no token", realm_origin));
-  }
-  long expires_in = 60;  // the distribution spec's default
-  if (doc.HasMember("expires_in") && doc["expires_in"].IsInt64() && doc["expires_in"].GetInt64() > 0) {
-    expires_in = static_cast<long>(doc["expires_in"].GetInt64());
-  }
-  // Refresh before expiry so a long transfer's next request never carries a dead token.
-  long margin = std::min<long>(30, expires_in / 5);
-  token.refresh_after = Clock::now() + std::chrono::seconds(expires_in - margin);
-  co_return token;
-}
-
 Task<Status> Registry::check_access(const std::string& repository, bool push) {
   auto ready = co_await ping();
   if (!ready) co_return ready.error();
-  Call call;
-  call.kind = CallKind::Token;
-  call.repository = repository;
-  call.push = push;
-  std::shared_ptr<TokenSlot> used;
-  auto auth = co_await authorization(call, nullptr, used);
-  if (!auth) co_return auth.error();
+  AccessScope scope{repository, push, {}};
+  auto grant = co_await auth_.authorize(scope);
+  if (!grant) co_return grant.error();
   co_return Status{};
 }
 
 Task<Result<Response>> Registry::send(Call call) {
   auto ready = co_await ping();
   if (!ready) co_return ready.error();
-  std::string base_url;
-  {
-    std::lock_guard lock(mutex_);
-    if (ping_) {
-      if (auto state = ping_->try_get(); state && state->ok()) base_url = (*state)->base_url;
-    }
-  }
-  if (base_url.empty()) co_return Error::make(ErrorKind::Network, fmt::format("{} is not reachable", host_));
-  const std::string url = call.target.rfind('/', 0) == 0 ? base_url + call.target : call.target;
-  const std::string origin = url_origin(base_url);
-  const std::string scheme = url_scheme(base_url);
+  const std::string base = base_url();
+  if (base.empty()) co_return Error::make(ErrorKind::Network, fmt::format("{} is not reachable", host_));
+  const std::string url = call.target.rfind('/', 0) == 0 ? base + call.target : call.target;
+  const std::string origin = url_origin(base);
+  const std::string scheme = url_scheme(base);
+  const CallContext ctx = context(call);
   counters_.by_kind[static_cast<int>(call.kind)]++;
+  auto activity = board_.begin(ctx.where());
 
-  auto make_request = [&](const std::string& target, const std::optional<std::string>& auth_header) {
-    Request req = base_request(target);
-    req.method = call.method;
-    req.headers = call.headers;
-    // Credentials only ever go to this registry's own origin, never to a CDN or
-    // an upload host it points us to.
-    if (auth_header && url_origin(target) == origin && url_scheme(target) == scheme) {
-      req.headers.push_back(*auth_header);
-    }
-    req.body = call.body;
-    req.body_sink = call.sink;
-    req.body_source = call.source;
-    req.max_memory_body = call.max_memory_body;
-    req.on_started = call.on_started;
-    return req;
-  };
-
-  std::shared_ptr<TokenSlot> stale;
-  std::shared_ptr<TokenSlot> used;
-  bool refreshed = false;
-  int attempt = 0;
+  int retries_used = 0;
+  int refusals = 0;
+  int expired_refusals = 0;
+  int expired_while_queued = 0;
   while (true) {
-    if (engine_.cancelled()) co_return Error::make(ErrorKind::Cancelled, fmt::format("{}: cancelled", context(call)));
-    auto auth = co_await authorization(call, stale, used);
-    if (!auth) co_return auth.error();
+    if (engine_.cancelled()) co_return Error::make(ErrorKind::Cancelled, fmt::format("{}: cancelled", ctx.where()));
+    activity.waiting_for_token();
+    auto grant = co_await auth_.authorize(call.scope);
+    if (!grant) co_return grant.error();
 
-    Response resp = co_await engine_.perform(make_request(url, *auth));
+    // Set by the engine thread when the transfer leaves the queue: from then on
+    // a streamed body has been (or is being) read.
+    auto started = std::make_shared<std::atomic<bool>>(false);
+    auto started_at = std::make_shared<std::atomic<Clock::rep>>(0);
+    auto make_request = [&](const std::string& target) -> Result<Request> {
+      auto base_request = request_for(target);
+      if (!base_request) return base_request.error();
+      Request req = call.request;
+      req.url = target;
+      req.tls = std::move(base_request->tls);
+      req.http2 = base_request->http2;
+      req.stall_limit = base_request->stall_limit;
+      // Credentials only ever go to this registry's own origin, never to a CDN or
+      // an upload host it points us to.
+      if (grant->header && url_origin(target) == origin && url_scheme(target) == scheme) {
+        req.headers.push_back(*grant->header);
+        if (expired_while_queued < kMaxExpiredWhileQueued) req.send_before = grant->send_before;
+        req.queue_first = expired_while_queued > 0;
+      }
+      req.on_queued = [&activity](TransferId id) { activity.in_request(id); };
+      req.on_started = [started, started_at, user = call.request.on_started](TransferId id) {
+        if (!started->exchange(true)) started_at->store(Clock::now().time_since_epoch().count());
+        if (user) user(id);
+      };
+      return req;
+    };
+
+    auto first = make_request(url);
+    if (!first) co_return first.error();
+    Response resp = co_await engine_.perform(std::move(*first));
     for (int hops = 0; call.follow_redirects && resp.transport_ok() && is_redirect(resp.status) && hops < 5; ++hops) {
       auto location = resp.header("location");
       if (!location) break;
       auto next = resolve_url(resp.url, *location);
       if (!next) co_return next.error();
-      spdlog::debug("{}: redirected to {}", context(call), url_for_log(*next));
-      resp = co_await engine_.perform(make_request(*next, *auth));
+      spdlog::debug("{}: redirected to {}", ctx.where(), url_for_log(*next));
+      auto hop = make_request(*next);
+      if (!hop) co_return hop.error();
+      resp = co_await engine_.perform(std::move(*hop));
     }
 
-    if (resp.transport_ok() && resp.status == 401 && !refreshed) {
-      // The token may have expired or lack a scope: fetch a fresh one, once.
-      refreshed = true;
-      stale = used;
-      if (auth->has_value()) counters_.token_refreshes++;
-      if (!auth->has_value()) {
-        // /v2/ let us in anonymously but this repository wants credentials:
-        // learn its challenge now.
+    if (resp.transport == TransportError::CredentialExpired) {
+      // Never sent: fetch a fresh token and queue it again.
+      auth_.refused(*grant);
+      ++expired_while_queued;
+      continue;
+    }
+    if (resp.transport_ok() && resp.status == 401) {
+      // How old the token was when the request went out: old enough, and the
+      // refusal is a token that expired (perhaps sooner than it claimed).
+      std::optional<std::chrono::milliseconds> age;
+      if (grant->token && started_at->load() != 0) {
+        age = std::chrono::duration_cast<std::chrono::milliseconds>(
+            Clock::time_point(Clock::duration(started_at->load())) - grant->issued);
+      }
+      bool plausibly_expired = age && *age >= Authenticator::kPlausibleExpiry;
+      spdlog::debug("{}: HTTP 401{}", ctx.where(),
+                    age ? fmt::format(" for a token {} ms old when sent", age->count()) : std::string());
+      auth_.refused(*grant, age);
+      if (grant->header) counters_.token_refreshes++;
+      if (!grant->header) {
+        // /v2/ let us in anonymously but this repository wants credentials: learn its challenge.
         auto header = resp.header("www-authenticate");
-        if (!header) co_return status_error(resp, call);
-        std::lock_guard lock(mutex_);
-        PingState learned{base_url, parse_www_authenticate(*header)};
-        auto slot = std::make_shared<AsyncValue<Result<PingState>>>();
-        slot->set(Result<PingState>(std::move(learned)));
-        ping_ = slot;
+        if (!header) co_return error_from_response(resp, ctx);
+        auth_.set_challenges(parse_www_authenticate(*header));
       }
-      continue;
+      if (call.request.body_source && started->load()) {
+        // Its body is gone down the wire: the caller redoes the whole upload,
+        // which then gets a fresh token.
+        co_return Error::make(ErrorKind::AuthExpired,
+                              fmt::format("{}: HTTP 401 (the token expired while the body was sent)", ctx.where()),
+                              401);
+      }
+      if (plausibly_expired ? ++expired_refusals <= kMaxExpiredRefusals : ++refusals <= kMaxRefusals) continue;
+      co_return error_from_response(resp, ctx);
     }
+    if (resp.ok()) co_return resp;
 
-    std::optional<std::chrono::milliseconds> delay;
-    if (attempt < options_.retries && can_replay(call, resp) && is_transient(resp)) {
-      delay = backoff_delay(attempt + 1);
-      if (auto after = resp.header("retry-after")) {
-        if (auto wait = parse_retry_after(*after)) delay = std::min(*wait, options_.max_retry_after);
-      }
-    }
-    if (delay) {
-      ++attempt;
-      counters_.retries++;
-      spdlog::debug("{}: {} — retry {}/{} in {} ms", context(call),
-                    resp.transport_ok() ? fmt::format("HTTP {}", resp.status) : resp.transport_message, attempt,
-                    options_.retries, delay->count());
-      co_await engine_.sleep_for(*delay);
-      continue;
-    }
-    if (!resp.transport_ok()) co_return transport_error(resp, call);
-    if (resp.status >= 200 && resp.status < 300) co_return resp;
-    co_return status_error(resp, call);
+    Error error = error_from_response(resp, ctx);
+    if (!can_replay(call, resp, started->load())) co_return error;
+    auto delay = options_.retry.next_delay(error, retries_used);
+    if (!delay) co_return error;
+    ++retries_used;
+    counters_.retries++;
+    spdlog::debug("{}: {} — retry {}/{} in {} ms", ctx.where(), short_reason(resp), retries_used,
+                  options_.retry.retries, delay->count());
+    activity.sleeping(*delay, retries_used, options_.retry.retries, short_reason(resp));
+    co_await engine_.sleep_for(*delay);
   }
 }
 
 Task<Result<ManifestHead>> Registry::head_manifest(const std::string& repository, const std::string& reference) {
   Call call;
   call.kind = CallKind::ManifestHead;
-  call.method = "HEAD";
+  call.request.method = "HEAD";
   call.target = fmt::format("/v2/{}/manifests/{}", repository, reference);
-  call.headers.push_back(fmt::format("Accept: {}", media_type::kAcceptAll));
-  call.repository = repository;
+  call.request.headers.push_back(fmt::format("Accept: {}", media_type::kAcceptAll));
+  call.scope.repository = repository;
   call.what = fmt::format("HEAD manifest {}", reference);
   auto resp = co_await send(std::move(call));
   if (!resp) co_return resp.error();
@@ -567,8 +355,8 @@ Task<Result<ManifestData>> Registry::get_manifest(const std::string& repository,
   Call call;
   call.kind = CallKind::ManifestGet;
   call.target = fmt::format("/v2/{}/manifests/{}", repository, reference);
-  call.headers.push_back(fmt::format("Accept: {}", media_type::kAcceptAll));
-  call.repository = repository;
+  call.request.headers.push_back(fmt::format("Accept: {}", media_type::kAcceptAll));
+  call.scope.repository = repository;
   call.what = fmt::format("GET manifest {}", reference);
   auto resp = co_await send(std::move(call));
   if (!resp) co_return resp.error();
@@ -596,12 +384,11 @@ Task<Status> Registry::put_manifest(const std::string& repository, const std::st
                                     const ManifestData& manifest) {
   Call call;
   call.kind = CallKind::ManifestPut;
-  call.method = "PUT";
+  call.request.method = "PUT";
   call.target = fmt::format("/v2/{}/manifests/{}", repository, reference);
-  call.headers.push_back("Content-Type: " + manifest.media_type);
-  call.body = manifest.bytes;
-  call.repository = repository;
-  call.push = true;
+  call.request.headers.push_back("Content-Type: " + manifest.media_type);
+  call.request.set_body(manifest.bytes);
+  call.scope = AccessScope{repository, true, {}};
   call.what = fmt::format("PUT manifest {}", reference);
   auto resp = co_await send(std::move(call));
   if (!resp) co_return resp.error();
@@ -617,9 +404,9 @@ Task<Status> Registry::put_manifest(const std::string& repository, const std::st
 Task<Result<std::uint64_t>> Registry::head_blob(const std::string& repository, const std::string& digest) {
   Call call;
   call.kind = CallKind::BlobHead;
-  call.method = "HEAD";
+  call.request.method = "HEAD";
   call.target = fmt::format("/v2/{}/blobs/{}", repository, digest);
-  call.repository = repository;
+  call.scope.repository = repository;
   call.follow_redirects = true;
   call.what = fmt::format("HEAD blob {}", digest);
   auto resp = co_await send(std::move(call));
@@ -634,9 +421,9 @@ Task<Result<std::string>> Registry::get_blob(const std::string& repository, cons
   Call call;
   call.kind = CallKind::BlobGet;
   call.target = fmt::format("/v2/{}/blobs/{}", repository, digest);
-  call.repository = repository;
+  call.scope.repository = repository;
   call.follow_redirects = true;
-  call.max_memory_body = max_size;
+  call.request.max_memory_body = max_size;
   call.what = fmt::format("GET blob {}", digest);
   auto resp = co_await send(std::move(call));
   if (!resp) co_return resp.error();
@@ -646,128 +433,6 @@ Task<Result<std::string>> Registry::get_blob(const std::string& repository, cons
                           fmt::format("blob {}/{}@{}: content hashes to {}", host_, repository, digest, actual));
   }
   co_return std::move(resp->body);
-}
-
-Task<Result<std::string>> Registry::start_upload(const std::string& repository) {
-  Call call;
-  call.kind = CallKind::UploadStart;
-  call.method = "POST";
-  call.target = fmt::format("/v2/{}/blobs/uploads/", repository);
-  call.repository = repository;
-  call.push = true;
-  call.what = "POST blob upload";
-  auto resp = co_await send(std::move(call));
-  if (!resp) co_return resp.error();
-  auto location = resp->header("location");
-  if (!location || location->empty()) {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("{}/{}: upload started without a Location", host_, repository));
-  }
-  co_return resolve_url(resp->url, *location);
-}
-
-Task<Result<MountResult>> Registry::mount_blob(const std::string& repository, const std::string& digest,
-                                               const std::string& from_repository) {
-  Call call;
-  call.kind = CallKind::BlobMount;
-  call.method = "POST";
-  call.target = fmt::format("/v2/{}/blobs/uploads/?mount={}&from={}", repository, url_encode(digest),
-                            url_encode(from_repository));
-  call.repository = repository;
-  call.push = true;
-  call.mount_from = from_repository;
-  call.what = fmt::format("mount blob {} from {}", digest, from_repository);
-  auto resp = co_await send(std::move(call));
-  if (!resp) {
-    // Some registries answer an impossible mount with 401/403/404 rather than 202: upload instead.
-    auto kind = resp.error().kind;
-    if (kind == ErrorKind::AuthDenied || kind == ErrorKind::Forbidden || kind == ErrorKind::NotFound ||
-        kind == ErrorKind::NoCredentials) {
-      co_return MountResult{};
-    }
-    co_return resp.error();
-  }
-  MountResult result;
-  result.mounted = resp->status == 201;
-  if (!result.mounted) {
-    if (auto location = resp->header("location"); location && !location->empty()) {
-      auto resolved = resolve_url(resp->url, *location);
-      if (resolved) result.upload_location = *resolved;
-    }
-  }
-  co_return result;
-}
-
-Task<Status> Registry::put_upload(Call call, const std::string& location, const std::string& digest) {
-  auto url = add_query_param(location, "digest", digest);
-  if (!url) co_return url.error();
-  call.kind = CallKind::BlobPut;
-  call.method = "PUT";
-  call.target = *url;
-  call.headers.push_back("Content-Type: application/octet-stream");
-  call.push = true;
-  call.what = fmt::format("PUT blob {}", digest);
-  auto resp = co_await send(std::move(call));
-  if (!resp) co_return resp.error();
-  co_return Status{};
-}
-
-Task<Status> Registry::finish_upload(const std::string& repository, const std::string& location,
-                                     const std::string& digest, std::string body) {
-  Call call;
-  call.repository = repository;
-  call.body = std::move(body);
-  co_return co_await put_upload(std::move(call), location, digest);
-}
-
-Task<Status> Registry::finish_upload_streamed(const std::string& repository, const std::string& location,
-                                              const std::string& digest, std::shared_ptr<BodySource> body,
-                                              std::function<void(TransferId)> on_started) {
-  Call call;
-  call.repository = repository;
-  call.source = std::move(body);
-  call.on_started = std::move(on_started);
-  co_return co_await put_upload(std::move(call), location, digest);
-}
-
-Task<void> Registry::cancel_upload(const std::string& repository, const std::string& location) {
-  if (engine_.cancelled()) co_return;
-  Call call;
-  call.kind = CallKind::UploadCancel;
-  call.method = "DELETE";
-  call.target = location;
-  call.repository = repository;
-  call.push = true;
-  call.what = "DELETE blob upload";
-  auto ignored = co_await send(std::move(call));
-  (void)ignored;
-}
-
-Task<Status> Registry::upload_blob(const std::string& repository, const std::string& digest, std::string bytes) {
-  auto present = co_await head_blob(repository, digest);
-  if (present) co_return Status{};
-  if (present.error().kind != ErrorKind::NotFound) co_return present.error();
-  auto location = co_await start_upload(repository);
-  if (!location) co_return location.error();
-  co_return co_await finish_upload(repository, *location, digest, std::move(bytes));
-}
-
-Task<Result<std::vector<std::string>>> Registry::list_tags(const std::string& repository) {
-  Call call;
-  call.kind = CallKind::Other;
-  call.target = fmt::format("/v2/{}/tags/list?n=10000", repository);
-  call.repository = repository;
-  call.what = "list tags";
-  auto resp = co_await send(std::move(call));
-  if (!resp) co_return resp.error();
-  rapidjson::Document doc;
-  doc.Parse(resp->body.data(), resp->body.size());
-  std::vector<std::string> tags;
-  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("tags") && doc["tags"].IsArray()) {
-    for (const auto& t : doc["tags"].GetArray()) {
-      if (t.IsString()) tags.emplace_back(t.GetString());
-    }
-  }
-  co_return tags;
 }
 
 }  // namespace fastsync

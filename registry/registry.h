@@ -1,35 +1,40 @@
-// One registry host: how to reach it (scheme, TLS), how to authenticate
-// (Basic, or Bearer tokens cached per scope), and the distribution API calls,
-// each with retries, backoff and redirects handled once, here.
+// One registry host: how to reach it (scheme, TLS), how requests are
+// authorised (registry/auth.h), and the distribution API calls, each going
+// through send(): credentials, retries with the one policy, redirects handled
+// once, here. Uploads (monolithic, or chunked once the registry refuses a large
+// body) are in registry/upload.cpp.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "registry/activity.h"
+#include "registry/auth.h"
 #include "registry/auth_file.h"
+#include "registry/errors.h"
 #include "registry/http_engine.h"
 #include "registry/manifest.h"
 #include "registry/result.h"
+#include "registry/retry.h"
 #include "registry/task.h"
-#include "registry/www_authenticate.h"
+#include "registry/trust.h"
 
 namespace fastsync {
 
 struct RegistryOptions {
-  TlsOptions tls;
   bool insecure = false;  // skip TLS verification and allow plain HTTP to any host
   bool http2 = false;
-  int retries = 3;  // extra attempts after the first
-  std::chrono::milliseconds retry_base_delay{500};
-  std::chrono::milliseconds retry_max_delay{std::chrono::seconds(30)};
-  std::chrono::milliseconds max_retry_after{std::chrono::minutes(5)};
+  RetryPolicy retry;
   std::chrono::milliseconds stall_limit{std::chrono::seconds(60)};
+  TrustSettings trust;
+  // Upload in chunks of this size from the start (0: monolithic PUTs until a
+  // registry answers 413, then chunks for that registry).
+  std::uint64_t upload_chunk_size = 0;
 };
 
 // What kind of request, for counters and messages.
@@ -43,6 +48,7 @@ enum class CallKind {
   BlobGet,
   UploadStart,
   BlobMount,
+  BlobPatch,
   BlobPut,
   UploadCancel,
   Other,
@@ -60,20 +66,13 @@ struct RequestCounters {
 // One logical request to this registry; send() turns it into one or more HTTP requests.
 struct Call {
   CallKind kind = CallKind::Other;
-  std::string method = "GET";
+  // Method, headers, body (in memory, or streamed: a streamed body is never sent
+  // twice), sink, limits. send() fills in the URL, credentials, TLS and stall limit.
+  Request request;
   std::string target;  // "/v2/..." path (+query), or an absolute URL (upload locations)
-  std::vector<std::string> headers;
-  std::string body;
-  std::shared_ptr<BodySink> sink;
-  std::shared_ptr<BodySource> source;  // streamed uploads are never replayed
-  std::size_t max_memory_body = 4u << 20;
   bool follow_redirects = false;
-  // Scope: repository:<repository>:pull[,push] (+ repository:<mount_from>:pull)
-  std::string repository;
-  bool push = false;
-  std::string mount_from;
-  std::function<void(TransferId)> on_started;
-  std::string what;  // "HEAD manifest sha256:…", for messages
+  AccessScope scope;   // what the credentials must allow
+  std::string what;    // "HEAD manifest sha256:…", for messages
 };
 
 struct ManifestHead {
@@ -82,20 +81,36 @@ struct ManifestHead {
   std::uint64_t size = 0;
 };
 
+// An upload the registry opened: POST /blobs/uploads/, or a mount answered 202.
+struct UploadSession {
+  std::string location;  // absolute URL
+};
+
 struct MountResult {
   bool mounted = false;
-  std::string upload_location;  // when not mounted and the registry opened an upload
+  std::optional<UploadSession> session;  // not mounted, and the registry opened an upload instead
+};
+
+// A blob's bytes for an upload: in memory (can be sent again), or streamed
+// (read once, in order). `window(offset, length)` is the body of one request.
+struct UploadBody {
+  std::uint64_t size = 0;
+  std::shared_ptr<const std::string> memory;  // set for in-memory bodies
+  std::function<std::shared_ptr<BodySource>(std::uint64_t offset, std::uint64_t length)> stream;
+  std::function<void(TransferId)> on_started;  // the first request carrying body bytes started
 };
 
 class Registry {
  public:
-  Registry(HttpEngine& engine, std::string host, const AuthFile& auth, RegistryOptions options,
-           std::string forced_scheme = {});
+  Registry(HttpEngine& engine, std::string host, const AuthFile& auth, RegistryOptions options, TrustStore& trust,
+           ActivityBoard& board, std::string forced_scheme = {});
 
   const std::string& host() const { return host_; }
   HttpEngine& engine() { return engine_; }
   const RegistryOptions& options() const { return options_; }
+  const RetryPolicy& retry_policy() const { return options_.retry; }
   RequestCounters& counters() { return counters_; }
+  ActivityBoard& board() { return board_; }
 
   // GET /v2/ once: decides the scheme and learns the auth challenge. Later calls reuse it.
   Task<Status> ping();
@@ -103,10 +118,10 @@ class Registry {
   // a token, or checks Basic credentials. For a clear early error.
   Task<Status> check_access(const std::string& repository, bool push);
 
-  // The core: auth, retries with backoff (Retry-After honoured), one token
-  // refresh on 401, redirects without credentials to other hosts. Returns the
-  // response when it is 2xx; everything else is an Error naming host, repository
-  // and operation.
+  // The core: credentials, retries (registry/retry.h), a fresh token when one is
+  // refused, redirects without credentials to other hosts. Returns the response
+  // when it is 2xx; everything else is an Error naming host, repository and
+  // operation.
   Task<Result<Response>> send(Call call);
 
   Task<Result<ManifestHead>> head_manifest(const std::string& repository, const std::string& reference);
@@ -116,70 +131,63 @@ class Registry {
 
   // Size of the blob if present.
   Task<Result<std::uint64_t>> head_blob(const std::string& repository, const std::string& digest);
-  // Whole blob into memory, digest verified (configs, test fixtures).
+  // Whole blob into memory, digest verified (configs, small layers).
   Task<Result<std::string>> get_blob(const std::string& repository, const std::string& digest,
                                      std::size_t max_size = 16u << 20);
-  // POST /blobs/uploads/ -> absolute upload URL.
-  Task<Result<std::string>> start_upload(const std::string& repository);
+
+  // --- uploads (registry/upload.cpp) ---
+  Task<Result<UploadSession>> start_upload(const std::string& repository);
+  // Cross-repository mount; a 202 leaves an upload session to use instead of a new POST.
   Task<Result<MountResult>> mount_blob(const std::string& repository, const std::string& digest,
                                        const std::string& from_repository);
-  // PUT <location>&digest=… with the whole body (monolithic upload).
-  Task<Status> finish_upload(const std::string& repository, const std::string& location, const std::string& digest,
-                             std::string body);
-  Task<Status> finish_upload_streamed(const std::string& repository, const std::string& location,
-                                      const std::string& digest, std::shared_ptr<BodySource> body,
-                                      std::function<void(TransferId)> on_started);
+  // The blob's bytes into `session`, committed as `digest`: one PUT, or PATCH
+  // chunks then the PUT once this registry refused a large body. One attempt;
+  // a 413 makes the next attempt use (smaller) chunks and fails with TooLarge.
+  Task<Status> upload(std::string repository, UploadSession session, std::string digest, UploadBody body);
   // Best effort: tells the registry to drop an abandoned upload session.
-  Task<void> cancel_upload(const std::string& repository, const std::string& location);
-  // POST + PUT of an in-memory blob (skips the upload if the blob is present).
-  Task<Status> upload_blob(const std::string& repository, const std::string& digest, std::string bytes);
-
-  // Tags of a repository (test and tooling use).
-  Task<Result<std::vector<std::string>>> list_tags(const std::string& repository);
-
-  std::chrono::milliseconds backoff_delay(int attempt) const;
+  Task<void> cancel_upload(const std::string& repository, const UploadSession& session);
+  // A blob already in memory (verified): POST (unless `session`) + upload,
+  // retried with a new session on transient failures.
+  Task<Status> upload_blob(const std::string& repository, const std::string& digest,
+                           std::shared_ptr<const std::string> bytes, std::optional<UploadSession> session = {});
+  // Runs `attempt` (one upload into a session) until the blob is in: on a
+  // failure it drops the session, asks whether the blob arrived anyway (a
+  // parallel writer), and tries again in a new session as the retry policy
+  // allows; a 413 only switches to (smaller) chunks. `first` is a session
+  // already open (a mount answered 202).
+  Task<Status> upload_retrying(const std::string& repository, const std::string& digest,
+                               std::optional<UploadSession> first,
+                               std::function<Task<Status>(UploadSession)> attempt);
+  // 0 = monolithic; otherwise blobs larger than this go up in chunks of this size.
+  std::uint64_t chunk_size() const { return chunk_size_.load(); }
 
  private:
-  struct Token {
-    std::string value;
-    std::chrono::steady_clock::time_point refresh_after;
-  };
-  struct TokenSlot {
-    AsyncValue<Result<Token>> value;
-  };
-  struct PingState {
-    std::string base_url;  // "https://host:port"
-    std::vector<Challenge> challenges;
-  };
-
-  Task<Result<PingState>> do_ping();
-  Task<Result<std::optional<std::string>>> authorization(const Call& call, const std::shared_ptr<TokenSlot>& stale,
-                                                         std::shared_ptr<TokenSlot>& used);
-  Task<Result<Token>> fetch_token(Challenge challenge, std::string scope_query, std::string repository);
-  // A request with this registry's TLS, HTTP version and stall limit.
-  Request base_request(std::string url) const;
-  // For requests outside send() (ping, token): retried on transient failures, no auth.
+  Task<Result<std::string>> do_ping();
+  // Retried on transient failures, no registry credentials (ping, token requests).
   Task<Response> perform_retrying(Request request, CallKind kind);
-  // PUT <location>&digest=… with the body `call` carries (in memory or streamed).
-  Task<Status> put_upload(Call call, const std::string& location, const std::string& digest);
-  Error status_error(const Response& resp, const Call& call) const;
-  Error transport_error(const Response& resp, const Call& call) const;
-  std::string scope_for(const Call& call) const;
-  std::string context(const Call& call) const;
+  // A request for `url` with the TLS of the URL's host, HTTP version and stall limit.
+  Result<Request> request_for(const std::string& url);
+  CallContext context(const Call& call) const;
+  std::string base_url();
+  // After a 413 on a body of `refused_size` bytes: chunks that size will not do.
+  void shrink_chunks(std::uint64_t refused_size);
+  Task<Status> upload_chunked(std::string repository, UploadSession session, std::string digest, UploadBody body,
+                              std::uint64_t chunk);
 
   HttpEngine& engine_;
   std::string host_;
-  const AuthFile& auth_;
+  const AuthFile& auth_file_;
   RegistryOptions options_;
+  TrustStore& trust_;
+  ActivityBoard& board_;
   std::string forced_scheme_;
   RequestCounters counters_;
+  Authenticator auth_;
 
   std::mutex mutex_;
-  std::shared_ptr<AsyncValue<Result<PingState>>> ping_;
-  std::map<std::string, std::shared_ptr<TokenSlot>> tokens_;  // by scope
+  std::shared_ptr<AsyncValue<Result<std::string>>> ping_;  // the base URL, "https://host:port"
+  std::atomic<std::uint64_t> chunk_size_{0};
+  std::atomic<std::uint64_t> min_chunk_{0};  // OCI-Chunk-Min-Length the registry asked for
 };
-
-// Milliseconds to wait for a Retry-After value (delta-seconds or HTTP-date); nullopt if absent/bad.
-std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value);
 
 }  // namespace fastsync

@@ -2,6 +2,8 @@
 // Exceptions are reserved for the fatal (bugs, out of memory).
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -11,6 +13,7 @@ namespace fastsync {
 enum class ErrorKind {
   NotFound,        // 404 / MANIFEST_UNKNOWN / BLOB_UNKNOWN / NAME_UNKNOWN
   AuthDenied,      // 401 after a fresh token, or the token server refused the credentials
+  AuthExpired,     // 401 on a request whose streamed body cannot be sent again: redo it with a fresh token
   NoCredentials,   // the registry wants credentials and the pull secret has none for it
   Forbidden,       // 403: authenticated but not allowed (read-only, no push)
   DigestMismatch,  // bytes do not hash to the digest that names them
@@ -18,6 +21,7 @@ enum class ErrorKind {
   Network,         // connection refused/reset, DNS, truncated body
   Stalled,         // no bytes moved for the stall limit
   RateLimited,     // 429 after all retries
+  TooLarge,        // 413: the destination (or a proxy before it) refuses a body this large
   Server,          // 5xx after all retries
   Protocol,        // the registry answered something we cannot use
   Invalid,         // bad input (release content, manifest, flag)
@@ -30,17 +34,20 @@ struct Error {
   ErrorKind kind = ErrorKind::Protocol;
   std::string message;  // one line, names host/repository/operation, never a credential
   long http_status = 0;
+  // The server asked us to wait this long before trying again (Retry-After).
+  std::optional<std::chrono::milliseconds> retry_after;
 
   static Error make(ErrorKind kind, std::string message, long http_status = 0) {
-    return Error{kind, std::move(message), http_status};
+    return Error{kind, std::move(message), http_status, std::nullopt};
   }
-  // Transient problems another attempt may fix.
+  // Transient problems another attempt may fix (see registry/retry.h for the policy).
   bool retryable() const {
     switch (kind) {
       case ErrorKind::Network:
       case ErrorKind::Stalled:
       case ErrorKind::RateLimited:
       case ErrorKind::Server:
+      case ErrorKind::AuthExpired:
         return true;
       default:
         return false;

@@ -62,6 +62,15 @@ std::string url_origin(const std::string& url) {
   return host + ":" + port;
 }
 
+std::string url_host_port(const std::string& url) {
+  auto h = parse(url);
+  if (!h) return {};
+  std::string host = get_part(h.get(), CURLUPART_HOST);
+  std::string port = get_part(h.get(), CURLUPART_PORT);  // only when the URL spells one out
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return port.empty() ? host : host + ":" + port;
+}
+
 std::string url_scheme(const std::string& url) {
   auto h = parse(url);
   return h ? get_part(h.get(), CURLUPART_SCHEME) : std::string();

@@ -19,6 +19,10 @@ Result<std::string> add_query_param(const std::string& url, std::string_view key
 // Two URLs are the same origin for credentials when scheme and this agree.
 std::string url_origin(const std::string& url);
 
+// "host[:port]" as the URL writes it (no default port added): how users name
+// a registry, and how certs.d directories are named.
+std::string url_host_port(const std::string& url);
+
 // scheme of a URL ("https", "http"), "" if unparsable.
 std::string url_scheme(const std::string& url);
 

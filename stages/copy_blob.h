@@ -14,7 +14,7 @@ class CopyBlob {
   Task<BlobOutcome> operator()(BlobJob job) const;
 
  private:
-  Task<Status> copy_from_source(const BlobJob& job) const;
+  Task<Status> copy_from_source(const BlobJob& job, std::string upload_session) const;
   RegistryApi& api_;
   const RunControl& run_;
 };

@@ -36,7 +36,8 @@ TEST_F(BadInput, PullSecretProblemsNameTheFileAndExit2) {
   TestRegistry dest;
   std::filesystem::create_directory(dir.file("a-directory"));
   write_file(dir.file("broken.json"), "{\"auths\": {");
-  write_file(dir.file("no-auths.json"), "{\"credsStore\": \"desktop\"}");
+  write_file(dir.file("no-auths.json"), "{\"other\": {}}");
+  write_file(dir.file("helper.json"), "{\"credsStore\": \"desktop\"}");
   write_file(dir.file("bad-auth.json"), R"({"auths":{"quay.io":{"auth":"%%%"}}})");
   struct Case {
     std::string file;
@@ -46,6 +47,7 @@ TEST_F(BadInput, PullSecretProblemsNameTheFileAndExit2) {
                         Case{dir.file("a-directory"), "it is a directory"},
                         Case{dir.file("broken.json"), "is not valid JSON"},
                         Case{dir.file("no-auths.json"), "has no \"auths\" object"},
+                        Case{dir.file("helper.json"), "keeps its credentials in a credential helper"},
                         Case{dir.file("bad-auth.json"), "auths.\"quay.io\".auth is not valid base64"}}) {
     auto r = run_fastsync(args(source.host(), dest.host(), c.file));
     EXPECT_EQ(r.exit_code, 2) << c.file;

@@ -10,6 +10,7 @@
 #include "registry/blob_copy.h"
 #include "registry/client.h"
 #include "registry/digest.h"
+#include "tests/support/mirror_check.h"
 #include "tests/support/registries.h"
 
 namespace fastsync {
@@ -22,7 +23,7 @@ using testing::TestRegistryOptions;
 struct Harness {
   explicit Harness(const std::string& pull_secret_json = R"({"auths":{}})", RegistryOptions options = {})
       : auth(AuthFile::parse(pull_secret_json, "test-pull-secret").value()) {
-    options.retry_base_delay = std::chrono::milliseconds(50);
+    options.retry.base_delay = std::chrono::milliseconds(50);
     client = std::make_unique<RegistryClient>(engine, auth, options);
   }
   HttpEngine engine;
@@ -55,9 +56,9 @@ TestImage make_image(const std::string& seed) {
 }
 
 Status push_image(Registry& reg, const std::string& repo, const std::string& tag, const TestImage& img) {
-  auto s = sync_wait(reg.upload_blob(repo, sha256_digest(img.config), img.config));
+  auto s = sync_wait(reg.upload_blob(repo, sha256_digest(img.config), std::make_shared<const std::string>(img.config)));
   if (!s) return s;
-  s = sync_wait(reg.upload_blob(repo, sha256_digest(img.layer), img.layer));
+  s = sync_wait(reg.upload_blob(repo, sha256_digest(img.layer), std::make_shared<const std::string>(img.layer)));
   if (!s) return s;
   return sync_wait(reg.put_manifest(repo, tag, img.manifest));
 }
@@ -94,9 +95,7 @@ TEST(RegistryClient, PlainHttpPushPullAndReadableErrors) {
   ASSERT_FALSE(no_blob.ok());
   EXPECT_EQ(no_blob.error().kind, ErrorKind::NotFound);
 
-  auto tags = sync_wait(reg.list_tags("team/app"));
-  ASSERT_TRUE(tags.ok());
-  EXPECT_EQ(*tags, std::vector<std::string>{"v1"});
+  EXPECT_EQ(testing::list_tags(registry, "team/app"), std::vector<std::string>{"v1"});
 }
 
 TEST(RegistryClient, ManifestDigestIsVerifiedAgainstTheReference) {
@@ -130,7 +129,7 @@ TEST(RegistryClient, TlsIsRefusedWithoutTrustAndWorksWithCaFileOrInsecure) {
   }
   {
     RegistryOptions with_ca;
-    with_ca.tls.ca_file = registry.ca_file();
+    with_ca.trust.ca_files = {registry.ca_file()};
     Harness trusted(R"({"auths":{}})", with_ca);
     auto r = push_image(trusted.reg(registry), "team/app", "v1", img);
     ASSERT_TRUE(r.ok()) << r.error().message;
@@ -152,7 +151,7 @@ TEST(RegistryClient, Http11ByDefaultAndHttp2WhenAsked) {
   TestRegistry registry(opts);
   for (bool h2 : {false, true}) {
     RegistryOptions o;
-    o.tls.ca_file = registry.ca_file();
+    o.trust.ca_files = {registry.ca_file()};
     o.http2 = h2;
     Harness h(R"({"auths":{}})", o);
     Call ping;
@@ -231,7 +230,7 @@ TEST(RegistryClient, BearerTokensAreFetchedOncePerScopeAndWrongCredentialsFail) 
   auto mounted = sync_wait(good.client->mount_blob({registry.host(), "team/mounted"}, sha256_digest(img.layer),
                                                    {registry.host(), "team/app"}));
   ASSERT_TRUE(mounted.ok()) << mounted.error().message;
-  EXPECT_TRUE(*mounted);
+  EXPECT_TRUE(mounted->mounted);
   EXPECT_NE(registry.token_log().find(R"("repository:team/mounted:pull,push", "repository:team/app:pull")"),
             std::string::npos)
       << registry.token_log();
@@ -350,7 +349,7 @@ TEST(BlobCopy, BytesThatDoNotMatchTheDigestAreDetectedAndNothingIsCommitted) {
   testing::write_file(stored, bytes);
 
   RegistryOptions opts;
-  opts.retries = 1;
+  opts.retry.retries = 1;
   Harness h(R"({"auths":{}})", opts);
   Descriptor blob{"", digest, 300000, {}};
   auto copied = sync_wait(copy_blob(h.reg(source), "a/src", h.reg(dest), "a/dst", blob));
@@ -377,13 +376,29 @@ TEST(RegistryClient, MountsAcrossRepositoriesAndFallsBackWhenItCannot) {
   std::string layer = sha256_digest(img.layer);
   auto mounted = sync_wait(h.client->mount_blob({registry.host(), "other/app"}, layer, {registry.host(), "team/app"}));
   ASSERT_TRUE(mounted.ok()) << mounted.error().message;
-  EXPECT_TRUE(*mounted);
+  EXPECT_TRUE(mounted->mounted);
   EXPECT_EQ(testing::curl_blob(registry, "other/app", layer), img.layer);
 
-  auto not_there = sync_wait(h.client->mount_blob({registry.host(), "third/app"}, sha256_digest("absent"),
+  // A mount the registry cannot do is answered 202 with an upload session: the
+  // blob goes up through that session, with no second POST and no DELETE.
+  std::string absent_bytes = "bytes the source repository does not have";
+  std::string absent = sha256_digest(absent_bytes);
+  auto not_there = sync_wait(h.client->mount_blob({registry.host(), "third/app"}, absent,
                                                   {registry.host(), "team/app"}));
   ASSERT_TRUE(not_there.ok()) << not_there.error().message;
-  EXPECT_FALSE(*not_there);
+  EXPECT_FALSE(not_there->mounted);
+  ASSERT_FALSE(not_there->upload_session.empty());
+  auto posts_before = reg.counters().count(CallKind::UploadStart);
+  auto uploaded = sync_wait(h.client->upload_blob({registry.host(), "third/app"}, absent,
+                                                  std::make_shared<const std::string>(absent_bytes),
+                                                  not_there->upload_session));
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  EXPECT_EQ(reg.counters().count(CallKind::UploadStart), posts_before);
+  EXPECT_EQ(reg.counters().count(CallKind::UploadCancel), 0u);
+  EXPECT_EQ(testing::curl_blob(registry, "third/app", absent), absent_bytes);
+  std::size_t deletes = 0;
+  for (const auto& r : registry.requests()) deletes += r.method == "DELETE";
+  EXPECT_EQ(deletes, 0u);
 }
 
 }  // namespace

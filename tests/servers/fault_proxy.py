@@ -9,6 +9,8 @@ Fields: method (or "*"), path (substring), action, times (how many faults in
 all), every (fault every Nth match, default 1), skip (let the first N matches
 through), and per action:
   status    status (500, 503...), retry_after (seconds, optional; 429 style)
+  early     status as above, answered before the request body is read (then
+            the connection is closed): an upload fails while it is still sending
   reset     after: fraction of the body sent before the connection is reset
   truncate  after: fraction sent, then a clean close (Content-Length says more)
   flip      one byte of the body changed (same length)
@@ -25,6 +27,11 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# socketserver's default listen backlog is 5: a burst of connections overflows
+# it and the kernel drops SYNs, adding seconds of retransmit delay that no real
+# server would add.
+ThreadingHTTPServer.request_queue_size = 1024
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "proxy-connection"}
 
@@ -71,8 +78,21 @@ def main():
 
         def handle_any(self):
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
             fault = pick_fault(self.command, self.path)
+            if fault and fault["action"] == "early":
+                record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                        "fault": "early"})
+                payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
+                self.send_response(fault["status"])
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload)
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            body = self.rfile.read(length) if length else None
             record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                     "fault": fault["action"] if fault else None})
             if fault and fault["action"] == "status":

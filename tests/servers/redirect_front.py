@@ -15,6 +15,11 @@ import re
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# socketserver's default listen backlog is 5: a burst of connections overflows
+# it and the kernel drops SYNs, adding seconds of retransmit delay that no real
+# server would add.
+ThreadingHTTPServer.request_queue_size = 1024
 from urllib.parse import urlparse
 
 BLOB_GET = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")

@@ -14,6 +14,11 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# socketserver's default listen backlog is 5: a burst of connections overflows
+# it and the kernel drops SYNs, adding seconds of retransmit delay that no real
+# server would add.
+ThreadingHTTPServer.request_queue_size = 1024
 from urllib.parse import parse_qs, urlparse
 
 from cryptography import x509

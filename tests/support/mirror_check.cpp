@@ -83,10 +83,13 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
   return f;
 }
 
-RunResult run_fastsync(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {tool_path("fastsync")};
+RunResult run_fastsync(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                       std::chrono::seconds deadline) {
+  std::vector<std::string> argv;
+  if (deadline.count() > 0) argv = {"timeout", "--kill-after=5", std::to_string(deadline.count())};
+  argv.push_back(tool_path("fastsync"));
   argv.insert(argv.end(), args.begin(), args.end());
-  auto r = run_command(argv);
+  auto r = run_command(argv, extra_env);
   return RunResult{r.exit_code, r.out, r.err};
 }
 
@@ -120,6 +123,10 @@ std::vector<std::string> check_mirror(const TestRegistry& source, const TestRegi
     }
     // skopeo copies every blob (all platforms) and checks each digest as it goes.
     std::vector<std::string> argv = {"skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false"};
+    if (!dest.client_cert_dir().empty()) {
+      argv.push_back("--src-cert-dir");
+      argv.push_back(dest.client_cert_dir());
+    }
     if (!dest_creds.empty()) {
       argv.push_back("--src-creds");
       argv.push_back(dest_creds);

@@ -3,6 +3,7 @@
 // the curl CLI, which share no code with fastsync).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,7 +54,9 @@ struct RunResult {
   std::string out;
   std::string err;
 };
-RunResult run_fastsync(const std::vector<std::string>& args);
+// With a deadline, a run still going at it is killed and reports exit code 124.
+RunResult run_fastsync(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
+                       std::chrono::seconds deadline = std::chrono::seconds(0));
 
 // A pull secret with the given "host user password" entries.
 std::string write_pull_secret(const std::string& path, const std::vector<std::vector<std::string>>& entries);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -179,6 +180,8 @@ TempDir::TempDir(const std::string& prefix) {
 }
 
 TempDir::~TempDir() {
+  // FASTSYNC_KEEP_TEST_DIRS=1 keeps them (logs of registries, fronts, runs) for a post-mortem.
+  if (const char* keep = std::getenv("FASTSYNC_KEEP_TEST_DIRS"); keep && *keep == '1') return;
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -215,7 +218,7 @@ std::string read_file(const std::string& path) {
 std::string source_dir() { return FASTSYNC_SOURCE_DIR; }
 std::string binary_dir() { return FASTSYNC_BINARY_DIR; }
 std::string tool_path(const std::string& name) {
-  for (const char* sub : {"/cli/", "/bench/", "/"}) {
+  for (const char* sub : {"/cli/", "/release/fixture/", "/tests/servers/", "/"}) {
     std::string p = binary_dir() + sub + name;
     if (::access(p.c_str(), X_OK) == 0) return p;
   }

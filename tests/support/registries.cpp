@@ -21,10 +21,13 @@ std::string python() { return "/usr/bin/python3"; }
 
 }  // namespace
 
-TlsFiles make_tls_files(const std::string& dir) {
-  TlsFiles f{dir + "/ca.pem", dir + "/server.pem", dir + "/server.key"};
-  std::string ca_key = dir + "/ca.key", csr = dir + "/server.csr", ext = dir + "/ext.cnf";
-  write_file(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n");
+TlsFiles make_tls_files(const std::string& dir, const std::vector<std::string>& extra_names) {
+  TlsFiles f{dir + "/ca.pem", dir + "/ca.key", dir + "/server.pem", dir + "/server.key",
+             dir + "/client/client.cert", dir + "/client/client.key"};
+  std::string ca_key = f.ca_key, csr = dir + "/server.csr", ext = dir + "/ext.cnf";
+  std::string names = "IP:127.0.0.1,DNS:localhost";
+  for (const auto& n : extra_names) names += ",DNS:" + n;
+  write_file(ext, "subjectAltName=" + names + "\nbasicConstraints=CA:FALSE\n");
   must(run_command({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-keyout", ca_key, "-out", f.ca_cert, "-days", "2", "-subj", "/CN=fastsync test CA"}),
        "openssl CA");
@@ -34,11 +37,20 @@ TlsFiles make_tls_files(const std::string& dir) {
   must(run_command({"openssl", "x509", "-req", "-in", csr, "-CA", f.ca_cert, "-CAkey", ca_key, "-CAcreateserial",
                     "-out", f.server_cert, "-days", "2", "-extfile", ext}),
        "openssl sign");
+  must(run_command({"mkdir", "-p", dir + "/client"}), "mkdir");
+  std::string client_csr = dir + "/client.csr", client_ext = dir + "/client-ext.cnf";
+  write_file(client_ext, "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
+  must(run_command({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    f.client_key, "-out", client_csr, "-subj", "/CN=fastsync test client"}),
+       "openssl client CSR");
+  must(run_command({"openssl", "x509", "-req", "-in", client_csr, "-CA", f.ca_cert, "-CAkey", ca_key,
+                    "-CAcreateserial", "-out", f.client_cert, "-days", "2", "-extfile", client_ext}),
+       "openssl sign client");
   return f;
 }
 
 TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(options)), dir_("fastsync-registry") {
-  if (options_.tls) tls_ = make_tls_files(dir_.path());
+  if (options_.tls) tls_ = make_tls_files(dir_.path(), options_.tls_names);
   if (!options_.basic_user.empty()) {
     auto colon = options_.basic_user.find(':');
     auto r = run_command({"htpasswd", "-Bbn", options_.basic_user.substr(0, colon), options_.basic_user.substr(colon + 1)});
@@ -81,6 +93,7 @@ void TestRegistry::write_config() {
     << "http:\n  addr: " << host_ << "\n  secret: fastsync-test-secret\n";
   if (options_.tls) {
     c << "  tls:\n    certificate: " << tls_.server_cert << "\n    key: " << tls_.server_key << "\n";
+    if (options_.client_certs) c << "    clientcas:\n      - " << tls_.ca_cert << "\n";
   }
   if (!options_.basic_user.empty()) {
     c << "auth:\n  htpasswd:\n    realm: fastsync-test\n    path: " << dir_.file("htpasswd") << "\n";
@@ -118,6 +131,10 @@ void TestRegistry::wait_until_serving() {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
     if (options_.tls) curl_easy_setopt(h, CURLOPT_CAINFO, tls_.ca_cert.c_str());
+    if (options_.client_certs) {
+      curl_easy_setopt(h, CURLOPT_SSLCERT, tls_.client_cert.c_str());
+      curl_easy_setopt(h, CURLOPT_SSLKEY, tls_.client_key.c_str());
+    }
     CURLcode rc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -162,8 +179,14 @@ std::vector<std::string> TestRegistry::blob_gets() const {
 
 std::string TestRegistry::token_log() const { return read_file(dir_.file("token.log")); }
 
+std::string TestRegistry::client_cert_dir() const { return options_.client_certs ? dir_.file("client") : std::string(); }
+
 std::string skopeo_raw_manifest(const TestRegistry& reg, const std::string& repo_ref, const std::string& creds) {
   std::vector<std::string> argv = {"skopeo", "inspect", "--raw", "--tls-verify=false"};
+  if (!reg.client_cert_dir().empty()) {
+    argv.push_back("--cert-dir");
+    argv.push_back(reg.client_cert_dir());
+  }
   if (!creds.empty()) {
     argv.push_back("--creds");
     argv.push_back(creds);
@@ -178,6 +201,12 @@ std::vector<std::string> curl_command(const TestRegistry& reg, const std::string
   if (!reg.ca_file().empty()) {
     argv.push_back("--cacert");
     argv.push_back(reg.ca_file());
+  }
+  if (!reg.client_cert_dir().empty()) {
+    argv.push_back("--cert");
+    argv.push_back(reg.tls_files().client_cert);
+    argv.push_back("--key");
+    argv.push_back(reg.tls_files().client_key);
   }
   if (!creds.empty()) {
     argv.push_back("-u");

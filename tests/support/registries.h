@@ -13,14 +13,20 @@ namespace fastsync::testing {
 
 struct TlsFiles {
   std::string ca_cert;
+  std::string ca_key;
   std::string server_cert;
   std::string server_key;
+  std::string client_cert;  // signed by the same CA, for mutual TLS
+  std::string client_key;
 };
-// A CA and a server certificate for 127.0.0.1/localhost, made with the openssl CLI.
-TlsFiles make_tls_files(const std::string& dir);
+// A CA, a server certificate for 127.0.0.1, localhost and `extra_names`, and a
+// client certificate, made with the openssl CLI.
+TlsFiles make_tls_files(const std::string& dir, const std::vector<std::string>& extra_names = {});
 
 struct TestRegistryOptions {
   bool tls = false;
+  std::vector<std::string> tls_names;  // more DNS names the server certificate is valid for
+  bool client_certs = false;           // TLS: demand a client certificate signed by the test CA
   std::string basic_user;                // "user:password": htpasswd Basic auth
   std::vector<std::string> token_users;  // "user:password[:pull|pull,push]": Bearer token auth
   int token_expires_seconds = 300;   // what the token server advertises (expires_in)
@@ -38,6 +44,9 @@ class TestRegistry {
   std::string scheme() const { return options_.tls ? "https" : "http"; }
   std::string url() const { return scheme() + "://" + host_; }
   const std::string& ca_file() const { return tls_.ca_cert; }
+  const TlsFiles& tls_files() const { return tls_; }
+  // With client_certs: a directory holding client.cert and client.key (skopeo's --cert-dir).
+  std::string client_cert_dir() const;
   const std::string& dir() const { return dir_.path(); }
 
   void stop();

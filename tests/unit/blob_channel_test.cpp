@@ -96,12 +96,46 @@ TEST(BlobChannel, RejectsMoreBytesThanTheDescriptorStatesAndShortBodies) {
   EXPECT_NE(v.error().message.find("received 2 bytes"), std::string::npos);
 }
 
-TEST(BlobChannel, ReaderGivingUpAbortsTheWriter) {
+TEST(BlobChannel, ReaderGivingUpAbortsTheWriterWithTheReadersError) {
   std::string blob = pattern(10);
   BlobChannel ch(sha256_digest(blob), blob.size(), "t", 64);
-  ch.close_reader(Error::make(ErrorKind::Network, "put failed"));
+  ch.close_reader(Error::make(ErrorKind::Server, "PUT blob: HTTP 503", 503));
   EXPECT_TRUE(ch.reader_closed());
   EXPECT_EQ(ch.write(blob), Flow::Abort);
+  // The download reports why it stopped: the upload's 503, transient, so the copy is retried.
+  auto why = ch.reader_error();
+  ASSERT_TRUE(why.has_value());
+  EXPECT_EQ(why->kind, ErrorKind::Server);
+  EXPECT_TRUE(why->retryable());
+}
+
+TEST(ChannelSource, ServesOneWindowOfTheBlobPerRequestInOrder) {
+  std::string blob = pattern(1000);
+  auto ch = std::make_shared<BlobChannel>(sha256_digest(blob), blob.size(), "t", 4096);
+  ASSERT_EQ(ch->write(blob), Flow::Continue);
+  ASSERT_TRUE(ch->finish_writer(Status{}).ok());
+  ChannelSource first(ch, 0, 400), second(ch, 400, 600), out_of_order(ch, 0, 400);
+  std::string got(1000, '\0');
+  auto a = first.read(got.data(), 1000);  // never past its window
+  EXPECT_EQ(a.size, 400u);
+  EXPECT_EQ(first.read(got.data(), 1000).size, 0u);  // its window is done
+  EXPECT_EQ(out_of_order.read(got.data(), 1000).flow, Flow::Abort);  // bytes 0.. are gone
+  auto b = second.read(got.data() + 400, 1000);
+  EXPECT_EQ(b.size, 600u);
+  EXPECT_EQ(got, blob);
+}
+
+TEST(BlobChannel, AWaitingReaderIsServedWithoutAFullBatchAfterAShortWait) {
+  std::string blob = pattern(BlobChannel::kReadBatch * 2);
+  BlobChannel ch(sha256_digest(blob), blob.size(), "t", blob.size());
+  std::string buf(blob.size(), '\0');
+  EXPECT_EQ(ch.read_some(buf.data(), buf.size()).flow, Flow::Pause);  // nothing yet: it waits
+  ASSERT_EQ(ch.write(std::string_view(blob).substr(0, 100)), Flow::Continue);
+  EXPECT_EQ(ch.read_some(buf.data(), buf.size()).flow, Flow::Pause);  // holds out for a batch...
+  std::this_thread::sleep_for(BlobChannel::kMaxBatchWait + std::chrono::milliseconds(20));  // the wait under test
+  auto c = ch.read_some(buf.data(), buf.size());  // ...but not for ever: a slow source still flows
+  EXPECT_EQ(c.flow, Flow::Continue);
+  EXPECT_EQ(c.size, 100u);
 }
 
 TEST(BlobChannel, BlockingReaderGetsEveryByteInOrder) {

@@ -107,8 +107,8 @@ bool FakeRegistry::has_blob(const Repository& repo, const std::string& digest) c
   return it != repos_.end() && it->second.blobs.count(digest);
 }
 
-void FakeRegistry::record(std::string op, const Repository& repo, std::string ref) {
-  events_.push_back(Event{std::move(op), repo.str(), std::move(ref)});
+void FakeRegistry::record(std::string op, const Repository& repo, std::string ref, std::string session) {
+  events_.push_back(Event{std::move(op), repo.str(), std::move(ref), std::move(session)});
 }
 
 Result<ManifestData> FakeRegistry::find_manifest(const Repository& repo, const std::string& reference) const {
@@ -172,19 +172,26 @@ Task<Status> FakeRegistry::blob_exists(const Repository& repo, const std::string
   co_return Status{};
 }
 
-Task<Result<bool>> FakeRegistry::mount_blob(const Repository& to, const std::string& digest, const Repository& from) {
+Task<Result<MountOutcome>> FakeRegistry::mount_blob(const Repository& to, const std::string& digest,
+                                                    const Repository& from) {
   std::lock_guard lock(mutex_);
-  record("mount", to, digest);
+  MountOutcome outcome;
   auto src = repos_.find(from.str());
-  if (src == repos_.end() || !src->second.blobs.count(digest)) co_return false;
+  if (refuse_mounts || src == repos_.end() || !src->second.blobs.count(digest)) {
+    if (mount_opens_session) outcome.upload_session = "session-" + std::to_string(++sessions_opened_);
+    record("mount", to, digest, outcome.upload_session);
+    co_return outcome;
+  }
+  record("mount", to, digest);
   repos_[to.str()].blobs[digest] = src->second.blobs[digest];
-  co_return true;
+  outcome.mounted = true;
+  co_return outcome;
 }
 
 Task<Result<std::uint64_t>> FakeRegistry::copy_blob(const Repository& from, const Repository& to,
-                                                    const Descriptor& blob) {
+                                                    const Descriptor& blob, std::string upload_session) {
   std::lock_guard lock(mutex_);
-  record("copy_blob", to, blob.digest);
+  record("copy_blob", to, blob.digest, upload_session);
   if (auto f = fail_blob_copy.find(blob.digest); f != fail_blob_copy.end()) co_return f->second;
   auto src = repos_.find(from.str());
   if (src == repos_.end() || !src->second.blobs.count(blob.digest)) co_return not_found("blob " + blob.digest);
@@ -204,12 +211,13 @@ std::unique_ptr<BlobReader> FakeRegistry::open_blob(const Repository& repo, cons
   return std::make_unique<MemoryReader>(std::move(bytes), blob.digest);
 }
 
-Task<Status> FakeRegistry::upload_blob(const Repository& repo, const std::string& digest, std::string bytes) {
+Task<Status> FakeRegistry::upload_blob(const Repository& repo, const std::string& digest,
+                                       std::shared_ptr<const std::string> bytes, std::string upload_session) {
   std::lock_guard lock(mutex_);
-  record("upload_blob", repo, digest);
+  record("upload_blob", repo, digest, upload_session);
   if (auto f = fail_blob_copy.find(digest); f != fail_blob_copy.end()) co_return f->second;
-  if (sha256_digest(bytes) != digest) co_return Error::make(ErrorKind::DigestMismatch, "fake: upload does not match");
-  repos_[repo.str()].blobs[digest] = std::move(bytes);
+  if (sha256_digest(*bytes) != digest) co_return Error::make(ErrorKind::DigestMismatch, "fake: upload does not match");
+  repos_[repo.str()].blobs[digest] = *bytes;
   co_return Status{};
 }
 

@@ -38,12 +38,16 @@ class FakeRegistry : public RegistryApi {
   std::map<std::string, Error> fail_blob_copy;      // digest -> error for copy_blob/upload_blob
   std::map<std::string, Error> fail_manifest_head;  // repository str -> error
   std::map<std::string, Error> fail_manifest_put;   // tag/digest -> error
+  // A mount that cannot be done opens an upload session (as a registry answering 202 does).
+  bool mount_opens_session = false;
+  bool refuse_mounts = false;  // mounts fail even where they could work
 
   // --- what happened ---
   struct Event {
     std::string op;    // "put_manifest", "copy_blob", "upload_blob", "mount", "get_manifest", "open_blob"
     std::string repo;  // repository str
     std::string ref;   // tag or digest
+    std::string session;  // the upload session a copy/upload used, or a mount opened
   };
   std::vector<Event> events() const;
   std::size_t count(const std::string& op) const;
@@ -56,20 +60,24 @@ class FakeRegistry : public RegistryApi {
   Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
   Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
   Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
-  Task<Result<bool>> mount_blob(const Repository& to, const std::string& digest, const Repository& from) override;
-  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob) override;
+  Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
+                                        const Repository& from) override;
+  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
+                                        std::string upload_session) override;
   std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
-  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::string bytes) override;
+  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
+                           std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
 
  private:
   Result<ManifestData> find_manifest(const Repository& repo, const std::string& reference) const;
-  void record(std::string op, const Repository& repo, std::string ref);
+  void record(std::string op, const Repository& repo, std::string ref, std::string session = {});
 
   mutable std::mutex mutex_;
   std::map<std::string, Repo> repos_;
   std::vector<Event> events_;
   std::vector<std::string> violations_;
+  int sessions_opened_ = 0;
 };
 
 }  // namespace fastsync::testing

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "bench/fixture/fixture.h"
+#include "release/fixture/fixture.h"
 #include "graph/mirror_graph.h"
 #include "tests/unit/fake_registry.h"
 

@@ -128,9 +128,13 @@ TEST(AuthFile, ErrorsNameFileAndField) {
   EXPECT_NE(bad_json.error().message.find("/tmp/ps.json"), std::string::npos);
   EXPECT_NE(bad_json.error().message.find("not valid JSON"), std::string::npos);
 
-  auto no_auths = AuthFile::parse(R"({"credHelpers":{}})", "ps.json");
+  auto no_auths = AuthFile::parse(R"({"other":{}})", "ps.json");
   ASSERT_FALSE(no_auths.ok());
   EXPECT_NE(no_auths.error().message.find("\"auths\""), std::string::npos);
+  // A Docker config whose credentials live in a helper says so, rather than "no auths".
+  auto helper = AuthFile::parse(R"({"credHelpers":{"quay.io":"ecr-login"}})", "config.json");
+  ASSERT_FALSE(helper.ok());
+  EXPECT_NE(helper.error().message.find("credential helper"), std::string::npos) << helper.error().message;
 
   auto bad_b64 = AuthFile::parse(R"({"auths":{"quay.io":{"auth":"***"}}})", "ps.json");
   ASSERT_FALSE(bad_b64.ok());

@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "bench/fixture/fixture.h"
+#include "release/fixture/fixture.h"
 #include "registry/digest.h"
 #include "release/image_references.h"
 #include "release/layer_files.h"

@@ -158,6 +158,27 @@ TEST(BlobFanout, AFailedBlobFailsEveryImageWaitingForIt) {
   EXPECT_TRUE(fanout.complete(fine).ready.empty());
 }
 
+TEST(CopyBlob, AMountThatOpensAnUploadSessionHandsItToTheCopy) {
+  FakeRegistry fake;
+  fake.refuse_mounts = true;        // a registry that will not mount this blob...
+  fake.mount_opens_session = true;  // ...and answers 202 with an upload session instead
+  RunControl run;
+  CopyBlob copy(fake, run);
+  Repository same_host_src{kDst.registry, "other/repo"};
+  fake.add_blob(same_host_src, "streamed");
+  auto d = [](const std::string& s) { return Descriptor{"", sha256_digest(s), s.size(), {}}; };
+  auto r = sync_wait(copy(BlobJob{d("streamed"), same_host_src, kDst, nullptr}));
+  EXPECT_FALSE(r.error);
+  EXPECT_EQ(r.how, BlobHow::Copied);
+  std::string opened, used;
+  for (const auto& e : fake.events()) {
+    if (e.op == "mount") opened = e.session;
+    if (e.op == "copy_blob") used = e.session;
+  }
+  EXPECT_FALSE(opened.empty());
+  EXPECT_EQ(used, opened) << "the copy opened another session instead of the mount's";
+}
+
 TEST(CopyBlob, PresentMountedFetchedOrStreamed) {
   FakeRegistry fake;
   RunControl run;
@@ -213,7 +234,7 @@ TEST(PushManifests, ChildrenFirstThenTheTagAndTagOnlyForPresentImages) {
   auto fetched = sync_wait(fetch(job_for(0, "multi", list)));
   ASSERT_FALSE(fetched.error);
   for (const auto& b : fetched.job.blobs) {
-    ASSERT_TRUE(sync_wait(fake.copy_blob(kSrc, kDst, b)).ok());
+    ASSERT_TRUE(sync_wait(fake.copy_blob(kSrc, kDst, b, {})).ok());
   }
   PushManifests push(fake, run);
   auto outcome = sync_wait(push(fetched.job));
