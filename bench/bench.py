@@ -46,11 +46,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_http(url, timeout=20):
+def wait_http(url, timeout=20, context=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=1, context=context)
             return
         except urllib.error.HTTPError:
             return
@@ -71,12 +71,26 @@ class Registry:
             f.write(f"""version: 0.1
 log: {{level: info, formatter: json, accesslog: {{disabled: true}}}}
 storage: {{filesystem: {{rootdirectory: {self.dir}/data}}, delete: {{enabled: true}}, maintenance: {{uploadpurging: {{enabled: false}}}}}}
-http: {{addr: {self.host}, secret: bench}}
-""")
+http:
+  addr: {self.host}
+  secret: bench
+{self.config_extra()}""")
         self.proc = subprocess.Popen(["docker-registry", "serve", os.path.join(self.dir, "config.yml")],
                                      stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
         PROCESSES.append(self.proc)
-        wait_http(f"http://{self.host}/v2/")
+        wait_http(f"{self.scheme()}://{self.host}/v2/", context=self.ssl_context())
+
+    def config_extra(self):  # more keys under http: (TLS)
+        return ""
+
+    def scheme(self):
+        return "https" if self.config_extra() else "http"
+
+    def ssl_context(self):
+        if not self.config_extra():
+            return None
+        import ssl
+        return ssl.create_default_context(cafile=getattr(self, "ca", None))
 
     def cpu_seconds(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:

@@ -78,11 +78,6 @@ ActivityBoard::Handle ActivityBoard::begin(std::string what) {
   return Handle(this, id);
 }
 
-std::size_t ActivityBoard::size() const {
-  std::lock_guard lock(mutex_);
-  return entries_.size();
-}
-
 std::string ActivityBoard::report(const std::optional<std::vector<TransferInfo>>& transfers) const {
   std::map<TransferId, const TransferInfo*> by_id;
   if (transfers) {

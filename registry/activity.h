@@ -53,7 +53,6 @@ class ActivityBoard {
   // One line per operation, oldest first, with its state and age; transfers
   // the engine reports but no operation claims are listed too.
   std::string report(const std::optional<std::vector<TransferInfo>>& transfers) const;
-  std::size_t size() const;
 
  private:
   struct Entry {

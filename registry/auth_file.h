@@ -42,7 +42,6 @@ class AuthFile {
 
   // Credentials for a repository on a registry host (host[:port]); nullopt = anonymous.
   std::optional<Credentials> lookup(std::string_view host, std::string_view repository = {}) const;
-  size_t size() const { return entries_.size(); }
 
  private:
   struct Entry {

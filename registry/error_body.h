@@ -11,7 +11,4 @@ namespace fastsync {
 // else (an HTML page from a proxy, say) its first line, shortened. Empty if nothing useful.
 std::string describe_error_body(std::string_view body);
 
-// The first error code in a registry error body ("" if none).
-std::string first_error_code(std::string_view body);
-
 }  // namespace fastsync

@@ -249,7 +249,6 @@ struct HttpEngine::Impl {
   // Inbox: written by any thread, drained by the engine thread.
   std::mutex mutex;
   std::vector<std::unique_ptr<Transfer>> inbox_new;
-  std::vector<TransferId> inbox_cancel;
   std::vector<TransferId> inbox_wake;
   std::vector<Timer> inbox_timers;
   bool stopping = false;
@@ -285,14 +284,12 @@ struct HttpEngine::Impl {
   void run() {
     while (true) {
       std::vector<std::unique_ptr<Transfer>> fresh;
-      std::vector<TransferId> cancels;
       std::vector<TransferId> wakes;
       std::vector<Timer> new_timers;
       bool stop = false;
       {
         std::lock_guard lock(mutex);
         fresh.swap(inbox_new);
-        cancels.swap(inbox_cancel);
         wakes.swap(inbox_wake);
         new_timers.swap(inbox_timers);
         stop = stopping;
@@ -307,7 +304,6 @@ struct HttpEngine::Impl {
         transfers.emplace(id, std::move(t));
       }
       for (auto& timer : new_timers) timers.push(std::move(timer));
-      for (TransferId id : cancels) abort_transfer(id, TransportError::Cancelled, "cancelled");
       if (self.cancelled_.load()) cancel_everything();
       for (TransferId id : wakes) resume(id);
       while (!local_wakes.empty()) {
@@ -332,7 +328,7 @@ struct HttpEngine::Impl {
       int timeout_ms = local_wakes.empty() ? poll_timeout() : 0;
       {
         std::lock_guard lock(mutex);
-        if (!inbox_new.empty() || !inbox_cancel.empty() || !inbox_wake.empty() || !inbox_timers.empty()) {
+        if (!inbox_new.empty() || !inbox_wake.empty() || !inbox_timers.empty()) {
           timeout_ms = 0;
         }
       }
@@ -660,14 +656,6 @@ TransferId HttpEngine::submit(Request request, Callback done) {
   }
   impl_->notify();
   return id;
-}
-
-void HttpEngine::cancel(TransferId id) {
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->inbox_cancel.push_back(id);
-  }
-  impl_->notify();
 }
 
 void HttpEngine::wake(TransferId id) {

@@ -169,8 +169,6 @@ class HttpEngine {
 
   // Thread-safe. `done` runs on the engine thread; keep it short and never block in it.
   TransferId submit(Request request, Callback done);
-  // Thread-safe. The transfer completes with TransportError::Cancelled (if still running).
-  void cancel(TransferId id);
   // Thread-safe. Resumes a transfer its sink/source paused.
   void wake(TransferId id);
   // Thread-safe. Runs `fn` on the engine thread after `delay`.

@@ -416,23 +416,4 @@ Task<Result<std::uint64_t>> Registry::head_blob(const std::string& repository, c
   co_return size;
 }
 
-Task<Result<std::string>> Registry::get_blob(const std::string& repository, const std::string& digest,
-                                             std::size_t max_size) {
-  Call call;
-  call.kind = CallKind::BlobGet;
-  call.target = fmt::format("/v2/{}/blobs/{}", repository, digest);
-  call.scope.repository = repository;
-  call.follow_redirects = true;
-  call.request.max_memory_body = max_size;
-  call.what = fmt::format("GET blob {}", digest);
-  auto resp = co_await send(std::move(call));
-  if (!resp) co_return resp.error();
-  std::string actual = sha256_digest(resp->body);
-  if (actual != digest) {
-    co_return Error::make(ErrorKind::DigestMismatch,
-                          fmt::format("blob {}/{}@{}: content hashes to {}", host_, repository, digest, actual));
-  }
-  co_return std::move(resp->body);
-}
-
 }  // namespace fastsync

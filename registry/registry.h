@@ -110,7 +110,6 @@ class Registry {
   const RegistryOptions& options() const { return options_; }
   const RetryPolicy& retry_policy() const { return options_.retry; }
   RequestCounters& counters() { return counters_; }
-  ActivityBoard& board() { return board_; }
 
   // GET /v2/ once: decides the scheme and learns the auth challenge. Later calls reuse it.
   Task<Status> ping();
@@ -131,9 +130,6 @@ class Registry {
 
   // Size of the blob if present.
   Task<Result<std::uint64_t>> head_blob(const std::string& repository, const std::string& digest);
-  // Whole blob into memory, digest verified (configs, small layers).
-  Task<Result<std::string>> get_blob(const std::string& repository, const std::string& digest,
-                                     std::size_t max_size = 16u << 20);
 
   // --- uploads (registry/upload.cpp) ---
   Task<Result<UploadSession>> start_upload(const std::string& repository);

@@ -30,7 +30,6 @@ class CaCertificates {
   // Every certificate in each PEM file; an error names the file that has none or cannot be read.
   static Result<std::shared_ptr<const CaCertificates>> load(const std::vector<std::string>& pem_files);
   bool empty() const { return certs_.empty(); }
-  std::size_t size() const { return certs_.size(); }
   // Adds them to an OpenSSL SSL_CTX (passed as void*, as libcurl hands it over).
   bool add_to(void* ssl_ctx) const;
 

@@ -202,8 +202,6 @@ TEST(ErrorBody, DescribesRegistryErrors) {
   EXPECT_EQ(describe_error_body(R"({"errors":[{"code":"A","message":"x"},{"code":"B"}]})"), "A: x; B");
   EXPECT_EQ(describe_error_body("<html>\n<body>Bad Gateway</body>"), "<html>");
   EXPECT_EQ(describe_error_body(""), "");
-  EXPECT_EQ(first_error_code(R"({"errors":[{"code":"DENIED","message":"no"}]})"), "DENIED");
-  EXPECT_EQ(first_error_code("nope"), "");
 }
 
 TEST(RetryAfter, ParsesSecondsAndDates) {
