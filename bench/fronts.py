@@ -217,6 +217,8 @@ def main():
                 seen = [json.loads(line) for line in open(access)]
                 refused = sum(1 for e in seen if e["status"] == 413)
                 patches = sum(1 for e in seen if e["method"] == "PATCH")
+                if r.returncode != 0:
+                    log(r.stdout[-3000:] + r.stderr[-3000:])
                 results["nginx"] = {"exit_code": r.returncode, "seconds": secs, "problems": problems, "blobs": blobs,
                                     "refused_413": refused, "patches": patches, "mb_per_s": size / secs / 1e6}
                 log(f"nginx 4m: exit {r.returncode}, {secs:.1f} s, {size / secs / 1e6:.0f} MB/s, {refused} x 413, "
@@ -228,7 +230,7 @@ def main():
                 dest = bench.Registry(workdir, "tokens-dest")
                 source_front, source_log = bearer_front(source, workdir, "source-front")
                 dest_front, dest_log = bearer_front(dest, workdir, "dest-front")
-                slow = bench.Proxy(source_front, 0, 20)  # 20 MB/s per connection: a run of many token lives
+                slow = bench.Proxy(source_front, 0, 10)  # 10 MB/s per connection: a run of many token lives
                 secret = write_secret(os.path.join(workdir, "ps-tokens.json"), [slow.host, dest_front])
                 r, secs = mirror([bench.FASTSYNC, "--version", bench.VERSION, "--source-registry",
                                   f"{slow.host}/openshift-release-dev/ocp-release", "--dest-registry", dest_front,

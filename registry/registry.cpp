@@ -83,7 +83,7 @@ Registry::Registry(HttpEngine& engine, std::string host, const AuthFile& auth, R
       auth_(host_, auth, options_.insecure || is_loopback_host(host_),
             Authenticator::Transport{[this](const std::string& url) { return request_for(url); },
                                      [this](Request r) { return perform_retrying(std::move(r), CallKind::Token); }}),
-      chunk_size_(options_.upload_chunk_size) {}
+      chunks_(options_.upload_chunk_size) {}
 
 Result<Request> Registry::request_for(const std::string& url) {
   // TLS of the host the URL names: a token server or CDN has its own certs.d entry.

@@ -23,6 +23,7 @@
 #include "registry/retry.h"
 #include "registry/task.h"
 #include "registry/trust.h"
+#include "registry/upload_chunks.h"
 
 namespace fastsync {
 
@@ -154,8 +155,6 @@ class Registry {
   Task<Status> upload_retrying(const std::string& repository, const std::string& digest,
                                std::optional<UploadSession> first,
                                std::function<Task<Status>(UploadSession)> attempt);
-  // 0 = monolithic; otherwise blobs larger than this go up in chunks of this size.
-  std::uint64_t chunk_size() const { return chunk_size_.load(); }
 
  private:
   Task<Result<std::string>> do_ping();
@@ -165,8 +164,9 @@ class Registry {
   Result<Request> request_for(const std::string& url);
   CallContext context(const Call& call) const;
   std::string base_url();
-  // After a 413 on a body of `refused_size` bytes: chunks that size will not do.
-  void shrink_chunks(std::uint64_t refused_size);
+  // After a 413 on a body of `refused_size` bytes: smaller chunks from now on,
+  // and `error` stays retryable (TooLarge) only if the next attempt can send less.
+  void note_refused_body(std::uint64_t refused_size, Error& error);
   Task<Status> upload_chunked(std::string repository, UploadSession session, std::string digest, UploadBody body,
                               std::uint64_t chunk);
 
@@ -182,8 +182,7 @@ class Registry {
 
   std::mutex mutex_;
   std::shared_ptr<AsyncValue<Result<std::string>>> ping_;  // the base URL, "https://host:port"
-  std::atomic<std::uint64_t> chunk_size_{0};
-  std::atomic<std::uint64_t> min_chunk_{0};  // OCI-Chunk-Min-Length the registry asked for
+  UploadChunks chunks_;
 };
 
 }  // namespace fastsync

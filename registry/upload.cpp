@@ -14,8 +14,6 @@
 namespace fastsync {
 namespace {
 
-constexpr std::uint64_t kFirstChunk = 16u << 20;
-constexpr std::uint64_t kSmallestChunk = 1u << 20;  // nginx's default client_max_body_size
 constexpr int kMaxTooLarge = 8;                      // 16 MiB halves to 1 MiB in 4 steps
 // An upload whose token died on the way is redone with a fresh one without
 // using up the retry budget (that is for failures), but not without end.
@@ -42,7 +40,7 @@ Task<Result<UploadSession>> Registry::start_upload(const std::string& repository
   if (!location || location->empty()) {
     co_return Error::make(ErrorKind::Protocol, fmt::format("{}/{}: upload started without a Location", host_, repository));
   }
-  if (auto min = resp->header("oci-chunk-min-length")) min_chunk_.store(std::strtoull(min->c_str(), nullptr, 10));
+  if (auto min = resp->header("oci-chunk-min-length")) chunks_.set_minimum(std::strtoull(min->c_str(), nullptr, 10));
   auto url = resolve_url(resp->url, *location);
   if (!url) co_return url.error();
   co_return UploadSession{*url};
@@ -79,21 +77,21 @@ Task<Result<MountResult>> Registry::mount_blob(const std::string& repository, co
   co_return result;
 }
 
-void Registry::shrink_chunks(std::uint64_t refused_size) {
-  std::uint64_t want = kSmallestChunk;
-  while (want * 2 < refused_size && want * 2 <= kFirstChunk) want *= 2;
-  std::uint64_t current = chunk_size_.load();
-  while ((current == 0 || want < current) && !chunk_size_.compare_exchange_weak(current, want)) {
-  }
-  if (current == 0 || want < current) {
+void Registry::note_refused_body(std::uint64_t refused_size, Error& error) {
+  auto verdict = chunks_.refused(refused_size);
+  if (verdict.switched) {
     spdlog::warn("{} refused a {} request body (HTTP 413): uploading larger blobs in chunks of {} from now on", host_,
-                 human(refused_size), human(want));
+                 human(refused_size), human(chunks_.chunk()));
+  }
+  if (!verdict.retry) {
+    error.kind = ErrorKind::Protocol;  // smaller requests are not possible
+    error.message += fmt::format(" ({} refuses request bodies of {}, and chunks cannot be smaller than {})", host_,
+                                 human(refused_size), human(chunks_.chunk()));
   }
 }
 
 Task<Status> Registry::upload(std::string repository, UploadSession session, std::string digest, UploadBody body) {
-  std::uint64_t chunk = chunk_size_.load();
-  if (chunk > 0) chunk = std::max(chunk, min_chunk_.load());
+  std::uint64_t chunk = chunks_.chunk();
   if (chunk > 0 && body.size > chunk) co_return co_await upload_chunked(repository, session, digest, body, chunk);
 
   auto url = add_query_param(session.location, "digest", digest);
@@ -114,15 +112,7 @@ Task<Status> Registry::upload(std::string repository, UploadSession session, std
   auto resp = co_await send(std::move(call));
   if (resp) co_return Status{};
   Error error = resp.error();
-  if (error.kind == ErrorKind::TooLarge) {
-    std::uint64_t before = chunk_size_.load();
-    shrink_chunks(body.size);
-    if (chunk_size_.load() == before || chunk_size_.load() >= body.size) {
-      error.kind = ErrorKind::Protocol;  // chunks would not be smaller than what was refused
-      error.message += fmt::format(" ({} refuses request bodies of {}; chunked uploads cannot go below {})", host_,
-                                   human(body.size), human(kSmallestChunk));
-    }
-  }
+  if (error.kind == ErrorKind::TooLarge) note_refused_body(body.size, error);
   co_return error;
 }
 
@@ -148,14 +138,7 @@ Task<Status> Registry::upload_chunked(std::string repository, UploadSession sess
     auto resp = co_await send(std::move(call));
     if (!resp) {
       Error error = resp.error();
-      if (error.kind == ErrorKind::TooLarge) {
-        std::uint64_t before = chunk_size_.load();
-        shrink_chunks(length);
-        if (chunk_size_.load() == before && before >= length) {
-          error.kind = ErrorKind::Protocol;
-          error.message += fmt::format(" ({} refuses even {} chunks)", host_, human(length));
-        }
-      }
+      if (error.kind == ErrorKind::TooLarge) note_refused_body(length, error);
       co_return error;
     }
     if (auto next = resp->header("location"); next && !next->empty()) {

@@ -20,9 +20,9 @@ struct CappedDestination {
   TempDir dir{"fastsync-capped"};
   FixtureRelease fixture;
   std::unique_ptr<NginxFront> front;
-  CappedDestination() {
+  explicit CappedDestination(int components = 10) {
     FixtureArgs fa;
-    fa.components = 10;
+    fa.components = components;
     fa.scale = 0.2;  // several layers well above the 4 MiB cap, the largest ~19 MiB
     fixture = push_fixture(source, fa);
     front = std::make_unique<NginxFront>(dest, dir, "4m");
@@ -75,6 +75,16 @@ TEST(Uploads, ADestinationRefusingLargeBodiesGetsThemInChunksFromThenOn) {
     if (e.method == "PATCH" && e.status == 202) chunked_sessions.insert(e.uri.substr(0, e.uri.find('?')));
   }
   EXPECT_GE(chunked_sessions.size(), 3u);
+}
+
+// Every upload in flight meets the 413 at about the same moment, and each
+// shrinks the chunk size as it sees fit: they must all end up through.
+TEST(Uploads, ManyUploadsMeetingTheLimitAtOnceAllGetThrough) {
+  CappedDestination c(40);  // many large layers of many sizes, all in flight together
+  auto r = c.run({});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto problems = check_mirror(c.source, c.dest, kRepo, c.fixture);
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
 }
 
 TEST(Uploads, UploadChunkSizeChunksFromTheStartWithoutA413) {

@@ -4,6 +4,7 @@
 #include "cli/options.h"
 #include "registry/auth.h"
 #include "registry/retry.h"
+#include "registry/upload_chunks.h"
 
 namespace fastsync {
 namespace {
@@ -56,6 +57,34 @@ TEST(TokenTiming, RefreshedAheadOfExpiryAndNeverSentInItsLastTenth) {
   EXPECT_EQ(Authenticator::send_margin(seconds(2)), milliseconds(200));
   EXPECT_EQ(Authenticator::refresh_margin(seconds(300)), seconds(30));
   EXPECT_EQ(Authenticator::send_margin(seconds(300)), seconds(5));
+}
+
+TEST(UploadChunks, ShrinkOnEach413AndRetryOnlyWhenTheNextRequestIsSmaller) {
+  constexpr std::uint64_t MiB = 1u << 20;
+  UploadChunks chunks;
+  EXPECT_EQ(chunks.chunk(), 0u);  // whole blobs until a 413
+  auto first = chunks.refused(18 * MiB + 300 * 1024);
+  EXPECT_TRUE(first.switched);
+  EXPECT_TRUE(first.retry);
+  EXPECT_EQ(chunks.chunk(), 16 * MiB);
+  auto second = chunks.refused(7 * MiB + 512 * 1024);  // another upload, a 7.5 MiB blob
+  EXPECT_EQ(chunks.chunk(), 4 * MiB);
+  EXPECT_TRUE(second.retry);
+  // A 22.5 MiB upload that went out whole before all this is refused last:
+  // nothing left to shrink for it, yet the next attempt (4 MiB chunks) is smaller.
+  auto late = chunks.refused(22 * MiB + 512 * 1024);
+  EXPECT_FALSE(late.switched);
+  EXPECT_TRUE(late.retry);
+  EXPECT_EQ(chunks.chunk(), 4 * MiB);
+  // Down to the floor: a refused 1 MiB chunk cannot be helped.
+  chunks.refused(2 * MiB);
+  EXPECT_EQ(chunks.chunk(), 1 * MiB);
+  EXPECT_FALSE(chunks.refused(1 * MiB).retry);
+  // The registry's own minimum wins over ours.
+  chunks.set_minimum(5 * MiB);
+  EXPECT_EQ(chunks.chunk(), 5 * MiB);
+  // --upload-chunk-size: chunks from the start.
+  EXPECT_EQ(UploadChunks(8 * MiB).chunk(), 8 * MiB);
 }
 
 TEST(Sizes, ParseAsUsersWriteThem) {
