@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "cli/archive_mode.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "cli/signals.h"
@@ -84,7 +85,8 @@ int run_mirror_command(const CliOptions& o) {
     print_error(fmt::format("cannot read --ca-file {}", o.ca_file));
     return kExitUsage;
   }
-  auto dest_host = RegistryHost::parse(o.dest_registry).value();
+  RegistryHost dest_host;
+  if (o.to_dir.empty()) dest_host = RegistryHost::parse(o.dest_registry).value();
   std::string source_text = o.source_registry, source_scheme;
   for (std::string scheme : {"https", "http"}) {
     if (source_text.rfind(scheme + "://", 0) == 0) {
@@ -119,6 +121,33 @@ int run_mirror_command(const CliOptions& o) {
   if (!dest_host.scheme.empty()) client.set_scheme(dest_host.host, dest_host.scheme);
   if (!source_scheme.empty()) client.set_scheme(source_ref.registry, source_scheme);
 
+  // The run's two ends: registries, or an archive directory on one side.
+  Endpoints api(client);
+  std::optional<ArchiveSource> archive_in;
+  std::unique_ptr<release::ArchiveWriter> archive_out;
+  if (!o.from_dir.empty()) {
+    auto opened = open_archive_source(o);
+    if (!opened) {
+      print_error(opened.error().message);
+      return kExitUnusable;
+    }
+    archive_in = std::move(*opened);
+    api.add(archive_in->reader->host(), *archive_in->reader);
+  }
+  if (!o.to_dir.empty()) {
+    release::ArchiveOptions archive_options;
+    archive_options.volume_size = o.archive_size;
+    archive_options.writers = o.archive_writers;
+    archive_options.since = o.since;
+    auto opened = release::ArchiveWriter::open(o.to_dir, archive_options);
+    if (!opened) {
+      print_error(opened.error().message);
+      return kExitUnusable;
+    }
+    archive_out = std::move(*opened);
+    api.add(archive_out->host(), *archive_out);
+  }
+
   stages::RunControl run;
   run.set_on_cancel([&engine] { engine.cancel_all(); });
   SignalWatcher signals(
@@ -132,16 +161,22 @@ int run_mirror_command(const CliOptions& o) {
   spec.source = Repository{source_ref.registry, source_ref.repository};
   spec.dest = Repository{dest_host.host, o.dest_repo};
   spec.check_destination = !o.dry_run;
+  if (archive_in) {
+    spec.version = archive_in->release.version;
+    spec.arch = archive_in->release.arch;
+    spec.source = archive_in->repository;
+  }
+  if (archive_out) spec.dest = Repository{archive_out->host(), o.dest_repo};
 
   RunSummary summary;
-  summary.version = o.version;
-  summary.arch = o.arch;
+  summary.version = spec.version;
+  summary.arch = spec.arch;
   summary.dry_run = o.dry_run;
-  summary.release_source = spec.source.str() + ":" + o.version + "-" + o.arch;
+  summary.release_source = spec.source.str() + ":" + spec.version + "-" + spec.arch;
   summary.pull_secret = secret->path;
   summary.dest_repository = spec.dest.str();
   summary.release.name = "release";
-  summary.release.dest = spec.dest.str() + ":" + o.version + "-" + o.arch;
+  summary.release.dest = spec.dest.str() + ":" + spec.version + "-" + spec.arch;
   auto started = std::chrono::steady_clock::now();
   auto signal_exit = [&]() { return 128 + signals.received(); };
   auto stamp = [&] {
@@ -159,7 +194,7 @@ int run_mirror_command(const CliOptions& o) {
   };
 
   if (o.dry_run) {
-    stages::ResolveRelease resolve(client, run, spec);
+    stages::ResolveRelease resolve(api, run, spec);
     auto resolved = sync_wait(resolve());
     if (!resolved.plan) {
       print_error(resolved.error->message);
@@ -176,16 +211,41 @@ int run_mirror_command(const CliOptions& o) {
     return finish(kExitOk);
   }
 
+  // Before anything is written: an incremental archive's earlier blobs must be
+  // at the destination; an archive's volumes must fit on the disk.
+  std::optional<stages::Plan> known_plan;
+  if (archive_in) {
+    auto relied = sync_wait(check_relied_blobs(api, archive_in->reader->index(), spec.dest));
+    if (!relied) {
+      print_error(relied.error().message);
+      return finish(signals.received() ? signal_exit() : kExitUnusable);
+    }
+  }
+  if (archive_out) {
+    stages::ResolveRelease resolve(api, run, spec);
+    auto resolved = sync_wait(resolve());
+    if (resolved.plan) {
+      auto room = sync_wait(check_free_space(api, run, *resolved.plan, *archive_out));
+      if (!room) {
+        print_error(room.error().message);
+        return finish(signals.received() ? signal_exit() : kExitUnusable);
+      }
+      known_plan = std::move(resolved.plan);
+    }
+  }
+
   graph::StageLimits limits;
   limits.check = static_cast<std::size_t>(o.check_workers);
   limits.manifest = static_cast<std::size_t>(o.manifest_workers);
   limits.blob = static_cast<std::size_t>(o.blob_concurrency);
   limits.push = static_cast<std::size_t>(o.push_workers);
+  // An archive is written by a few writers: more transfers would only wait for one.
+  if (archive_out) limits.blob = std::min<std::size_t>(limits.blob, static_cast<std::size_t>(o.archive_writers));
   graph::MirrorRun result;
   {
     ProgressReporter reporter(console, LiveCounters{run.progress, [&client] { return client.bytes_moved().load(); },
                                                     [&engine] { return engine.stats().in_flight; }});
-    result = graph::run_mirror(client, run, spec, limits);
+    result = graph::run_mirror(api, run, spec, limits, std::move(known_plan));
   }
 
   if (!result.plan) {
@@ -228,15 +288,47 @@ int run_mirror_command(const CliOptions& o) {
   if (!stopped.empty() && !signals.received()) print_error(stopped);
 
   bool release_in_place = summary.release.status == "copied" || summary.release.status == "skipped";
+  if (archive_out) {
+    std::vector<release::ArchiveRelease> releases;
+    if (release_in_place) {
+      releases.push_back(release::ArchiveRelease{spec.version, spec.arch, spec.dest.path + ":" + plan.release.tag,
+                                                 plan.release.manifest.digest, plan.release.repository.str()});
+    }
+    auto finished = archive_out->finish(releases, archive_refs(plan, result.outcomes), exit_code == kExitOk);
+    if (!finished) {
+      print_error(finished.error().message);
+      if (exit_code == kExitOk) exit_code = kExitUnusable;
+    }
+    auto index = archive_out->index();
+    std::uint64_t bytes = 0;
+    for (const auto& v : index.volumes) bytes += v.size;
+    std::fputs(fmt::format("\n# Archive {}: {} volume(s), {}{}{}.\n", o.to_dir, index.volumes.size(), human_size(bytes),
+                           index.relies_on.empty() ? ""
+                                                   : fmt::format(", relying on {} blobs of earlier archives",
+                                                                 index.relies_on.size()),
+                           index.complete ? "" : " — incomplete: run the same command again to finish it")
+                   .c_str(),
+               stdout);
+    if (index.complete) {
+      std::fputs(fmt::format("# Carry the directory across, then: fastsync --from-dir {} --dest-registry <mirror>\n",
+                             o.to_dir)
+                     .c_str(),
+                 stdout);
+    }
+    std::fflush(stdout);
+    return finish(exit_code);
+  }
   if (release_in_place) {
-    auto sources = mirrored_sources(plan);
+    // What the cluster asks for: image-references' names, and the release repository it came from.
+    auto sources = mirrored_sources(plan, archive_in ? archive_in->release.source : std::string());
     std::string mirror = spec.dest.str();
     std::string name = dns_name("fastsync-" + o.version + "-" + o.arch);
     std::string mirror_set = format_mirror_set(sources, mirror, name, o.icsp);
     std::fputs(fmt::format("\n# To pull the release from the mirror, apply to the cluster:\n{}\n"
                            "# Or, for a new cluster, add to install-config.yaml:\n{}\n"
                            "# Install or upgrade with: {}@{}\n",
-                           mirror_set, format_install_config(sources, mirror), spec.source.str(), summary.release_digest)
+                           mirror_set, format_install_config(sources, mirror),
+                           archive_in ? archive_in->release.source : spec.source.str(), summary.release_digest)
                    .c_str(),
                stdout);
     if (!o.idms_out.empty() && !write_text_file(o.idms_out, mirror_set) && exit_code == kExitOk) {

@@ -32,6 +32,15 @@ std::optional<std::string> validate(CliOptions& o) {
     if (value < 1 || value > max) return fmt::format("--{} must be between 1 and {} (got {})", flag, max, value);
     return std::nullopt;
   };
+  if (!o.to_dir.empty() && !o.from_dir.empty()) return std::string("--to-dir and --from-dir cannot be combined");
+  if (o.to_dir.empty() && o.dest_registry.empty()) {
+    return std::string("--dest-registry (or --to-dir) is required (see fastsync --help)");
+  }
+  if (!o.to_dir.empty() && !o.dest_registry.empty()) {
+    return std::string("--to-dir takes the place of --dest-registry: give one of them");
+  }
+  if (o.from_dir.empty() && o.version.empty()) return std::string("--version is required (see fastsync --help)");
+  if (!o.since.empty() && o.to_dir.empty()) return std::string("--since goes with --to-dir");
   for (auto check : {positive("workers", o.workers, 4096), positive("blob-workers", o.blob_workers, 4096),
                      positive("stall-timeout", o.stall_timeout, 86400), positive("max-per-host", o.max_per_host, 4096)}) {
     if (check) return check;
@@ -52,12 +61,15 @@ std::optional<std::string> validate(CliOptions& o) {
   if (!release::is_known_arch(o.arch)) {
     return fmt::format("--arch must be one of x86_64, aarch64, ppc64le, s390x, multi (got \"{}\")", o.arch);
   }
-  if (!is_valid_tag(release::release_tag(o.version, o.arch))) {
+  if (!o.version.empty() && !is_valid_tag(release::release_tag(o.version, o.arch))) {
     return fmt::format("--version \"{}\" is not a release version (e.g. 4.20.8)", o.version);
   }
-  if (auto host = RegistryHost::parse(o.dest_registry); !host) {
-    return fmt::format("--dest-registry: {}", host.error().message);
+  if (o.to_dir.empty()) {
+    if (auto host = RegistryHost::parse(o.dest_registry); !host) {
+      return fmt::format("--dest-registry: {}", host.error().message);
+    }
   }
+  if (auto check = positive("archive-writers", o.archive_writers, 256)) return check;
   if (!is_valid_repository(o.dest_repo)) {
     return fmt::format("--dest-repo \"{}\" is not a valid repository path (lowercase, '/'-separated)", o.dest_repo);
   }
@@ -116,10 +128,10 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
   CliOptions o;
   po::options_description main("Mirror");
   main.add_options()
-      ("version", po::value(&o.version)->required()->value_name("X.Y.Z"),
-       "release version to mirror, e.g. 4.20.8 (required)")
-      ("dest-registry", po::value(&o.dest_registry)->required()->value_name("HOST[:PORT]"),
-       "registry to mirror into (required)")
+      ("version", po::value(&o.version)->value_name("X.Y.Z"),
+       "release version to mirror, e.g. 4.20.8 (required, except with --from-dir)")
+      ("dest-registry", po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
+       "registry to mirror into (required, except with --to-dir)")
       ("pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
        "Docker auth JSON with credentials for the source and destination (default: $REGISTRY_AUTH_FILE, "
        "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")
@@ -131,6 +143,18 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("source-registry", po::value(&o.source_registry)->default_value(o.source_registry)->value_name("REPO"),
        "where the release image lives")
       ("insecure", po::bool_switch(&o.insecure), "skip TLS verification and allow plain HTTP");
+  po::options_description airgap("Air gap");
+  airgap.add_options()
+      ("to-dir", po::value(&o.to_dir)->value_name("DIR"),
+       "mirror into an archive directory instead of a registry (tar volumes + fastsync-archive.json)")
+      ("from-dir", po::value(&o.from_dir)->value_name("DIR"),
+       "mirror from an archive directory made by --to-dir instead of the source registry")
+      ("archive-size", po::value<std::string>()->value_name("SIZE"),
+       "largest volume of an archive, e.g. 4GiB or 700MiB (default 4000MiB: fits FAT32 and a DVD)")
+      ("since", po::value(&o.since)->composing()->value_name("PREV"),
+       "with --to-dir: leave out blobs an earlier archive (directory or index file) carried; repeatable")
+      ("archive-writers", po::value(&o.archive_writers)->default_value(o.archive_writers)->value_name("N"),
+       "with --to-dir: volumes written at once (blob transfers in flight)");
   po::options_description release_opts("Release");
   release_opts.add_options()
       ("arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
@@ -172,7 +196,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("verbose,v", po::bool_switch(&o.verbose), "log every retry and redirect")
       ("help,h", "show this help");
   po::options_description all;
-  all.add(main).add(release_opts).add(tuning).add(output);
+  all.add(main).add(airgap).add(release_opts).add(tuning).add(output);
 
   ParsedCommandLine result;
   try {
@@ -185,6 +209,22 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       return result;
     }
     po::notify(vm);
+    o.arch_given = vm.count("arch") && !vm["arch"].defaulted();
+    if (vm.count("archive-size")) {
+      auto text = vm["archive-size"].as<std::string>();
+      auto size = parse_size(text);
+      if (!size || *size < (1u << 20)) {
+        result.exit_code = kExitUsage;
+        result.text = fmt::format("--archive-size \"{}\" is not a size of at least 1MiB (e.g. 4GiB)", text);
+        return result;
+      }
+      o.archive_size = *size;
+    }
+    if (vm.count("source-registry") && !vm["source-registry"].defaulted() && vm.count("from-dir")) {
+      result.exit_code = kExitUsage;
+      result.text = "--from-dir takes the place of --source-registry: give one of them";
+      return result;
+    }
     if (vm.count("upload-chunk-size")) {
       auto text = vm["upload-chunk-size"].as<std::string>();
       auto size = parse_size(text);

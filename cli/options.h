@@ -19,8 +19,16 @@ struct CliOptions {
   std::string source_registry = "quay.io/openshift-release-dev/ocp-release";
   bool insecure = false;
 
+  // Air gap: an archive directory instead of the destination (--to-dir) or the source (--from-dir).
+  std::string to_dir;
+  std::string from_dir;
+  std::uint64_t archive_size = 4000ull << 20;  // see release/archive.h for why
+  std::vector<std::string> since;
+  int archive_writers = 4;
+
   // Release selection.
   std::string arch = "x86_64";
+  bool arch_given = false;  // --arch on the command line (with --from-dir the archive says otherwise)
   std::string release_platform;  // payload child of a multi release (default linux/amd64)
 
   // Stage concurrency (default from --workers / --blob-workers).

@@ -60,9 +60,9 @@ std::string format_summary(const RunSummary& s) {
   return out;
 }
 
-std::vector<std::string> mirrored_sources(const stages::Plan& plan) {
+std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::string& release_source) {
   std::set<std::string> sources;
-  sources.insert(plan.release.repository.str());
+  sources.insert(release_source.empty() ? plan.release.repository.str() : release_source);
   for (const auto& c : plan.release.components) {
     // As image-references names it: that is what the cluster will ask for.
     auto at = c.original.find('@');

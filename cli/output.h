@@ -45,7 +45,8 @@ struct RunSummary {
 std::string format_plan(const stages::Plan& plan);
 std::string format_summary(const RunSummary& s);
 // Source repositories the cluster will ask for, each mapped to the mirror.
-std::vector<std::string> mirrored_sources(const stages::Plan& plan);
+// `release_source`: where the release came from when the plan's own source is not it (an archive).
+std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::string& release_source = {});
 std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
                               const std::string& name, bool icsp);
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);

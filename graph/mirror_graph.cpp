@@ -52,10 +52,10 @@ Error crash_error(RunControl& run, std::exception_ptr e) {
 }  // namespace
 
 static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits,
-                         MirrorRun& result) {
+                                std::optional<Plan> known_plan, MirrorRun& result) {
   tbb::flow::graph g;
 
-  ResolveRelease resolve_body(api, run, spec);
+  ResolveRelease resolve_body(api, run, spec, std::move(known_plan));
   CheckDestination check_body(api, run);
   FetchManifests fetch_body(api, run);
   BlobFanout fanout(run.progress);
@@ -163,13 +163,14 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   if (ledger) result.outcomes = ledger->outcomes();
 }
 
-MirrorRun run_mirror(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits) {
+MirrorRun run_mirror(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits,
+                     std::optional<Plan> known_plan) {
   MirrorRun result;
   // Node bodies only hand work to the HTTP engine and route results: a couple of
   // threads are plenty, and idle TBB workers spin, taking CPU the registries on
   // the same machine need.
   tbb::task_arena arena(static_cast<int>(std::max<std::size_t>(1, limits.graph_threads)));
-  arena.execute([&] { run_mirror_in_arena(api, run, spec, limits, result); });
+  arena.execute([&] { run_mirror_in_arena(api, run, spec, limits, std::move(known_plan), result); });
   return result;
 }
 

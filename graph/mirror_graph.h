@@ -25,6 +25,8 @@ struct MirrorRun {
   std::vector<std::optional<stages::ImageOutcome>> outcomes;  // by image id; empty = never finished
 };
 
-MirrorRun run_mirror(RegistryApi& api, stages::RunControl& run, const stages::MirrorSpec& spec, StageLimits limits);
+// `known_plan`: a plan already resolved (the --to-dir size check), used as is.
+MirrorRun run_mirror(RegistryApi& api, stages::RunControl& run, const stages::MirrorSpec& spec, StageLimits limits,
+                     std::optional<stages::Plan> known_plan = std::nullopt);
 
 }  // namespace fastsync::graph

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,10 @@ struct MountOutcome {
   std::string upload_session;  // opaque; empty = none
 };
 
+// Opens another endpoint's blob for reading, when the receiving endpoint is
+// ready for the bytes (and again for each new attempt).
+using BlobOpener = std::function<std::unique_ptr<BlobReader>()>;
+
 class RegistryApi {
  public:
   virtual ~RegistryApi() = default;
@@ -54,6 +59,10 @@ class RegistryApi {
   virtual Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
                                                 std::string upload_session) = 0;
   virtual std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) = 0;
+  // Stores a blob whose bytes come from another endpoint (a registry into an
+  // archive, an archive into a registry), verified as they stream.
+  virtual Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob,
+                                                 std::string upload_session, BlobOpener open_source) = 0;
   // Upload of bytes already in memory (and already verified).
   virtual Task<Status> upload_blob(const Repository& repo, const std::string& digest,
                                    std::shared_ptr<const std::string> bytes, std::string upload_session) = 0;

@@ -119,6 +119,21 @@ Flow BlobChannel::write(std::string_view bytes) {
   return flow;
 }
 
+Flow BlobChannel::write_blocking(std::string_view bytes) {
+  while (!bytes.empty()) {
+    std::size_t piece = std::min(bytes.size(), std::max<std::size_t>(1, ring_.size() / 2));
+    {
+      std::unique_lock lock(mutex_);
+      writable_.wait(lock, [&] { return reader_closed_ || writer_failure_ || ring_.size() - buffered_ >= piece; });
+      if (reader_closed_ || writer_failure_) return Flow::Abort;
+    }
+    // Room for `piece` now, and only this thread adds bytes: the write goes through.
+    if (write(bytes.substr(0, piece)) != Flow::Continue) return Flow::Abort;
+    bytes.remove_prefix(piece);
+  }
+  return Flow::Continue;
+}
+
 Status BlobChannel::finish_writer(Status download) {
   std::optional<Error> failure;
   bool verified = false;
@@ -181,6 +196,7 @@ BodySource::Chunk BlobChannel::read_some(char* buffer, std::size_t capacity, std
       wake_writer = writer_waker_;
     }
   }
+  writable_.notify_one();
   wake_writer.wake();
   return {Flow::Continue, n};
 }
@@ -202,6 +218,7 @@ Result<std::size_t> BlobChannel::read_blocking(char* buffer, std::size_t capacit
       wake_writer = writer_waker_;
     }
   }
+  writable_.notify_one();
   wake_writer.wake();
   return n;
 }
@@ -217,6 +234,7 @@ void BlobChannel::close_reader(Error why) {
     wake_writer = writer_waker_;  // a paused writer must run once more to see it and abort
   }
   readable_.notify_all();
+  writable_.notify_all();
   wake_writer.wake();
 }
 

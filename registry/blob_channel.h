@@ -43,6 +43,9 @@ class BlobChannel {
   // --- writer side (a download transfer, on the engine thread) ---
   void set_writer_waker(Waker waker);
   Flow write(std::string_view bytes);
+  // For a writer on a thread of its own (a file being read): waits for room.
+  // Continue, or Abort once the reader gave up.
+  Flow write_blocking(std::string_view bytes);
   std::uint64_t written() const;
   // The download ended: with ok, size and digest are checked here. Returns the
   // channel's verdict (a mismatch or the download's own error).
@@ -77,6 +80,7 @@ class BlobChannel {
 
   mutable std::mutex mutex_;
   std::condition_variable readable_;
+  std::condition_variable writable_;  // a blocking writer waits here for room
   std::vector<char> ring_;
   std::size_t head_ = 0;      // next byte to read
   std::size_t buffered_ = 0;  // bytes in the ring

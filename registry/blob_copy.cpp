@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 namespace fastsync {
 
 Task<Status> download_blob(Registry& source, std::string repository, Descriptor blob,
@@ -50,38 +52,34 @@ Task<Status> download_blob(Registry& source, std::string repository, Descriptor 
 
 namespace {
 
-// One attempt: a fresh channel, the download started once the upload's first
-// request holds its connection (so a download never fills a buffer nobody
-// drains, and per-host caps cannot deadlock), and the two verdicts joined.
-Task<Status> copy_once(Registry& source, std::string source_repo, Registry& dest, std::string dest_repo,
-                       Descriptor blob, BlobCopyOptions options, UploadSession session) {
-  const std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
+// Starts writing a blob into `channel`; `done` gets the writer's verdict.
+using ChannelFeeder = std::function<void(std::shared_ptr<BlobChannel> channel, std::function<void(Status)> done)>;
+
+// One upload attempt: a fresh channel, fed (by `feed`) only once the upload's
+// first request holds its connection — a feeder never fills a buffer nobody
+// drains, so per-host caps cannot deadlock — and the two verdicts joined.
+Task<Status> upload_through_channel(Registry& dest, std::string dest_repo, Descriptor blob, std::string label,
+                                    BlobCopyOptions options, UploadSession session, ChannelFeeder feed) {
   auto channel = std::make_shared<BlobChannel>(blob.digest, blob.size, label, options.buffer_size, options.bytes_moved);
-  auto download_result = std::make_shared<AsyncValue<Status>>();
-  auto download_started = std::make_shared<std::atomic<bool>>(false);
+  auto fed = std::make_shared<AsyncValue<Status>>();
+  auto feeding = std::make_shared<std::atomic<bool>>(false);
   UploadBody body;
   body.size = blob.size;
   body.stream = [channel](std::uint64_t offset, std::uint64_t length) -> std::shared_ptr<BodySource> {
     return std::make_shared<ChannelSource>(channel, offset, length);
   };
-  body.on_started = [&source, source_repo, blob, channel, download_result, download_started](TransferId) {
-    if (download_started->exchange(true)) return;
-    spawn(
-        download_blob(source, source_repo, blob, channel),
-        [download_result](Status s) { download_result->set(std::move(s)); },
-        [download_result, channel](std::exception_ptr) {
-          download_result->set(channel->finish_writer(Error::make(
-              ErrorKind::Protocol, fmt::format("blob {}: internal error while downloading", channel->label()))));
-        });
+  body.on_started = [channel, fed, feeding, feed](TransferId) {
+    if (feeding->exchange(true)) return;
+    feed(channel, [fed](Status s) { fed->set(std::move(s)); });
   };
   auto put = co_await dest.upload(dest_repo, session, blob.digest, body);
   if (!put) channel->close_reader(put.error());
   Status got;
-  if (download_started->load()) got = co_await download_result->wait();
+  if (feeding->load()) got = co_await fed->wait();
   if (put && got) co_return Status{};
-  // Whichever half failed first tells why: a download that failed on its own
+  // Whichever half failed first tells why: a feeder that failed on its own
   // (source error, corrupt bytes) made the upload stop; an upload that failed
-  // (5xx, 413, expired token) made the download stop, which then reports the
+  // (5xx, 413, expired token) made the feeder stop, which then reports the
   // upload's error.
   if (!got.ok()) co_return got.error();
   co_return put.error();
@@ -93,9 +91,59 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
                                       std::string dest_repo, Descriptor blob, BlobCopyOptions options) {
   std::optional<UploadSession> first = std::move(options.session);
   options.session.reset();
-  std::function<Task<Status>(UploadSession)> attempt = [&source, source_repo, &dest, dest_repo, blob,
-                                                        options](UploadSession session) {
-    return copy_once(source, source_repo, dest, dest_repo, blob, options, std::move(session));
+  const std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
+  ChannelFeeder download = [&source, source_repo, blob](std::shared_ptr<BlobChannel> channel,
+                                                        std::function<void(Status)> done) {
+    spawn(
+        download_blob(source, source_repo, blob, channel), [done](Status s) { done(std::move(s)); },
+        [done, channel](std::exception_ptr) {
+          done(channel->finish_writer(Error::make(
+              ErrorKind::Protocol, fmt::format("blob {}: internal error while downloading", channel->label()))));
+        });
+  };
+  std::function<Task<Status>(UploadSession)> attempt = [&dest, dest_repo, blob, label, options,
+                                                        download](UploadSession session) {
+    return upload_through_channel(dest, dest_repo, blob, label, options, std::move(session), download);
+  };
+  auto status = co_await dest.upload_retrying(dest_repo, blob.digest, std::move(first), std::move(attempt));
+  if (!status) co_return status.error();
+  co_return blob.size;
+}
+
+Task<Result<std::uint64_t>> store_blob(BlobOpener open_source, Registry& dest, std::string dest_repo, Descriptor blob,
+                                       BlobCopyOptions options) {
+  std::optional<UploadSession> first = std::move(options.session);
+  options.session.reset();
+  const std::string label = fmt::format("{} into {}/{}", blob.digest, dest.host(), dest_repo);
+  // A reader that blocks (a file on a slow disk) gets a thread of its own, never the engine's.
+  ChannelFeeder from_reader = [open_source](std::shared_ptr<BlobChannel> channel, std::function<void(Status)> done) {
+    std::thread([open_source, channel, done] {
+      Status verdict;
+      try {
+        auto reader = open_source();
+        std::vector<char> buffer(64 * 1024);
+        while (true) {
+          auto n = reader->read(buffer.data(), buffer.size());
+          if (!n) {
+            verdict = n.error();
+            break;
+          }
+          if (*n == 0) break;
+          if (channel->write_blocking(std::string_view(buffer.data(), *n)) != Flow::Continue) {
+            verdict = channel->reader_error().value_or(
+                Error::make(ErrorKind::Cancelled, fmt::format("blob {}: upload stopped", channel->label())));
+            break;
+          }
+        }
+      } catch (const std::exception& e) {
+        verdict = Error::make(ErrorKind::Protocol, fmt::format("blob {}: {}", channel->label(), e.what()));
+      }
+      done(channel->finish_writer(std::move(verdict)));
+    }).detach();
+  };
+  std::function<Task<Status>(UploadSession)> attempt = [&dest, dest_repo, blob, label, options,
+                                                        from_reader](UploadSession session) {
+    return upload_through_channel(dest, dest_repo, blob, label, options, std::move(session), from_reader);
   };
   auto status = co_await dest.upload_retrying(dest_repo, blob.digest, std::move(first), std::move(attempt));
   if (!status) co_return status.error();

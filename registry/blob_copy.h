@@ -38,6 +38,12 @@ Task<Status> download_blob(Registry& source, std::string repository, Descriptor 
 Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
                                       std::string dest_repo, Descriptor blob, BlobCopyOptions options = {});
 
+// Uploads `blob` into `dest`/`dest_repo` from a reader another endpoint opens
+// (an archive's volume), read on a thread of its own; retried like copy_blob,
+// with a fresh reader for each attempt. Returns the bytes uploaded.
+Task<Result<std::uint64_t>> store_blob(BlobOpener open_source, Registry& dest, std::string dest_repo, Descriptor blob,
+                                       BlobCopyOptions options = {});
+
 // Starts downloading `blob` now; read it with blocking calls from a thread
 // that is not the engine's.
 std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repository, Descriptor blob,

@@ -96,6 +96,14 @@ std::unique_ptr<BlobReader> RegistryClient::open_blob(const Repository& repo, co
   return open_blob_reader(registry(repo.registry), repo.path, blob, &bytes_moved_);
 }
 
+Task<Result<std::uint64_t>> RegistryClient::store_blob(const Repository& to, const Descriptor& blob,
+                                                       std::string upload_session, BlobOpener open_source) {
+  BlobCopyOptions options;
+  options.bytes_moved = &bytes_moved_;
+  options.session = session_of(upload_session);
+  co_return co_await fastsync::store_blob(std::move(open_source), registry(to.registry), to.path, blob, options);
+}
+
 Task<Status> RegistryClient::upload_blob(const Repository& repo, const std::string& digest,
                                          std::shared_ptr<const std::string> bytes, std::string upload_session) {
   auto session = session_of(upload_session);

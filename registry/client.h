@@ -43,6 +43,8 @@ class RegistryClient : public RegistryApi {
   Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
                                         std::string upload_session) override;
   std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
+  Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob, std::string upload_session,
+                                         BlobOpener open_source) override;
   Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
                            std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;

@@ -25,6 +25,12 @@ void Sha256::update(std::string_view bytes) {
   if (!bytes.empty()) EVP_DigestUpdate(ctx_->md, bytes.data(), bytes.size());
 }
 
+Sha256 Sha256::clone() const {
+  Sha256 copy;
+  if (EVP_MD_CTX_copy_ex(copy.ctx_->md, ctx_->md) != 1) throw std::runtime_error("OpenSSL: cannot copy SHA-256 state");
+  return copy;
+}
+
 std::string Sha256::finish() {
   unsigned char raw[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

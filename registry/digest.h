@@ -20,6 +20,8 @@ class Sha256 {
   Sha256& operator=(const Sha256&) = delete;
 
   void update(std::string_view bytes);
+  // An independent hasher in the same state (to roll back to later).
+  Sha256 clone() const;
   // "sha256:<hex>"; the hasher is finished afterwards.
   std::string finish();
 

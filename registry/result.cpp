@@ -18,6 +18,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::Server: return "server error";
     case ErrorKind::Protocol: return "protocol";
     case ErrorKind::Invalid: return "invalid";
+    case ErrorKind::LocalIo: return "local disk";
     case ErrorKind::Cancelled: return "cancelled";
   }
   return "error";

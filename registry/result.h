@@ -25,6 +25,7 @@ enum class ErrorKind {
   Server,          // 5xx after all retries
   Protocol,        // the registry answered something we cannot use
   Invalid,         // bad input (release content, manifest, flag)
+  LocalIo,         // this machine's disk: cannot write or read an archive volume (full, failing)
   Cancelled,       // the run is stopping (signal)
 };
 

@@ -1,6 +1,7 @@
 // Stage 1: the release -> the plan (every component, then the release image).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -33,14 +34,21 @@ struct ResolveResult {
 
 class ResolveRelease {
  public:
-  ResolveRelease(RegistryApi& api, const RunControl& run, MirrorSpec spec)
-      : api_(api), run_(run), spec_(std::move(spec)) {}
+  // `known`: a plan resolved before the graph ran (to size an archive), handed on as is.
+  ResolveRelease(RegistryApi& api, const RunControl& run, MirrorSpec spec, std::optional<Plan> known = std::nullopt)
+      : api_(api), run_(run), spec_(std::move(spec)), known_(std::move(known)) {}
   Task<ResolveResult> operator()() const;
 
  private:
   RegistryApi& api_;
   const RunControl& run_;
   MirrorSpec spec_;
+  std::optional<Plan> known_;
 };
+
+// Every unique blob (and manifest) the plan's images need, with its size:
+// fetches their manifests (at most `concurrency` at once). For sizing an archive.
+Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, const RunControl& run,
+                                                                   const Plan& plan);
 
 }  // namespace fastsync::stages

@@ -56,7 +56,7 @@ std::string RunControl::reason() const {
 
 bool is_run_fatal(const Error& e) {
   return e.kind == ErrorKind::AuthDenied || e.kind == ErrorKind::NoCredentials || e.kind == ErrorKind::Forbidden ||
-         e.kind == ErrorKind::Tls;
+         e.kind == ErrorKind::Tls || e.kind == ErrorKind::LocalIo;
 }
 
 }  // namespace fastsync::stages

@@ -221,6 +221,24 @@ Task<Status> FakeRegistry::upload_blob(const Repository& repo, const std::string
   co_return Status{};
 }
 
+Task<Result<std::uint64_t>> FakeRegistry::store_blob(const Repository& to, const Descriptor& blob,
+                                                     std::string upload_session, BlobOpener open_source) {
+  auto reader = open_source();
+  std::string bytes;
+  char buf[4096];
+  while (true) {
+    auto n = reader->read(buf, sizeof buf);
+    if (!n) co_return n.error();
+    if (*n == 0) break;
+    bytes.append(buf, *n);
+  }
+  std::lock_guard lock(mutex_);
+  record("store_blob", to, blob.digest, upload_session);
+  if (sha256_digest(bytes) != blob.digest) co_return Error::make(ErrorKind::DigestMismatch, "fake: stored bytes do not match");
+  repos_[to.str()].blobs[blob.digest] = bytes;
+  co_return static_cast<std::uint64_t>(bytes.size());
+}
+
 Task<Status> FakeRegistry::check_access(const Repository& repo, bool) {
   std::lock_guard lock(mutex_);
   record("check_access", repo, "");

@@ -1,0 +1,83 @@
+// fastsync-archive.json: what an archive directory holds and where.
+//
+//   {"format": "fastsync-archive/1", "complete": true,
+//    "releases":  [{"version", "arch", "tag", "digest", "source"}],
+//    "manifests": [{"digest", "media_type", "size", "tags": ["openshift/release:4.20.8-x86_64", …]}],
+//    "blobs":     [{"digest", "size", "volume", "offset"}],    // manifests are blobs too
+//    "volumes":   [{"name", "size", "sha256", "closed"}],
+//    "relies_on": [{"digest", "size", "archive"}],             // in earlier archives (--since), not here
+//    "since":     ["<earlier archive>", …]}
+//
+// A blob's bytes are at `offset` in volume number `volume` (1-based,
+// fastsync-<volume:06>.tar): random access, no extraction.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "registry/result.h"
+
+namespace fastsync::release {
+
+inline constexpr std::string_view kArchiveIndexName = "fastsync-archive.json";
+inline constexpr std::string_view kArchiveFormat = "fastsync-archive/1";
+
+// "fastsync-000001.tar"
+std::string volume_name(int number);
+
+struct ArchiveRelease {
+  std::string version;
+  std::string arch;
+  std::string tag;     // where the release image is tagged in the archive ("openshift/release:4.20.8-x86_64")
+  std::string digest;
+  std::string source;  // the repository the cluster pulls it from (quay.io/openshift-release-dev/ocp-release)
+};
+
+struct ArchiveManifest {
+  std::string digest;
+  std::string media_type;
+  std::uint64_t size = 0;
+  std::vector<std::string> tags;  // "repository:tag"
+};
+
+struct ArchiveBlob {
+  std::string digest;
+  std::uint64_t size = 0;
+  int volume = 0;
+  std::uint64_t offset = 0;
+};
+
+struct ArchiveVolume {
+  std::string name;
+  std::uint64_t size = 0;
+  std::string sha256;   // of the whole volume file; set once closed
+  bool closed = false;  // false: being written (an interrupted run resumes it)
+};
+
+struct ReliedBlob {
+  std::string digest;
+  std::uint64_t size = 0;
+  std::string archive;  // which earlier archive carried it
+};
+
+struct ArchiveIndex {
+  bool complete = false;  // every image of every release is in (or relied on)
+  std::vector<ArchiveRelease> releases;
+  std::map<std::string, ArchiveManifest> manifests;  // by digest
+  std::map<std::string, ArchiveBlob> blobs;          // by digest
+  std::vector<ArchiveVolume> volumes;                // volume n at [n-1]
+  std::map<std::string, ReliedBlob> relies_on;       // by digest
+  std::vector<std::string> since;
+
+  // Errors name `origin` and the field.
+  static Result<ArchiveIndex> parse(std::string_view json, const std::string& origin);
+  std::string to_json() const;
+
+  // The manifest tagged `tag` (in any repository), or nullptr.
+  const ArchiveManifest* find_tag(const std::string& tag) const;
+};
+
+}  // namespace fastsync::release
