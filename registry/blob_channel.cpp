@@ -11,7 +11,7 @@ BlobChannel::BlobChannel(std::string digest, std::uint64_t size, std::string lab
                          std::atomic<std::uint64_t>* bytes_counter)
     : digest_(std::move(digest)), size_(size), label_(std::move(label)), bytes_counter_(bytes_counter) {
   // Never more than the blob itself: 140 tiny configs should not each pin 256 KiB.
-  ring_.resize(static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(capacity, size))));
+  ring_.reset(static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(capacity, size))));
 }
 
 void BlobChannel::set_writer_waker(Waker waker) {
@@ -89,7 +89,7 @@ Flow BlobChannel::write(std::string_view bytes) {
     if (buffered_ == 0 && bytes.size() > ring_.size()) {
       // A chunk larger than the ring (never with the engine's buffer size, but
       // a stuck writer would be worse than a bigger buffer).
-      ring_.assign(bytes.size(), 0);
+      ring_.reset(bytes.size());
       head_ = 0;
     }
     if (ring_.size() - buffered_ < bytes.size()) {

@@ -81,7 +81,19 @@ class BlobChannel {
   mutable std::mutex mutex_;
   std::condition_variable readable_;
   std::condition_variable writable_;  // a blocking writer waits here for room
-  std::vector<char> ring_;
+  // The ring's bytes, never zero-filled: every byte is written before it is read,
+  // and zeroing a ring per blob costs as much as copying the blob once.
+  struct Buffer {
+    std::unique_ptr<char[]> bytes;
+    std::size_t length = 0;
+    void reset(std::size_t n) {
+      bytes.reset(new char[n]);
+      length = n;
+    }
+    char* data() { return bytes.get(); }
+    std::size_t size() const { return length; }
+  };
+  Buffer ring_;
   std::size_t head_ = 0;      // next byte to read
   std::size_t buffered_ = 0;  // bytes in the ring
   std::uint64_t written_ = 0;

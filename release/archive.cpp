@@ -490,22 +490,42 @@ Status ArchiveWriter::close_volume(Volume& v) {
   entry.closed = true;
   ::close(v.fd);
   v.fd = -1;
-  save_index_locked(true);
+  save_due_ = true;  // the caller saves once it let go of the lock
   return Status{};
 }
 
-void ArchiveWriter::save_index_locked(bool force) {
-  auto now = Clock::now();
-  if (!force && now - last_save_ < kSaveInterval) return;
-  last_save_ = now;
-  // The index vouches only for bytes that are on the disk.
-  for (auto& v : volumes_) {
-    auto& entry = index_.volumes[static_cast<std::size_t>(v->number - 1)];
-    if (entry.closed) continue;  // closed: its final size (trailer included) is recorded
-    if (v->fd >= 0) ::fdatasync(v->fd);
-    entry.size = v->committed;
+void ArchiveWriter::save_index(bool force) {
+  // One save at a time, in order; a periodic one is skipped while another runs.
+  std::unique_lock saving(save_mutex_, std::defer_lock);
+  if (force) {
+    saving.lock();
+  } else if (!saving.try_lock()) {
+    return;
   }
-  auto saved = write_file_atomically((fs::path(dir_) / std::string(kArchiveIndexName)).string(), index_.to_json());
+  ArchiveIndex snapshot;
+  std::vector<int> to_sync;
+  {
+    std::lock_guard lock(mutex_);
+    auto now = Clock::now();
+    if (!force && !save_due_ && now - last_save_ < kSaveInterval) return;
+    last_save_ = now;
+    save_due_ = false;
+    snapshot = index_;
+    for (auto& v : volumes_) {
+      auto& entry = snapshot.volumes[static_cast<std::size_t>(v->number - 1)];
+      if (entry.closed) continue;  // closed: its final size (trailer included) is recorded
+      entry.size = v->committed;
+      if (v->fd >= 0) to_sync.push_back(::dup(v->fd));
+    }
+  }
+  // The index vouches only for bytes that are on the disk. Flushing takes a
+  // while with a lot written: the writers carry on meanwhile.
+  for (int fd : to_sync) {
+    if (fd < 0) continue;
+    ::fdatasync(fd);
+    ::close(fd);
+  }
+  auto saved = write_file_atomically((fs::path(dir_) / std::string(kArchiveIndexName)).string(), snapshot.to_json());
   if (!saved) spdlog::warn("{}", saved.error().message);
 }
 
@@ -517,18 +537,19 @@ Status ArchiveWriter::write_blob(const std::string& digest, std::uint64_t size, 
     spdlog::warn("blob {} ({} bytes) is larger than --archive-size: it gets volume {} of its own", digest, size,
                  volume_name(v->number));
   }
-  std::vector<char> buffer(kCopyBuffer);
+  // Not zero-filled: every byte is read into before it is written out.
+  std::unique_ptr<char[]> buffer(new char[kCopyBuffer]);
   auto offset = v->write_entry(blob_path(digest), size, [&](struct archive* a) -> Status {
     std::uint64_t total = 0;
     while (true) {
-      auto n = reader.read(buffer.data(), buffer.size());
+      auto n = reader.read(buffer.get(), kCopyBuffer);
       if (!n) return n.error();
       if (*n == 0) break;
       total += *n;
       if (total > size) {
         return Error::make(ErrorKind::DigestMismatch, fmt::format("blob {}: more than its {} bytes", digest, size));
       }
-      if (archive_write_data(a, buffer.data(), *n) != static_cast<la_ssize_t>(*n)) {
+      if (archive_write_data(a, buffer.get(), *n) != static_cast<la_ssize_t>(*n)) {
         return v->failure(fmt::format("writing blob {} to {}", digest, v->path));
       }
     }
@@ -537,14 +558,12 @@ Status ArchiveWriter::write_blob(const std::string& digest, std::uint64_t size, 
     }
     return Status{};
   });
-  {
+  if (offset) {
     std::lock_guard lock(mutex_);
-    if (offset) {
-      index_.blobs[digest] = ArchiveBlob{digest, size, v->number, *offset};
-      save_index_locked(false);
-    }
+    index_.blobs[digest] = ArchiveBlob{digest, size, v->number, *offset};
   }
   give_back(v);
+  save_index(false);
   if (!offset) return offset.error();
   return Status{};
 }
@@ -587,19 +606,21 @@ Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases, const 
   if (layout) layout = write_named("index.json", refs_json, *v);
   v->own = false;
   give_back(v);
-  std::lock_guard lock(mutex_);
-  for (auto& rel : releases) {
-    auto same = [&](const ArchiveRelease& r) { return r.version == rel.version && r.arch == rel.arch; };
-    index_.releases.erase(std::remove_if(index_.releases.begin(), index_.releases.end(), same), index_.releases.end());
-    index_.releases.push_back(rel);
-  }
   Status closed;
-  for (auto& vol : volumes_) {
-    if (auto s = close_volume(*vol); !s && closed) closed = s;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& rel : releases) {
+      auto same = [&](const ArchiveRelease& r) { return r.version == rel.version && r.arch == rel.arch; };
+      index_.releases.erase(std::remove_if(index_.releases.begin(), index_.releases.end(), same), index_.releases.end());
+      index_.releases.push_back(rel);
+    }
+    for (auto& vol : volumes_) {
+      if (auto s = close_volume(*vol); !s && closed) closed = s;
+    }
+    volumes_.clear();
+    index_.complete = complete && layout && closed;
   }
-  volumes_.clear();
-  index_.complete = complete && layout && closed;
-  save_index_locked(true);
+  save_index(true);
   if (!layout) return layout;
   return closed;
 }
@@ -687,7 +708,6 @@ Task<Status> ArchiveWriter::put_manifest(const Repository& repo, const std::stri
     std::string tag = repo.path + ":" + reference;
     if (std::find(m.tags.begin(), m.tags.end(), tag) == m.tags.end()) m.tags.push_back(tag);
   }
-  save_index_locked(false);
   co_return Status{};
 }
 

@@ -96,7 +96,9 @@ class ArchiveWriter : public RegistryApi {
   void give_back(Volume* volume);
   Status close_volume(Volume& volume);
   Result<std::unique_ptr<Volume>> open_volume(int number, std::uint64_t keep_bytes);
-  void save_index_locked(bool force);
+  // Rewrites the index (atomically) — at most once a second unless `force` —
+  // after flushing the bytes it vouches for. Never called with mutex_ held.
+  void save_index(bool force);
   Result<std::string> read_blob_bytes(const ArchiveBlob& blob) const;
 
   const std::string dir_;
@@ -109,7 +111,9 @@ class ArchiveWriter : public RegistryApi {
   std::map<std::string, ReliedBlob> earlier_;  // blobs earlier archives carried (--since)
   std::vector<std::unique_ptr<Volume>> volumes_;  // open volumes (lanes), busy or free
   std::set<Volume*> busy_;
+  std::mutex save_mutex_;  // taken before mutex_, never after
   std::chrono::steady_clock::time_point last_save_{};
+  bool save_due_ = false;  // a volume closed: save soon
 };
 
 class ArchiveReader : public RegistryApi {
