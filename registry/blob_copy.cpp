@@ -85,13 +85,26 @@ Task<Status> upload_through_channel(Registry& dest, std::string dest_repo, Descr
   co_return put.error();
 }
 
+// The blob into `dest` through a channel `feed` fills, each attempt in a new
+// upload session (the first may be one a mount opened) as the retry policy allows.
+Task<Result<std::uint64_t>> upload_fed(Registry& dest, std::string dest_repo, Descriptor blob, std::string label,
+                                       BlobCopyOptions options, ChannelFeeder feed) {
+  std::optional<UploadSession> first = std::move(options.session);
+  options.session.reset();
+  std::function<Task<Status>(UploadSession)> attempt = [&dest, dest_repo, blob, label, options,
+                                                        feed](UploadSession session) {
+    return upload_through_channel(dest, dest_repo, blob, label, options, std::move(session), feed);
+  };
+  auto status = co_await dest.upload_retrying(dest_repo, blob.digest, std::move(first), std::move(attempt));
+  if (!status) co_return status.error();
+  co_return blob.size;
+}
+
 }  // namespace
 
 Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
                                       std::string dest_repo, Descriptor blob, BlobCopyOptions options) {
-  std::optional<UploadSession> first = std::move(options.session);
-  options.session.reset();
-  const std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
+  std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
   ChannelFeeder download = [&source, source_repo, blob](std::shared_ptr<BlobChannel> channel,
                                                         std::function<void(Status)> done) {
     spawn(
@@ -101,20 +114,13 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
               ErrorKind::Protocol, fmt::format("blob {}: internal error while downloading", channel->label()))));
         });
   };
-  std::function<Task<Status>(UploadSession)> attempt = [&dest, dest_repo, blob, label, options,
-                                                        download](UploadSession session) {
-    return upload_through_channel(dest, dest_repo, blob, label, options, std::move(session), download);
-  };
-  auto status = co_await dest.upload_retrying(dest_repo, blob.digest, std::move(first), std::move(attempt));
-  if (!status) co_return status.error();
-  co_return blob.size;
+  co_return co_await upload_fed(dest, std::move(dest_repo), std::move(blob), std::move(label), std::move(options),
+                                std::move(download));
 }
 
 Task<Result<std::uint64_t>> store_blob(BlobOpener open_source, Registry& dest, std::string dest_repo, Descriptor blob,
                                        BlobCopyOptions options) {
-  std::optional<UploadSession> first = std::move(options.session);
-  options.session.reset();
-  const std::string label = fmt::format("{} into {}/{}", blob.digest, dest.host(), dest_repo);
+  std::string label = fmt::format("{} into {}/{}", blob.digest, dest.host(), dest_repo);
   // A reader that blocks (a file on a slow disk) gets a thread of its own, never the engine's.
   ChannelFeeder from_reader = [open_source](std::shared_ptr<BlobChannel> channel, std::function<void(Status)> done) {
     std::thread([open_source, channel, done] {
@@ -141,13 +147,8 @@ Task<Result<std::uint64_t>> store_blob(BlobOpener open_source, Registry& dest, s
       done(channel->finish_writer(std::move(verdict)));
     }).detach();
   };
-  std::function<Task<Status>(UploadSession)> attempt = [&dest, dest_repo, blob, label, options,
-                                                        from_reader](UploadSession session) {
-    return upload_through_channel(dest, dest_repo, blob, label, options, std::move(session), from_reader);
-  };
-  auto status = co_await dest.upload_retrying(dest_repo, blob.digest, std::move(first), std::move(attempt));
-  if (!status) co_return status.error();
-  co_return blob.size;
+  co_return co_await upload_fed(dest, std::move(dest_repo), std::move(blob), std::move(label), std::move(options),
+                                std::move(from_reader));
 }
 
 namespace {

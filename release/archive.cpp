@@ -139,6 +139,20 @@ class MemoryReader : public BlobReader {
   std::size_t at_ = 0;
 };
 
+// A (small) blob whole: a manifest.
+Result<std::string> read_whole(const std::string& dir, const ArchiveBlob& blob) {
+  auto reader = open_file_range((fs::path(dir) / volume_name(blob.volume)).string(), blob.offset, blob.size, blob.digest);
+  std::string out(blob.size, '\0');
+  std::size_t at = 0;
+  while (true) {
+    auto n = reader->read(out.data() + at, out.size() - at);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    at += *n;
+  }
+  return out;
+}
+
 Error read_only(const std::string& dir) {
   return Error::make(ErrorKind::Forbidden, fmt::format("archive {} is read here, never written", dir));
 }
@@ -630,19 +644,6 @@ ArchiveIndex ArchiveWriter::index() const {
   return index_;
 }
 
-Result<std::string> ArchiveWriter::read_blob_bytes(const ArchiveBlob& blob) const {
-  auto reader = open_file_range((fs::path(dir_) / volume_name(blob.volume)).string(), blob.offset, blob.size, blob.digest);
-  std::string out(blob.size, '\0');
-  std::size_t at = 0;
-  while (true) {
-    auto n = reader->read(out.data() + at, out.size() - at);
-    if (!n) return n.error();
-    if (*n == 0) break;
-    at += *n;
-  }
-  return out;
-}
-
 Task<Result<ManifestData>> ArchiveWriter::get_manifest(const Repository&, const std::string& reference) {
   std::optional<ArchiveManifest> manifest;
   std::optional<ArchiveBlob> blob;
@@ -663,7 +664,7 @@ Task<Result<ManifestData>> ArchiveWriter::get_manifest(const Repository&, const 
   if (!manifest) {
     co_return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
   }
-  auto bytes = read_blob_bytes(*blob);
+  auto bytes = read_whole(dir_, *blob);
   if (!bytes) co_return bytes.error();
   co_return ManifestData{std::move(*bytes), manifest->media_type, manifest->digest};
 }
@@ -811,17 +812,9 @@ Result<ManifestData> ArchiveReader::manifest_for(const std::string& reference) c
     m = index_.find_tag(reference);
   }
   if (!m) return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
-  const ArchiveBlob& b = index_.blobs.at(m->digest);
-  auto reader = open_file_range((fs::path(dir_) / volume_name(b.volume)).string(), b.offset, b.size, b.digest);
-  std::string bytes(b.size, '\0');
-  std::size_t at = 0;
-  while (true) {
-    auto n = reader->read(bytes.data() + at, bytes.size() - at);
-    if (!n) return n.error();
-    if (*n == 0) break;
-    at += *n;
-  }
-  return ManifestData{std::move(bytes), m->media_type, m->digest};
+  auto bytes = read_whole(dir_, index_.blobs.at(m->digest));
+  if (!bytes) return bytes.error();
+  return ManifestData{std::move(*bytes), m->media_type, m->digest};
 }
 
 Task<Result<ManifestData>> ArchiveReader::get_manifest(const Repository&, const std::string& reference) {

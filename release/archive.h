@@ -99,7 +99,6 @@ class ArchiveWriter : public RegistryApi {
   // Rewrites the index (atomically) — at most once a second unless `force` —
   // after flushing the bytes it vouches for. Never called with mutex_ held.
   void save_index(bool force);
-  Result<std::string> read_blob_bytes(const ArchiveBlob& blob) const;
 
   const std::string dir_;
   const std::string host_;
