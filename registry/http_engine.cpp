@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -571,32 +572,27 @@ struct HttpEngine::Impl {
         auto progress = origin_progress.find(t->origin);
         auto since = std::max(t->submitted, progress == origin_progress.end() ? t->submitted : progress->second);
         if (now - since > limit) {
-          stalled.emplace_back(id, fmt_seconds("waited {} s for a connection slot while no transfer to the host moved "
-                                               "(stall limit)", limit));
+          stalled.emplace_back(id, fmt::format("waited {:g} s for a connection slot while no transfer to the host "
+                                              "moved (stall limit)",
+                                              seconds(limit)));
         }
         continue;
       }
       if (t->paused) {
         if (now - t->last_activity > limit) {
-          stalled.emplace_back(id, fmt_seconds("paused for {} s: its other half moved no data (stall limit)", limit));
+          stalled.emplace_back(id, fmt::format("paused for {:g} s: its other half moved no data (stall limit)", seconds(limit)));
         }
         continue;
       }
       if (t->upload_finished && t->upload_length > 0) limit *= kCommitStallFactor;
       if (now - t->last_activity > limit) {
-        stalled.emplace_back(id, fmt_seconds("no data moved for {} s (stall limit)", limit));
+        stalled.emplace_back(id, fmt::format("no data moved for {:g} s (stall limit)", seconds(limit)));
       }
     }
     for (auto& [id, why] : stalled) abort_transfer(id, TransportError::Stalled, std::move(why));
   }
 
-  static std::string fmt_seconds(std::string_view pattern, std::chrono::milliseconds limit) {
-    std::string text(pattern);
-    auto pos = text.find("{}");
-    std::string secs = limit.count() % 1000 == 0 ? std::to_string(limit.count() / 1000)
-                                                 : std::to_string(static_cast<double>(limit.count()) / 1000.0);
-    return text.replace(pos, 2, secs);
-  }
+  static double seconds(std::chrono::milliseconds limit) { return static_cast<double>(limit.count()) / 1000.0; }
 
   std::vector<TransferInfo> describe() const {
     auto now = Clock::now();

@@ -75,7 +75,6 @@ Registry::Registry(HttpEngine& engine, std::string host, const AuthFile& auth, R
                    TrustStore& trust, ActivityBoard& board, std::string forced_scheme)
     : engine_(engine),
       host_(std::move(host)),
-      auth_file_(auth),
       options_(std::move(options)),
       trust_(trust),
       board_(board),

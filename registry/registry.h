@@ -172,7 +172,6 @@ class Registry {
 
   HttpEngine& engine_;
   std::string host_;
-  const AuthFile& auth_file_;
   RegistryOptions options_;
   TrustStore& trust_;
   ActivityBoard& board_;

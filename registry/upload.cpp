@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "registry/registry.h"
 #include "registry/url.h"
@@ -181,9 +182,9 @@ Task<Status> Registry::upload_retrying(const std::string& repository, const std:
   int retries_used = 0;
   int too_large = 0;
   int auth_expired = 0;
-  for (bool first_attempt = true;; first_attempt = false) {
-    std::optional<UploadSession> session;
-    if (first_attempt && first) session = std::move(first);
+  while (true) {
+    // The first attempt may use a session already open; every other opens its own.
+    std::optional<UploadSession> session = std::exchange(first, std::nullopt);
     if (!session) {
       activity.working("opening an upload session");
       auto opened = co_await start_upload(repository);

@@ -649,14 +649,7 @@ Task<Result<ManifestData>> ArchiveWriter::get_manifest(const Repository&, const 
   std::optional<ArchiveBlob> blob;
   {
     std::lock_guard lock(mutex_);
-    const ArchiveManifest* m = nullptr;
-    if (is_sha256_digest(reference)) {
-      auto it = index_.manifests.find(reference);
-      if (it != index_.manifests.end()) m = &it->second;
-    } else {
-      m = index_.find_tag(reference);
-    }
-    if (m) {
+    if (const ArchiveManifest* m = index_.find_manifest(reference)) {
       manifest = *m;
       blob = index_.blobs.at(m->digest);
     }
@@ -804,13 +797,7 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::open(const std::string& di
 }
 
 Result<ManifestData> ArchiveReader::manifest_for(const std::string& reference) const {
-  const ArchiveManifest* m = nullptr;
-  if (is_sha256_digest(reference)) {
-    auto it = index_.manifests.find(reference);
-    if (it != index_.manifests.end()) m = &it->second;
-  } else {
-    m = index_.find_tag(reference);
-  }
+  const ArchiveManifest* m = index_.find_manifest(reference);
   if (!m) return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
   auto bytes = read_whole(dir_, index_.blobs.at(m->digest));
   if (!bytes) return bytes.error();
@@ -822,11 +809,7 @@ Task<Result<ManifestData>> ArchiveReader::get_manifest(const Repository&, const 
 }
 
 Task<Result<std::string>> ArchiveReader::manifest_digest(const Repository&, const std::string& reference) {
-  if (is_sha256_digest(reference)) {
-    if (index_.manifests.count(reference)) co_return reference;
-  } else if (const auto* m = index_.find_tag(reference)) {
-    co_return m->digest;
-  }
+  if (const auto* m = index_.find_manifest(reference)) co_return m->digest;
   co_return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
 }
 

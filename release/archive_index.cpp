@@ -245,7 +245,12 @@ std::string ArchiveIndex::to_json() const {
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
 
-const ArchiveManifest* ArchiveIndex::find_tag(const std::string& tag) const {
+const ArchiveManifest* ArchiveIndex::find_manifest(const std::string& reference) const {
+  if (is_sha256_digest(reference)) {
+    auto it = manifests.find(reference);
+    return it == manifests.end() ? nullptr : &it->second;
+  }
+  const std::string& tag = reference;
   for (const auto& [digest, m] : manifests) {
     for (const auto& t : m.tags) {
       auto colon = t.rfind(':');

@@ -76,8 +76,8 @@ struct ArchiveIndex {
   static Result<ArchiveIndex> parse(std::string_view json, const std::string& origin);
   std::string to_json() const;
 
-  // The manifest tagged `tag` (in any repository), or nullptr.
-  const ArchiveManifest* find_tag(const std::string& tag) const;
+  // The manifest `reference` names — a digest, or a tag in any repository — or nullptr.
+  const ArchiveManifest* find_manifest(const std::string& reference) const;
 };
 
 }  // namespace fastsync::release
