@@ -6,7 +6,9 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "cli/archive_mode.h"
 #include "cli/output.h"
@@ -15,6 +17,8 @@
 #include "graph/mirror_graph.h"
 #include "registry/client.h"
 #include "registry/reference.h"
+#include "registry/signature_stores.h"
+#include "release/gpg_verifier.h"
 
 namespace fastsync::cli {
 namespace {
@@ -63,6 +67,40 @@ ImageRow row_for(const stages::ImageJob& job, const std::optional<stages::ImageO
     r.error = stopped.empty() ? "not processed" : "not processed: " + stopped;
   }
   return r;
+}
+
+Result<std::unique_ptr<release::SignatureVerifier>> make_gpg_verifier(const std::vector<release::PublicKey>& keys) {
+  auto verifier = release::GpgVerifier::create(keys);
+  if (!verifier) return verifier.error();
+  return std::unique_ptr<release::SignatureVerifier>(std::move(*verifier));
+}
+
+// --signature-keyring: read and tried once up front, so a bad file is one clear line.
+Result<std::vector<release::PublicKey>> load_keyring(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in.good() && !in.eof()) return Error::make(ErrorKind::Invalid, fmt::format("cannot read --signature-keyring {}", path));
+  std::vector<release::PublicKey> keys{release::PublicKey{path, bytes.str()}};
+  if (keys.front().data.empty()) {
+    return Error::make(ErrorKind::Invalid, fmt::format("--signature-keyring {}: cannot read it, or it is empty", path));
+  }
+  auto verifier = release::GpgVerifier::create(keys);
+  if (!verifier) return Error::make(ErrorKind::Invalid, fmt::format("--signature-keyring {}", verifier.error().message));
+  return keys;
+}
+
+// The ConfigMap oc adm release mirror writes, so the cluster can verify upgrades to this release.
+std::optional<std::string> write_signature_config_map(const std::string& dir, const stages::Plan& plan) {
+  std::vector<std::string> signatures;
+  for (const auto& v : plan.signatures.verified) signatures.push_back(v.bytes);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::string path = (std::filesystem::path(dir) / release::signature_config_map_file(plan.release.manifest.digest)).string();
+  if (!write_text_file(path, release::signature_config_map_json(plan.release.manifest.digest, signatures))) {
+    return std::nullopt;
+  }
+  return path;
 }
 
 }  // namespace
@@ -148,6 +186,31 @@ int run_mirror_command(const CliOptions& o) {
     api.add(archive_out->host(), *archive_out);
   }
 
+  // The release's GPG signatures: from the stores (from the archive with
+  // --from-dir), verified against --signature-keyring or the payload's keys.
+  TrustStore store_trust(registry_options.trust);
+  std::optional<SignatureStores> stores;
+  stages::SignatureSettings signature_settings;
+  if (!o.no_signatures) {
+    if (!o.signature_keyring.empty()) {
+      auto keys = load_keyring(o.signature_keyring);
+      if (!keys) {
+        print_error(keys.error().message);
+        return kExitUsage;
+      }
+      signature_settings.keyring = std::move(*keys);
+    }
+    if (archive_in) {
+      signature_settings.source = archive_in->reader.get();
+    } else {
+      stores.emplace(engine, store_trust, registry_options,
+                     o.signature_stores.empty() ? default_signature_stores() : o.signature_stores);
+      signature_settings.source = &*stores;
+    }
+    signature_settings.required = o.require_signatures;
+    signature_settings.make_verifier = make_gpg_verifier;
+  }
+
   stages::RunControl run;
   run.set_on_cancel([&engine] { engine.cancel_all(); });
   SignalWatcher signals(
@@ -161,6 +224,8 @@ int run_mirror_command(const CliOptions& o) {
   spec.source = Repository{source_ref.registry, source_ref.repository};
   spec.dest = Repository{dest_host.host, o.dest_repo};
   spec.check_destination = !o.dry_run;
+  spec.signatures = signature_settings;
+  spec.sigstore = !o.no_sigstore;
   if (archive_in) {
     spec.version = archive_in->release.version;
     spec.arch = archive_in->release.arch;
@@ -204,6 +269,15 @@ int run_mirror_command(const CliOptions& o) {
     }
     const auto& plan = *resolved.plan;
     std::fputs(format_plan(plan).c_str(), stdout);
+    summary.signatures = summarize_signatures(plan.signatures, plan.release);
+    if (summary.signatures.checked) {
+      std::fputs((summary.signatures.verified.empty()
+                      ? fmt::format("# signatures: warning: {}\n", summary.signatures.warning)
+                      : fmt::format("# signatures: {} verified by {}\n", summary.signatures.verified.size(),
+                                    summary.signatures.keys))
+                     .c_str(),
+                 stdout);
+    }
     summary.release_source = plan.release_job().source_ref();
     summary.release_digest = plan.release_job().digest;
     summary.release = planned_row(plan.release_job());
@@ -224,7 +298,13 @@ int run_mirror_command(const CliOptions& o) {
   if (archive_out) {
     stages::ResolveRelease resolve(api, run, spec);
     auto resolved = sync_wait(resolve());
-    if (resolved.plan) {
+    if (!resolved.plan) {
+      print_error(resolved.error->message);
+      summary.release.status = "failed";
+      summary.release.error = resolved.error->message;
+      return finish(signals.received() ? signal_exit() : kExitUnusable);
+    }
+    {
       auto room = sync_wait(check_free_space(api, run, *resolved.plan, *archive_out));
       if (!room) {
         print_error(room.error().message);
@@ -278,6 +358,7 @@ int run_mirror_command(const CliOptions& o) {
   summary.blobs_present = p.blobs_present;
   summary.blobs_failed = p.blobs_failed;
   summary.stopped_because = stopped;
+  summary.signatures = summarize_signatures(plan.signatures, plan.release);
 
   int exit_code = signals.received()       ? signal_exit()
                   : !stopped.empty()       ? kExitUnusable
@@ -286,13 +367,19 @@ int run_mirror_command(const CliOptions& o) {
   stamp();
   std::fputs(format_summary(summary).c_str(), stdout);
   if (!stopped.empty() && !signals.received()) print_error(stopped);
+  if (!summary.signatures.warning.empty()) {
+    std::fprintf(stderr, "fastsync: warning: %s\n", summary.signatures.warning.c_str());
+  }
 
   bool release_in_place = summary.release.status == "copied" || summary.release.status == "skipped";
   if (archive_out) {
     std::vector<release::ArchiveRelease> releases;
     if (release_in_place) {
-      releases.push_back(release::ArchiveRelease{spec.version, spec.arch, spec.dest.path + ":" + plan.release.tag,
-                                                 plan.release.manifest.digest, plan.release.repository.str()});
+      release::ArchiveRelease carried{spec.version, spec.arch, spec.dest.path + ":" + plan.release.tag,
+                                      plan.release.manifest.digest, plan.release.repository.str(), {}};
+      // Only what verified crosses the gap; the far side verifies it again.
+      for (const auto& v : plan.signatures.verified) carried.signatures.push_back(v.bytes);
+      releases.push_back(std::move(carried));
     }
     auto finished = archive_out->finish(releases, archive_refs(plan, result.outcomes), exit_code == kExitOk);
     if (!finished) {
@@ -333,6 +420,19 @@ int run_mirror_command(const CliOptions& o) {
                stdout);
     if (!o.idms_out.empty() && !write_text_file(o.idms_out, mirror_set) && exit_code == kExitOk) {
       exit_code = kExitSomeFailed;
+    }
+    if (!plan.signatures.verified.empty()) {
+      auto written = write_signature_config_map(o.signature_dir, plan);
+      if (written) {
+        summary.signatures.config_map = *written;
+        std::fputs(fmt::format("# The release's signatures ({} verified by {}), so the cluster can verify the "
+                               "upgrade:\noc apply -f {}\n",
+                               plan.signatures.verified.size(), plan.signatures.keys, *written)
+                       .c_str(),
+                   stdout);
+      } else if (exit_code == kExitOk) {
+        exit_code = kExitSomeFailed;
+      }
     }
   }
   std::fflush(stdout);

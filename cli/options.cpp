@@ -41,6 +41,20 @@ std::optional<std::string> validate(CliOptions& o) {
   }
   if (o.from_dir.empty() && o.version.empty()) return std::string("--version is required (see fastsync --help)");
   if (!o.since.empty() && o.to_dir.empty()) return std::string("--since goes with --to-dir");
+  if (o.no_signatures && o.require_signatures) {
+    return std::string("--no-signatures and --require-signatures cannot be combined");
+  }
+  if (o.no_signatures && (!o.signature_stores.empty() || !o.signature_keyring.empty())) {
+    return std::string("--no-signatures turns signatures off: drop --signature-store/--signature-keyring");
+  }
+  if (!o.from_dir.empty() && !o.signature_stores.empty()) {
+    return std::string("--from-dir reads signatures from the archive: --signature-store goes with the connected side");
+  }
+  for (const auto& store : o.signature_stores) {
+    if (store.rfind("https://", 0) != 0 && store.rfind("http://", 0) != 0) {
+      return fmt::format("--signature-store \"{}\" must be an http:// or https:// URL", store);
+    }
+  }
   for (auto check : {positive("workers", o.workers, 4096), positive("blob-workers", o.blob_workers, 4096),
                      positive("stall-timeout", o.stall_timeout, 86400), positive("max-per-host", o.max_per_host, 4096)}) {
     if (check) return check;
@@ -155,6 +169,21 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "with --to-dir: leave out blobs an earlier archive (directory or index file) carried; repeatable")
       ("archive-writers", po::value(&o.archive_writers)->default_value(o.archive_writers)->value_name("N"),
        "with --to-dir: volumes written at once (blob transfers in flight)");
+  po::options_description signatures("Signatures");
+  signatures.add_options()
+      ("signature-store", po::value(&o.signature_stores)->composing()->value_name("URL"),
+       "where release signatures are fetched (<URL>/sha256=<hex>/signature-N); repeatable "
+       "(default: mirror.openshift.com's and storage.googleapis.com's official stores)")
+      ("signature-keyring", po::value(&o.signature_keyring)->value_name("FILE"),
+       "OpenPGP public keys (binary or armored) to verify release signatures with "
+       "(default: the keys the release payload carries, as oc does)")
+      ("signature-dir", po::value(&o.signature_dir)->default_value(o.signature_dir)->value_name("DIR"),
+       "where the signature ConfigMap (signature-sha256-<hex>.json) is written")
+      ("require-signatures", po::bool_switch(&o.require_signatures),
+       "stop before pushing anything unless a release signature verifies (exit 3)")
+      ("no-signatures", po::bool_switch(&o.no_signatures), "do not fetch or verify release signatures")
+      ("no-sigstore", po::bool_switch(&o.no_sigstore),
+       "do not copy cosign signatures (sha256-<hex>.sig tags and OCI referrers) with the images");
   po::options_description release_opts("Release");
   release_opts.add_options()
       ("arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
@@ -196,7 +225,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("verbose,v", po::bool_switch(&o.verbose), "log every retry and redirect")
       ("help,h", "show this help");
   po::options_description all;
-  all.add(main).add(airgap).add(release_opts).add(tuning).add(output);
+  all.add(main).add(airgap).add(signatures).add(release_opts).add(tuning).add(output);
 
   ParsedCommandLine result;
   try {

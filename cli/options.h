@@ -26,6 +26,14 @@ struct CliOptions {
   std::vector<std::string> since;
   int archive_writers = 4;
 
+  // Signatures.
+  std::vector<std::string> signature_stores;  // empty: the official two (registry/signature_stores.h)
+  std::string signature_keyring;              // empty: the keys the release payload carries
+  std::string signature_dir = ".";
+  bool require_signatures = false;
+  bool no_signatures = false;  // do not look for GPG release signatures at all
+  bool no_sigstore = false;    // do not copy cosign signatures (.sig tags, referrers)
+
   // Release selection.
   std::string arch = "x86_64";
   bool arch_given = false;  // --arch on the command line (with --from-dir the archive says otherwise)

@@ -41,6 +41,18 @@ std::string format_summary(const RunSummary& s) {
   if (s.release.status == "copied" || s.release.status == "skipped") {
     out += fmt::format("  release: {}@{}\n", s.release.dest, s.release_digest);
   }
+  if (s.signatures.checked) {
+    if (!s.signatures.verified.empty()) {
+      out += fmt::format("  signatures: {} verified by {}\n", s.signatures.verified.size(), s.signatures.keys);
+    } else {
+      out += fmt::format("  signatures: warning: {}\n", s.signatures.warning);
+    }
+    for (const auto& r : s.signatures.rejected) out += fmt::format("    refused: {}\n", r);
+  }
+  if (s.sigstore.checked) {
+    out += fmt::format("  sigstore: {} found, {} copied, {} already present, {} failed\n", s.sigstore.found,
+                       s.sigstore.copied, s.sigstore.present, s.sigstore.failed);
+  }
   std::vector<const ImageRow*> failed;
   for (const auto& row : s.components) {
     if (row.status == "failed") failed.push_back(&row);
@@ -92,6 +104,17 @@ std::string format_install_config(const std::vector<std::string>& sources, const
   return out;
 }
 
+SignatureSummary summarize_signatures(const stages::SignatureCheck& check, const release::Release& release) {
+  SignatureSummary out;
+  out.checked = check.checked;
+  out.keys = check.keys;
+  for (const auto& v : check.verified) out.verified.push_back(fmt::format("{} ({})", v.origin, v.key));
+  out.rejected = check.rejected;
+  out.problems = check.problems;
+  out.warning = check.warning(release);
+  return out;
+}
+
 std::string report_json(const RunSummary& s) {
   rapidjson::StringBuffer buffer;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
@@ -123,6 +146,33 @@ std::string report_json(const RunSummary& s) {
   if (!s.release.error.empty()) str("error", s.release.error);
   w.EndObject();
   if (!s.pull_secret.empty()) str("pull_secret", s.pull_secret);
+  if (s.signatures.checked) {
+    auto list = [&](const char* key, const std::vector<std::string>& items) {
+      w.Key(key);
+      w.StartArray();
+      for (const auto& i : items) w.String(i.c_str(), static_cast<rapidjson::SizeType>(i.size()));
+      w.EndArray();
+    };
+    w.Key("signatures");
+    w.StartObject();
+    str("keys", s.signatures.keys);
+    list("verified", s.signatures.verified);
+    list("rejected", s.signatures.rejected);
+    list("problems", s.signatures.problems);
+    if (!s.signatures.warning.empty()) str("warning", s.signatures.warning);
+    if (!s.signatures.config_map.empty()) str("config_map", s.signatures.config_map);
+    w.EndObject();
+  }
+  if (s.sigstore.checked) {
+    w.Key("sigstore");
+    w.StartObject();
+    for (auto [key, value] : {std::pair{"found", s.sigstore.found}, {"copied", s.sigstore.copied},
+                              {"present", s.sigstore.present}, {"failed", s.sigstore.failed}}) {
+      w.Key(key);
+      w.Uint64(value);
+    }
+    w.EndObject();
+  }
   w.Key("images");
   w.StartArray();
   for (const auto& r : s.components) row(r);

@@ -22,6 +22,23 @@ struct ImageRow {
   std::string error;
 };
 
+// The release's GPG signatures, as the summary and report tell them.
+struct SignatureSummary {
+  bool checked = false;
+  std::string keys;                      // which keys verified, from where
+  std::vector<std::string> verified;     // "origin (key)" per verified signature
+  std::vector<std::string> rejected;     // "origin: why"
+  std::vector<std::string> problems;     // stores that could not be read
+  std::string warning;                   // set when none verified
+  std::string config_map;                // the file written, if any
+};
+
+// Cosign signatures (sha256-<hex>.sig tags, referrers) found beside the images.
+struct SigstoreSummary {
+  bool checked = false;
+  std::uint64_t found = 0, copied = 0, present = 0, failed = 0;
+};
+
 struct RunSummary {
   std::string version;
   std::string arch;
@@ -38,8 +55,13 @@ struct RunSummary {
   std::string stopped_because;  // cancelled / fatal reason, empty if the run finished
   bool dry_run = false;
   std::map<std::string, std::uint64_t> requests;
+  SignatureSummary signatures;
+  SigstoreSummary sigstore;
   int exit_code = 0;
 };
+
+// A SignatureSummary from what the resolve stage found.
+SignatureSummary summarize_signatures(const stages::SignatureCheck& check, const release::Release& release);
 
 // One line per image: name, source, destination.
 std::string format_plan(const stages::Plan& plan);

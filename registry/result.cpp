@@ -19,6 +19,7 @@ const char* to_string(ErrorKind kind) {
     case ErrorKind::Protocol: return "protocol";
     case ErrorKind::Invalid: return "invalid";
     case ErrorKind::LocalIo: return "local disk";
+    case ErrorKind::Unverified: return "unverified";
     case ErrorKind::Cancelled: return "cancelled";
   }
   return "error";

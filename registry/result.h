@@ -26,6 +26,7 @@ enum class ErrorKind {
   Protocol,        // the registry answered something we cannot use
   Invalid,         // bad input (release content, manifest, flag)
   LocalIo,         // this machine's disk: cannot write or read an archive volume (full, failing)
+  Unverified,      // no release signature verified (and --require-signatures), or one refused
   Cancelled,       // the run is stopping (signal)
 };
 

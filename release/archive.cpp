@@ -859,4 +859,16 @@ Task<Status> ArchiveReader::check_access(const Repository&, bool push) {
   co_return Status{};
 }
 
+Task<FetchedSignatures> ArchiveReader::release_signatures(const std::string& digest) {
+  FetchedSignatures out;
+  for (const auto& rel : index_.releases) {
+    if (rel.digest != digest) continue;
+    for (std::size_t i = 0; i < rel.signatures.size(); ++i) {
+      out.found.push_back(SignatureCandidate{fmt::format("{}/{} signature {}", dir_, kArchiveIndexName, i + 1),
+                                             rel.signatures[i]});
+    }
+  }
+  co_return out;
+}
+
 }  // namespace fastsync::release

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "registry/api.h"
+#include "registry/signature_source.h"
 #include "release/archive_index.h"
 
 namespace fastsync::release {
@@ -115,7 +116,7 @@ class ArchiveWriter : public RegistryApi {
   bool save_due_ = false;  // a volume closed: save soon
 };
 
-class ArchiveReader : public RegistryApi {
+class ArchiveReader : public RegistryApi, public SignatureSource {
  public:
   // Reads the index and checks every volume it names is there with its size:
   // one error naming every missing or wrong volume.
@@ -139,6 +140,9 @@ class ArchiveReader : public RegistryApi {
   Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob, std::string upload_session,
                                          BlobOpener open_source) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
+
+  // --- SignatureSource: the signatures the archive carries (checked again by the caller) ---
+  Task<FetchedSignatures> release_signatures(const std::string& digest) override;
 
  private:
   ArchiveReader(std::string dir, ArchiveIndex index);

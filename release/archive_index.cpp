@@ -76,6 +76,15 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
     auto d = r.digest(v, "digest");
     if (!d) return d.error();
     rel.digest = *d;
+    if (v.HasMember("signatures")) {
+      if (!v["signatures"].IsArray()) return r.bad(".signatures is not an array");
+      for (const auto& sig : v["signatures"].GetArray()) {
+        auto bytes = sig.IsString() ? base64_decode(std::string_view(sig.GetString(), sig.GetStringLength()))
+                                    : std::nullopt;
+        if (!bytes) return r.bad(".signatures holds something that is not base64");
+        rel.signatures.push_back(std::move(*bytes));
+      }
+    }
     index.releases.push_back(std::move(rel));
   }
   i = 0;
@@ -187,6 +196,15 @@ std::string ArchiveIndex::to_json() const {
     str("tag", r.tag);
     str("digest", r.digest);
     str("source", r.source);
+    if (!r.signatures.empty()) {
+      w.Key("signatures");
+      w.StartArray();
+      for (const auto& sig : r.signatures) {
+        std::string text = base64_encode(sig);
+        w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+      }
+      w.EndArray();
+    }
     w.EndObject();
   }
   w.EndArray();

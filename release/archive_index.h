@@ -1,7 +1,7 @@
 // fastsync-archive.json: what an archive directory holds and where.
 //
 //   {"format": "fastsync-archive/1", "complete": true,
-//    "releases":  [{"version", "arch", "tag", "digest", "source"}],
+//    "releases":  [{"version", "arch", "tag", "digest", "source", "signatures": [base64, …]}],
 //    "manifests": [{"digest", "media_type", "size", "tags": ["openshift/release:4.20.8-x86_64", …]}],
 //    "blobs":     [{"digest", "size", "volume", "offset"}],    // manifests are blobs too
 //    "volumes":   [{"name", "size", "sha256", "closed"}],
@@ -34,6 +34,7 @@ struct ArchiveRelease {
   std::string tag;     // where the release image is tagged in the archive ("openshift/release:4.20.8-x86_64")
   std::string digest;
   std::string source;  // the repository the cluster pulls it from (quay.io/openshift-release-dev/ocp-release)
+  std::vector<std::string> signatures;  // its GPG signatures, verified when written (and again when read)
 };
 
 struct ArchiveManifest {

@@ -50,8 +50,10 @@ enum class Decision { Present, Deleted };
 }  // namespace
 
 Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std::vector<std::string>& wanted,
-                                    std::size_t max_file_size) {
+                                    std::size_t max_file_size, const FileSearch* search) {
   std::map<std::string, Decision> decided;
+  std::set<std::string> searched;            // paths a search has seen in an upper layer
+  std::vector<std::string> hidden_above;      // deleted or opaque in an upper layer, for the search
   LayerFiles files;
   std::set<std::string> want;
   for (const auto& w : wanted) want.insert(normalize(w));
@@ -90,6 +92,21 @@ Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std:
         deleted_paths.push_back(dir.empty() ? base.substr(4) : dir + "/" + base.substr(4));
         continue;
       }
+      if (search && !want.count(path) && is_under(path, search->dir) && searched.insert(path).second &&
+          archive_entry_filetype(entry) == AE_IFREG) {
+        bool hidden = false;
+        for (const auto& d : hidden_above) hidden = hidden || path == d || is_under(path, d);
+        auto size = archive_entry_size(entry);
+        if (!hidden && size >= 0 && static_cast<std::size_t>(size) <= search->max_size) {
+          std::string content(static_cast<std::size_t>(size), '\0');
+          la_ssize_t got = archive_read_data(a.get(), content.data(), content.size());
+          if (got < 0 || static_cast<std::size_t>(got) != content.size()) {
+            return fail(fmt::format("cannot read {} ({})", path, archive_error_string(a.get())));
+          }
+          if (search->keep(content)) files[path] = std::move(content);
+        }
+        continue;
+      }
       if (!want.count(path) || decided.count(path) || here.count(path)) continue;
       if (archive_entry_filetype(entry) != AE_IFREG) {
         here[path] = Decision::Deleted;  // a directory or link where a file was expected
@@ -117,6 +134,8 @@ Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std:
       if (*n == 0) break;
     }
     for (auto& [path, d] : here) decided[path] = d;
+    hidden_above.insert(hidden_above.end(), deleted_paths.begin(), deleted_paths.end());
+    hidden_above.insert(hidden_above.end(), opaque_dirs.begin(), opaque_dirs.end());
     for (const auto& path : want) {
       if (decided.count(path)) continue;
       bool gone = false;

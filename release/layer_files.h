@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "registry/api.h"
@@ -29,11 +30,20 @@ struct Layer {
 // absent (deleted or never there) paths are missing from the map.
 using LayerFiles = std::map<std::string, std::string>;
 
+// Besides the wanted paths: every regular file under `dir` (up to `max_size`)
+// whose content `keep` accepts, among the layers read for the wanted paths
+// (the release's ConfigMaps sit beside image-references, in its layer).
+struct FileSearch {
+  std::string dir;
+  std::size_t max_size = 1u << 20;
+  std::function<bool(std::string_view content)> keep;
+};
+
 // `layers` in image order (base first). Reads from the top layer down and stops
 // after the first layer at which every wanted path is decided. Each layer read is
 // read to its end so its digest is verified before its content is trusted.
 // Blocking: run it off the HTTP engine's thread.
 Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std::vector<std::string>& wanted,
-                                    std::size_t max_file_size = 64u << 20);
+                                    std::size_t max_file_size = 64u << 20, const FileSearch* search = nullptr);
 
 }  // namespace fastsync::release

@@ -122,8 +122,9 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
                                                                     rel.fetched_layers, kept_mutex);
                            }});
   }
+  FileSearch key_search{"release-manifests", 1u << 20, is_verification_config_map};
   auto files = co_await run_blocking([&] {
-    return read_layer_files(layers, {kImageReferencesPath, kReleaseMetadataPath});
+    return read_layer_files(layers, {kImageReferencesPath, kReleaseMetadataPath}, 64u << 20, &key_search);
   });
   if (!files) co_return files.error();
   for (const char* path : {kImageReferencesPath, kReleaseMetadataPath}) {
@@ -142,6 +143,14 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
                                                           meta->version, request.version));
   }
   rel.metadata = std::move(*meta);
+  for (const auto& [path, content] : *files) {
+    if (path == kImageReferencesPath || path == kReleaseMetadataPath) continue;
+    auto keys = parse_verification_keys(content, path);
+    if (!keys) co_return keys.error();
+    if (keys->empty()) continue;
+    rel.verification_file = path;
+    for (auto& k : *keys) rel.verification_keys.push_back(std::move(k));
+  }
 
   for (auto& c : refs->components) {
     Component comp;

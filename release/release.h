@@ -14,6 +14,7 @@
 #include "registry/result.h"
 #include "registry/task.h"
 #include "release/image_references.h"
+#include "release/signatures.h"
 
 namespace fastsync::release {
 
@@ -59,6 +60,10 @@ struct Release {
   ReleaseMetadata metadata;
   std::vector<Component> components;
   FetchedBlobs fetched_layers;
+  // The verifier keys the payload carries (release-manifests/, the ConfigMap
+  // annotated release.openshift.io/verification-config-map), and its file.
+  std::vector<PublicKey> verification_keys;
+  std::string verification_file;
 };
 
 // Resolves the tag, reads image-references and release-metadata from the

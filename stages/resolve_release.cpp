@@ -21,6 +21,13 @@ Task<ResolveResult> ResolveRelease::operator()() const {
   }
   Plan plan;
   plan.release = std::move(*rel);
+  // Before anything is pushed: --require-signatures stops here.
+  plan.signatures = co_await verify_release_signatures(spec_.signatures, plan.release);
+  if (spec_.signatures.required && plan.signatures.verified.empty()) {
+    co_return ResolveResult{std::nullopt,
+                            Error::make(ErrorKind::Unverified, plan.signatures.warning(plan.release) +
+                                                                   "; --require-signatures: nothing was pushed")};
+  }
   for (const auto& c : plan.release.components) {
     ImageJob job;
     job.id = plan.images.size();

@@ -9,6 +9,7 @@
 #include "registry/task.h"
 #include "release/release.h"
 #include "stages/types.h"
+#include "stages/verify_release.h"
 
 namespace fastsync::stages {
 
@@ -19,11 +20,14 @@ struct MirrorSpec {
   Repository source;     // --source-registry
   Repository dest;       // --dest-registry / --dest-repo
   bool check_destination = true;  // fail early if the destination refuses our credentials
+  SignatureSettings signatures;    // the release's GPG signatures
+  bool sigstore = true;            // cosign signatures (sha256-<hex>.sig tags, referrers) travel with images
 };
 
 struct Plan {
   release::Release release;
   std::vector<ImageJob> images;  // components in image-references order, the release image last
+  SignatureCheck signatures;     // the release's GPG signatures, verified
   const ImageJob& release_job() const { return images.back(); }
 };
 
