@@ -64,7 +64,7 @@ Task<Status> check_relied_blobs(RegistryApi& api, const release::ArchiveIndex& i
                                     missing, index.relies_on.size(), dest.str(), from));
 }
 
-Task<Status> check_free_space(RegistryApi& api, const stages::RunControl& run, const stages::Plan& plan,
+Task<Status> check_free_space(RegistryApi& api, stages::RunControl& run, const stages::Plan& plan,
                               const release::ArchiveWriter& writer) {
   auto sizes = co_await stages::plan_blob_sizes(api, run, plan);
   if (!sizes) co_return sizes.error();

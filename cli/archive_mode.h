@@ -29,7 +29,7 @@ Result<ArchiveSource> open_archive_source(const CliOptions& o);
 Task<Status> check_relied_blobs(RegistryApi& api, const release::ArchiveIndex& index, const Repository& dest);
 
 // --to-dir: room for what the plan still needs written, checked up front.
-Task<Status> check_free_space(RegistryApi& api, const stages::RunControl& run, const stages::Plan& plan,
+Task<Status> check_free_space(RegistryApi& api, stages::RunControl& run, const stages::Plan& plan,
                               const release::ArchiveWriter& writer);
 
 // oc-compatible names of the images a finished run put in the archive: ref name -> digest.

@@ -357,6 +357,12 @@ int run_mirror_command(const CliOptions& o) {
   summary.blobs_mounted = p.blobs_mounted;
   summary.blobs_present = p.blobs_present;
   summary.blobs_failed = p.blobs_failed;
+  summary.sigstore.checked = spec.sigstore;
+  summary.sigstore.found = p.attachments_found;
+  summary.sigstore.copied = p.attachments_copied;
+  summary.sigstore.present = p.attachments_present;
+  summary.sigstore.failed = summary.sigstore.found - std::min(summary.sigstore.found, summary.sigstore.copied +
+                                                                                       summary.sigstore.present);
   summary.stopped_because = stopped;
   summary.signatures = summarize_signatures(plan.signatures, plan.release);
 
@@ -425,9 +431,9 @@ int run_mirror_command(const CliOptions& o) {
       auto written = write_signature_config_map(o.signature_dir, plan);
       if (written) {
         summary.signatures.config_map = *written;
-        std::fputs(fmt::format("# The release's signatures ({} verified by {}), so the cluster can verify the "
-                               "upgrade:\noc apply -f {}\n",
-                               plan.signatures.verified.size(), plan.signatures.keys, *written)
+        std::fputs(fmt::format("# So the cluster can verify upgrades to this release ({} signature(s) verified), "
+                               "apply:\noc apply -f {}\n",
+                               plan.signatures.verified.size(), *written)
                        .c_str(),
                    stdout);
       } else if (exit_code == kExitOk) {

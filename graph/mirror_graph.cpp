@@ -56,8 +56,8 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   tbb::flow::graph g;
 
   ResolveRelease resolve_body(api, run, spec, std::move(known_plan));
-  CheckDestination check_body(api, run);
-  FetchManifests fetch_body(api, run);
+  CheckDestination check_body(api, run, spec.sigstore);
+  FetchManifests fetch_body(api, run, spec.sigstore);
   BlobFanout fanout(run.progress);
   CopyBlob copy_body(api, run);
   PushManifests push_body(api, run);

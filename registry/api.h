@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "registry/manifest.h"
 #include "registry/result.h"
@@ -37,6 +38,17 @@ struct MountOutcome {
   std::string upload_session;  // opaque; empty = none
 };
 
+// An artifact attached to an image: a cosign signature under the tag
+// sha256-<hex>.sig, or an OCI 1.1 referrer (a manifest whose subject is the
+// image; no tag).
+struct Attachment {
+  std::string tag;  // "sha256-<hex>.sig", or empty for a referrer
+  std::string digest;
+  bool operator==(const Attachment&) const = default;
+};
+// cosign's tag for the signatures of `digest`: "sha256-<hex>.sig".
+std::string sigstore_tag(const std::string& digest);
+
 // Opens another endpoint's blob for reading, when the receiving endpoint is
 // ready for the bytes (and again for each new attempt).
 using BlobOpener = std::function<std::unique_ptr<BlobReader>()>;
@@ -66,6 +78,10 @@ class RegistryApi {
   // Upload of bytes already in memory (and already verified).
   virtual Task<Status> upload_blob(const Repository& repo, const std::string& digest,
                                    std::shared_ptr<const std::string> bytes, std::string upload_session) = 0;
+  // What is attached to `digest` in `repo`: its cosign signature tag, and the
+  // referrers where the endpoint keeps them. None is an empty list, not an error.
+  // The default asks for the tag only (manifest_digest).
+  virtual Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest);
   // Makes sure the credentials for `repo` work (push too when asked), so a
   // wrong password is one clear error before any work starts.
   virtual Task<Status> check_access(const Repository& repo, bool push) = 0;

@@ -56,6 +56,20 @@ Task<Result<ManifestData>> RegistryClient::get_manifest(const Repository& repo, 
   co_return co_await registry(repo.registry).get_manifest(repo.path, reference);
 }
 
+Task<Result<std::vector<Attachment>>> RegistryClient::attachments(const Repository& repo, const std::string& digest) {
+  auto found = co_await RegistryApi::attachments(repo, digest);
+  if (!found) co_return found;
+  auto referrers = co_await registry(repo.registry).referrers(repo.path, digest);
+  if (!referrers) co_return referrers.error();
+  for (const auto& d : *referrers) {
+    Attachment a{"", d};
+    bool known = false;
+    for (const auto& f : *found) known = known || f.digest == d;
+    if (!known) found->push_back(std::move(a));
+  }
+  co_return found;
+}
+
 Task<Result<std::string>> RegistryClient::manifest_digest(const Repository& repo, const std::string& reference) {
   auto head = co_await registry(repo.registry).head_manifest(repo.path, reference);
   if (!head) co_return head.error();

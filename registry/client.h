@@ -48,6 +48,8 @@ class RegistryClient : public RegistryApi {
   Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
                            std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
+  // The cosign tag, and the OCI referrers API where the registry answers it.
+  Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;
 
  private:
   HttpEngine& engine_;

@@ -24,6 +24,10 @@ Task<Result<ManifestData>> Endpoints::get_manifest(const Repository& repo, const
   co_return got;
 }
 
+Task<Result<std::vector<Attachment>>> Endpoints::attachments(const Repository& repo, const std::string& digest) {
+  co_return co_await route(repo).attachments(repo, digest);
+}
+
 Task<Result<std::string>> Endpoints::manifest_digest(const Repository& repo, const std::string& reference) {
   co_return co_await route(repo).manifest_digest(repo, reference);
 }

@@ -34,6 +34,7 @@ class Endpoints : public RegistryApi {
   Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
                            std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
+  Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;
 
  private:
   RegistryApi& route(const Repository& repo);

@@ -80,6 +80,10 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
     }
   }
   m.is_list = is_list_media_type(m.media_type);
+  if (doc.HasMember("subject") && doc["subject"].IsObject() && doc["subject"].HasMember("digest") &&
+      doc["subject"]["digest"].IsString()) {
+    m.subject = doc["subject"]["digest"].GetString();
+  }
   if (m.is_list) {
     if (!doc.HasMember("manifests") || !doc["manifests"].IsArray()) {
       return Error::make(ErrorKind::Invalid, "manifest list has no \"manifests\" array");

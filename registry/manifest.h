@@ -54,6 +54,7 @@ struct ParsedManifest {
   Descriptor config;                 // images
   std::vector<Descriptor> layers;    // images
   std::vector<Descriptor> children;  // lists
+  std::string subject;               // OCI 1.1: the digest this manifest is attached to (a referrer)
 };
 
 // Parses a manifest body. The media type comes from the body's "mediaType"

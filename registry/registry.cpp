@@ -400,6 +400,30 @@ Task<Status> Registry::put_manifest(const std::string& repository, const std::st
   co_return Status{};
 }
 
+Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& repository, const std::string& digest) {
+  Call call;
+  call.kind = CallKind::ManifestGet;
+  call.target = fmt::format("/v2/{}/referrers/{}", repository, digest);
+  call.request.headers.push_back(fmt::format("Accept: {}", media_type::kOciIndex));
+  call.scope.repository = repository;
+  call.what = fmt::format("GET referrers of {}", digest);
+  auto resp = co_await send(std::move(call));
+  std::vector<std::string> found;
+  if (!resp) {
+    // Registries without the API answer 404 (distribution 2.x), 400 or 405.
+    long status = resp.error().http_status;
+    if (resp.error().kind == ErrorKind::NotFound || status == 400 || status == 405 || status == 501) co_return found;
+    co_return resp.error();
+  }
+  auto parsed = parse_manifest(resp->body, std::string(media_type::kOciIndex));
+  if (!parsed || !parsed->is_list) {
+    co_return Error::make(ErrorKind::Protocol,
+                          fmt::format("{}/{}: the referrers of {} are not an OCI index", host_, repository, digest));
+  }
+  for (const auto& child : parsed->children) found.push_back(child.digest);
+  co_return found;
+}
+
 Task<Result<std::uint64_t>> Registry::head_blob(const std::string& repository, const std::string& digest) {
   Call call;
   call.kind = CallKind::BlobHead;

@@ -129,6 +129,10 @@ class Registry {
   Task<Result<ManifestData>> get_manifest(const std::string& repository, const std::string& reference);
   Task<Status> put_manifest(const std::string& repository, const std::string& reference, const ManifestData& manifest);
 
+  // Digests of the manifests whose subject is `digest` (OCI 1.1 referrers API);
+  // empty when there are none or the registry does not offer the API.
+  Task<Result<std::vector<std::string>>> referrers(const std::string& repository, const std::string& digest);
+
   // Size of the blob if present.
   Task<Result<std::uint64_t>> head_blob(const std::string& repository, const std::string& digest);
 

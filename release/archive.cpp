@@ -698,6 +698,9 @@ Task<Status> ArchiveWriter::put_manifest(const Repository& repo, const std::stri
   m.digest = manifest.digest;
   m.media_type = manifest.media_type;
   m.size = manifest.bytes.size();
+  if (auto parsed = parse_manifest(manifest.bytes, manifest.media_type); parsed && !parsed->subject.empty()) {
+    m.subject = parsed->subject;  // a referrer: found again by its subject on the far side
+  }
   if (!is_sha256_digest(reference)) {
     std::string tag = repo.path + ":" + reference;
     if (std::find(m.tags.begin(), m.tags.end(), tag) == m.tags.end()) m.tags.push_back(tag);
@@ -857,6 +860,17 @@ Task<Result<std::uint64_t>> ArchiveReader::store_blob(const Repository&, const D
 Task<Status> ArchiveReader::check_access(const Repository&, bool push) {
   if (push) co_return read_only(dir_);
   co_return Status{};
+}
+
+Task<Result<std::vector<Attachment>>> ArchiveReader::attachments(const Repository& repo, const std::string& digest) {
+  auto found = co_await RegistryApi::attachments(repo, digest);
+  if (!found) co_return found;
+  for (const auto& [d, m] : index_.manifests) {
+    if (m.subject == digest && std::find(found->begin(), found->end(), Attachment{"", d}) == found->end()) {
+      found->push_back(Attachment{"", d});
+    }
+  }
+  co_return found;
 }
 
 Task<FetchedSignatures> ArchiveReader::release_signatures(const std::string& digest) {

@@ -141,6 +141,9 @@ class ArchiveReader : public RegistryApi, public SignatureSource {
                                          BlobOpener open_source) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
 
+  // The cosign tags and the referrers (manifests recorded with their subject) the archive carries.
+  Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;
+
   // --- SignatureSource: the signatures the archive carries (checked again by the caller) ---
   Task<FetchedSignatures> release_signatures(const std::string& digest) override;
 

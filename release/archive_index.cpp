@@ -107,6 +107,11 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
         m.tags.emplace_back(t.GetString(), t.GetStringLength());
       }
     }
+    if (v.HasMember("subject")) {
+      auto subject = r.digest(v, "subject");
+      if (!subject) return subject.error();
+      m.subject = *subject;
+    }
     index.manifests.emplace(m.digest, std::move(m));
   }
   i = 0;
@@ -219,6 +224,7 @@ std::string ArchiveIndex::to_json() const {
     w.StartArray();
     for (const auto& t : m.tags) w.String(t.c_str(), static_cast<rapidjson::SizeType>(t.size()));
     w.EndArray();
+    if (!m.subject.empty()) str("subject", m.subject);
     w.EndObject();
   }
   w.EndArray();

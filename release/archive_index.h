@@ -2,7 +2,7 @@
 //
 //   {"format": "fastsync-archive/1", "complete": true,
 //    "releases":  [{"version", "arch", "tag", "digest", "source", "signatures": [base64, …]}],
-//    "manifests": [{"digest", "media_type", "size", "tags": ["openshift/release:4.20.8-x86_64", …]}],
+//    "manifests": [{"digest", "media_type", "size", "tags": ["openshift/release:4.20.8-x86_64", …], "subject"?}],
 //    "blobs":     [{"digest", "size", "volume", "offset"}],    // manifests are blobs too
 //    "volumes":   [{"name", "size", "sha256", "closed"}],
 //    "relies_on": [{"digest", "size", "archive"}],             // in earlier archives (--since), not here
@@ -42,6 +42,7 @@ struct ArchiveManifest {
   std::string media_type;
   std::uint64_t size = 0;
   std::vector<std::string> tags;  // "repository:tag"
+  std::string subject;            // a referrer: the image digest it is attached to
 };
 
 struct ArchiveBlob {

@@ -9,6 +9,11 @@ Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
   auto digest = co_await api_.manifest_digest(job.dest, job.digest);
   if (digest && *digest == job.digest) {
     job.present = true;
+    if (sigstore_) {
+      auto signed_too = co_await attachments_present(job);
+      if (!signed_too) co_return CheckResult{std::move(job), signed_too.error()};
+      job.present = *signed_too;
+    }
     co_return CheckResult{std::move(job), std::nullopt};
   }
   if (!digest && (is_run_fatal(digest.error()) || digest.error().kind == ErrorKind::Cancelled)) {
@@ -20,6 +25,18 @@ Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
   }
   job.present = false;
   co_return CheckResult{std::move(job), std::nullopt};
+}
+
+Task<Result<bool>> CheckDestination::attachments_present(const ImageJob& job) const {
+  auto found = co_await api_.attachments(job.source, job.digest);
+  if (!found) co_return found.error();
+  for (const auto& a : *found) {
+    auto there = co_await api_.manifest_digest(job.dest, a.tag.empty() ? a.digest : a.tag);
+    if (!there || *there != a.digest) co_return false;
+  }
+  run_.progress.attachments_found += found->size();
+  run_.progress.attachments_present += found->size();
+  co_return true;
 }
 
 }  // namespace fastsync::stages

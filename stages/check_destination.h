@@ -15,12 +15,17 @@ struct CheckResult {
 
 class CheckDestination {
  public:
-  CheckDestination(RegistryApi& api, const RunControl& run) : api_(api), run_(run) {}
+  CheckDestination(RegistryApi& api, RunControl& run, bool sigstore = false)
+      : api_(api), run_(run), sigstore_(sigstore) {}
   Task<CheckResult> operator()(ImageJob job) const;
 
  private:
+  // A present image whose source has signatures the destination lacks is copied
+  // again (its blobs and manifests are found present): false then.
+  Task<Result<bool>> attachments_present(const ImageJob& job) const;
   RegistryApi& api_;
-  const RunControl& run_;
+  RunControl& run_;
+  bool sigstore_;
 };
 
 }  // namespace fastsync::stages

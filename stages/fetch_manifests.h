@@ -1,5 +1,7 @@
 // Stage 3: the image's manifest from the source (and, for a list, every
-// child's), verified against their digests, and the blobs they reference.
+// child's), verified against their digests, and the blobs they reference;
+// with sigstore on, also what is attached to each of those digests (cosign
+// .sig tags, referrers), whose blobs join the image's.
 #pragma once
 
 #include "registry/api.h"
@@ -15,13 +17,16 @@ struct FetchResult {
 
 class FetchManifests {
  public:
-  FetchManifests(RegistryApi& api, const RunControl& run) : api_(api), run_(run) {}
+  FetchManifests(RegistryApi& api, RunControl& run, bool sigstore = false) : api_(api), run_(run), sigstore_(sigstore) {}
   Task<FetchResult> operator()(ImageJob job) const;
 
  private:
-  Task<Status> collect(ImageJob& job, const std::string& digest, int depth) const;
+  Task<Status> collect(const Repository& source, const std::string& digest, int depth,
+                       std::vector<ManifestData>& manifests, std::vector<Descriptor>& blobs) const;
+  Task<Status> collect_attachments(ImageJob& job) const;
   RegistryApi& api_;
-  const RunControl& run_;
+  RunControl& run_;
+  bool sigstore_;
 };
 
 }  // namespace fastsync::stages

@@ -12,6 +12,16 @@ Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
     auto pushed = co_await api_.put_manifest(job.dest, top ? job.tag : m.digest, m);
     if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
+  // Signatures after what they sign, under cosign's tag (a referrer by its digest).
+  for (const auto& attached : job.attachments) {
+    for (std::size_t i = 0; i < attached.manifests.size(); ++i) {
+      bool top = i + 1 == attached.manifests.size();
+      const ManifestData& m = attached.manifests[i];
+      auto pushed = co_await api_.put_manifest(job.dest, top && !attached.tag.empty() ? attached.tag : m.digest, m);
+      if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
+    }
+    run_.progress.attachments_copied++;
+  }
   ImageOutcome o;
   o.id = job.id;
   o.status = ImageStatus::Copied;

@@ -11,13 +11,13 @@ namespace fastsync::stages {
 
 class PushManifests {
  public:
-  PushManifests(RegistryApi& api, const RunControl& run) : api_(api), run_(run) {}
+  PushManifests(RegistryApi& api, RunControl& run) : api_(api), run_(run) {}
   Task<ImageOutcome> operator()(ImageJob job) const;
 
  private:
   Task<ImageOutcome> tag_existing(ImageJob job) const;
   RegistryApi& api_;
-  const RunControl& run_;
+  RunControl& run_;
 };
 
 }  // namespace fastsync::stages

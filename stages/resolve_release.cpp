@@ -49,7 +49,7 @@ Task<ResolveResult> ResolveRelease::operator()() const {
   co_return ResolveResult{std::move(plan), std::nullopt};
 }
 
-Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, const RunControl& run,
+Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, RunControl& run,
                                                                    const Plan& plan) {
   struct Join {
     std::mutex mutex;

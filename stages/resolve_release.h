@@ -52,7 +52,7 @@ class ResolveRelease {
 
 // Every unique blob (and manifest) the plan's images need, with its size:
 // fetches their manifests (at most `concurrency` at once). For sizing an archive.
-Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, const RunControl& run,
+Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, RunControl& run,
                                                                    const Plan& plan);
 
 }  // namespace fastsync::stages

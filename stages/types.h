@@ -31,7 +31,13 @@ struct ImageJob {
   bool present = false;  // the destination already has this digest (set by CheckDestination)
   // Set by FetchManifests:
   std::vector<ManifestData> manifests;  // push order: list children first, the image itself last
-  std::vector<Descriptor> blobs;        // unique blobs of the image and its children
+  std::vector<Descriptor> blobs;        // unique blobs of the image, its children and its attachments
+  // Cosign signatures and referrers of the image and its children, pushed after it.
+  struct Attached {
+    std::string tag;                      // sha256-<hex>.sig, or empty (a referrer, pushed by digest)
+    std::vector<ManifestData> manifests;  // push order, the attachment itself last
+  };
+  std::vector<Attached> attachments;
   std::uint64_t size() const;           // bytes of `blobs`
   std::string source_ref() const { return source.str() + "@" + digest; }
   std::string dest_ref() const { return dest.str() + ":" + tag; }
@@ -80,6 +86,10 @@ struct Progress {
   std::atomic<std::uint64_t> blobs_failed{0};
   std::atomic<std::uint64_t> bytes_planned{0};  // sum of unique blob sizes seen so far
   std::atomic<std::uint64_t> bytes_done{0};     // of those, copied, mounted or present
+  // Cosign signatures and referrers travelling with the images.
+  std::atomic<std::uint64_t> attachments_found{0};
+  std::atomic<std::uint64_t> attachments_copied{0};
+  std::atomic<std::uint64_t> attachments_present{0};
   std::uint64_t images_finished() const { return images_copied + images_skipped + images_failed; }
 };
 
