@@ -260,7 +260,7 @@ def measure_floors(source, blobs, blob_dir, workdir, parallel, source_host=None)
 
 def fastsync_args(source_host, dest, extra=()):
     return [FASTSYNC, "--version", VERSION, "--source-registry", f"{source_host}/openshift-release-dev/ocp-release",
-            "--dest-registry", dest.host, "--pull-secret", PULL_SECRET, "--quiet", *extra]
+            "--dest-registry", dest.host, "--pull-secret", PULL_SECRET, "--quiet", "--no-signatures", *extra]
 
 
 def run_fastsync(source, workdir, extra=(), source_host=None, keep_dest=False, rerun=False):

@@ -190,7 +190,7 @@ def main():
             secret = write_secret(os.path.join(workdir, "ps-tls.json"), [])
             r, secs = mirror([bench.FASTSYNC, "--version", bench.VERSION, "--source-registry",
                               f"{source.host}/openshift-release-dev/ocp-release", "--dest-registry", dest.host,
-                              "--pull-secret", secret, "--ca-file", dest.ca, "--quiet"],
+                              "--pull-secret", secret, "--ca-file", dest.ca, "--quiet", "--no-signatures"],
                              env={**os.environ, "SSL_CERT_FILE": system})
             problems, blobs = check_exact(f"https://{dest.host}", fixture, dest.ca)
             results["tls"] = {"exit_code": r.returncode, "seconds": secs, "problems": problems, "blobs": blobs,
@@ -212,7 +212,7 @@ def main():
                 secret = write_secret(os.path.join(workdir, "ps-nginx.json"), [])
                 r, secs = mirror([bench.FASTSYNC, "--version", bench.VERSION, "--source-registry",
                                   f"{source.host}/openshift-release-dev/ocp-release", "--dest-registry", host,
-                                  "--pull-secret", secret, "--quiet"])
+                                  "--pull-secret", secret, "--quiet", "--no-signatures"])
                 problems, blobs = check_exact(f"http://{dest.host}", fixture)
                 seen = [json.loads(line) for line in open(access)]
                 refused = sum(1 for e in seen if e["status"] == 413)
@@ -234,7 +234,7 @@ def main():
                 secret = write_secret(os.path.join(workdir, "ps-tokens.json"), [slow.host, dest_front])
                 r, secs = mirror([bench.FASTSYNC, "--version", bench.VERSION, "--source-registry",
                                   f"{slow.host}/openshift-release-dev/ocp-release", "--dest-registry", dest_front,
-                                  "--pull-secret", secret, "--quiet", "--stall-timeout", "30"])
+                                  "--pull-secret", secret, "--quiet", "--no-signatures", "--stall-timeout", "30"])
                 problems, blobs = check_exact(f"http://{dest.host}", fixture)
                 entries = [json.loads(line) for line in open(source_log)] + [json.loads(line) for line in open(dest_log)]
                 tokens = sum(1 for e in entries if e["path"] == "/token")

@@ -28,14 +28,26 @@ Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
 }
 
 Task<Result<bool>> CheckDestination::attachments_present(const ImageJob& job) const {
-  auto found = co_await api_.attachments(job.source, job.digest);
-  if (!found) co_return found.error();
-  for (const auto& a : *found) {
-    auto there = co_await api_.manifest_digest(job.dest, a.tag.empty() ? a.digest : a.tag);
-    if (!there || *there != a.digest) co_return false;
+  // The image and, for a list, each child may be signed: the destination's
+  // copy (the same bytes as the source's) says which children there are.
+  std::vector<std::string> subjects{job.digest};
+  auto manifest = co_await api_.get_manifest(job.dest, job.digest);
+  if (!manifest) co_return false;
+  if (auto parsed = parse_manifest(manifest->bytes, manifest->media_type); parsed && parsed->is_list) {
+    for (const auto& child : parsed->children) subjects.push_back(child.digest);
   }
-  run_.progress.attachments_found += found->size();
-  run_.progress.attachments_present += found->size();
+  std::uint64_t found_here = 0;
+  for (const auto& subject : subjects) {
+    auto found = co_await api_.attachments(job.source, subject);
+    if (!found) co_return found.error();
+    for (const auto& a : *found) {
+      auto there = co_await api_.manifest_digest(job.dest, a.tag.empty() ? a.digest : a.tag);
+      if (!there || *there != a.digest) co_return false;
+    }
+    found_here += found->size();
+  }
+  run_.progress.attachments_found += found_here;
+  run_.progress.attachments_present += found_here;
   co_return true;
 }
 

@@ -254,7 +254,7 @@ TEST_P(InterruptedArchive, ToDirResumesKeepingEveryCompleteBlob) {
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::string archive = a.dir.file("archive");
   auto argv = a.to_dir(archive, {"--archive-size", "4MiB"}, "4.20.8", slow_host);
-  argv.insert(argv.begin(), tool_path("fastsync"));
+  argv = fastsync_argv(argv);
   {
     Process run(argv, a.dir.file("run.err"), {}, a.dir.file("run.out"));
     // Once the index vouches for some blobs, stop it.
@@ -323,7 +323,7 @@ TEST(Airgap, ADiskTooSmallIsRefusedUpFrontAndADiskThatFillsStopsTheRunCleanly) {
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::string archive = a.dir.file("disk/archive");
   auto argv = a.to_dir(archive, {}, "4.20.8", slow_host);
-  argv.insert(argv.begin(), tool_path("fastsync"));
+  argv = fastsync_argv(argv);
   Process run(argv, a.dir.file("run.err"), {}, a.dir.file("run.out"));
   while (run.running() && !(fs::exists(archive + "/fastsync-archive.json") && ArchiveView(archive).blobs().size() >= 5)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling interval

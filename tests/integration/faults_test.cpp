@@ -235,7 +235,7 @@ TEST(Faults, DestinationRestartedMidRunThenARerunCompletes) {
   Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "4"}, s.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   auto argv = s.args(slow_host, s.dest.host(), {"--retries", "2"});
-  argv.insert(argv.begin(), tool_path("fastsync"));
+  argv = fastsync_argv(argv);
   Process run(argv, s.dir.file("run.err"), {}, s.dir.file("run.out"));
   // Once uploads are landing, pull the destination out from under it and bring it back.
   while (run.running()) {
@@ -264,7 +264,7 @@ TEST(Faults, SignalsAtRandomPointsNeverLeaveHalfPushedImages) {
   for (int round = 0; round < 3; ++round) {
     int sig = round % 2 ? SIGTERM : SIGINT;
     auto argv = s.args(slow_host, s.dest.host());
-    argv.insert(argv.begin(), tool_path("fastsync"));
+    argv = fastsync_argv(argv);
     Process run(argv, s.dir.file("run.err"), {}, s.dir.file("run.out"));
     std::size_t target = puts_seen + 1 + rng() % 12;  // a random point, later each round
     while (run.running()) {

@@ -68,7 +68,13 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
     argv.push_back(a.metadata_version);
   }
   if (a.release_only) argv.push_back("--release-only");
-  auto r = run_command(argv);
+  if (!a.verification_key_file.empty()) argv.insert(argv.end(), {"--verification-key", a.verification_key_file});
+  if (!a.sign_key.empty()) argv.insert(argv.end(), {"--sign-key", a.sign_key});
+  if (!a.signature_store_dir.empty()) argv.insert(argv.end(), {"--signature-store-dir", a.signature_store_dir});
+  if (a.sigstore_every > 0) argv.insert(argv.end(), {"--sigstore-every", std::to_string(a.sigstore_every)});
+  std::vector<std::string> env;
+  if (!a.gnupg_home.empty()) env.push_back("GNUPGHOME=" + a.gnupg_home);
+  auto r = run_command(argv, env);
   if (r.exit_code != 0) throw std::runtime_error("fastsync-fixture failed: " + r.err);
   rapidjson::Document d;
   std::string json = read_file(dir.file("fixture.json"));
@@ -80,15 +86,31 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
   for (const auto& c : d["components"].GetArray()) f.components.push_back(image_from(c));
   f.unique_blobs = d["unique_blobs"].GetUint64();
   f.unique_blob_bytes = d["unique_blob_bytes"].GetUint64();
+  f.release_signature = d["release_signature"].GetString();
+  for (const auto& sig : d["sigstore"].GetArray()) {
+    f.sigstore.push_back(FixtureSignature{sig["repository"].GetString(), sig["tag"].GetString(),
+                                          sig["digest"].GetString(), sig["subject"].GetString()});
+  }
   return f;
+}
+
+std::vector<std::string> fastsync_argv(std::vector<std::string> args) {
+  bool about_signatures = false;
+  for (const auto& a : args) {
+    about_signatures = about_signatures || a.rfind("--signature", 0) == 0 || a == "--require-signatures" ||
+                       a == "--no-signatures" || a == "--from-dir" || a == "--help";
+  }
+  if (!about_signatures) args.push_back("--no-signatures");
+  args.insert(args.begin(), tool_path("fastsync"));
+  return args;
 }
 
 RunResult run_fastsync(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
                        std::chrono::seconds deadline) {
   std::vector<std::string> argv;
   if (deadline.count() > 0) argv = {"timeout", "--kill-after=5", std::to_string(deadline.count())};
-  argv.push_back(tool_path("fastsync"));
-  argv.insert(argv.end(), args.begin(), args.end());
+  auto command = fastsync_argv(args);
+  argv.insert(argv.end(), command.begin(), command.end());
   auto r = run_command(argv, extra_env);
   return RunResult{r.exit_code, r.out, r.err};
 }

@@ -23,6 +23,13 @@ struct FixtureImage {
   std::vector<std::string> blobs;
 };
 
+struct FixtureSignature {
+  std::string repository;
+  std::string tag;
+  std::string digest;
+  std::string subject;
+};
+
 struct FixtureRelease {
   std::string version;
   std::string arch;
@@ -30,6 +37,8 @@ struct FixtureRelease {
   std::vector<FixtureImage> components;
   std::uint64_t unique_blobs = 0;
   std::uint64_t unique_blob_bytes = 0;
+  std::string release_signature;            // the signature file the fixture wrote
+  std::vector<FixtureSignature> sigstore;   // cosign .sig tags it pushed
   std::vector<std::string> all_blobs() const;  // unique, release included
 };
 
@@ -44,7 +53,16 @@ struct FixtureArgs {
   std::string metadata_version;
   bool release_only = false;
   std::uint64_t seed = 7;
+  // Signatures (see fastsync-fixture --help): a key to ship in the payload, a
+  // secret key in `gnupg_home` to sign with, where the signature store lives,
+  // cosign .sig tags for every Nth component.
+  std::string verification_key_file;
+  std::string sign_key;
+  std::string gnupg_home;
+  std::string signature_store_dir;
+  int sigstore_every = 0;
 };
+
 
 // Throws if the tool fails.
 FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& args);
@@ -54,6 +72,10 @@ struct RunResult {
   std::string out;
   std::string err;
 };
+// The fastsync command line for `args`. Tests that are not about release
+// signatures get --no-signatures: the official signature stores are on the
+// internet, which tests never reach.
+std::vector<std::string> fastsync_argv(std::vector<std::string> args);
 // With a deadline, a run still going at it is killed and reports exit code 124.
 RunResult run_fastsync(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
                        std::chrono::seconds deadline = std::chrono::seconds(0));
