@@ -171,13 +171,24 @@ TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
   EXPECT_EQ(report["summary"]["skipped"].GetUint64(), fixture.components.size() + 1);
   EXPECT_EQ(report["summary"]["copied"].GetUint64(), 0u);
   EXPECT_EQ(source.blob_gets().size(), gets_before) << "a rerun fetched blobs";
-  // Resolving the release is all the source sees: ping, the release manifest.
-  std::size_t manifest_gets = 0;
+  // Resolving the release is all the source sees: ping, the release manifest;
+  // besides, per image, whether it has cosign signatures (HEAD of its .sig tag,
+  // the referrers API), which it does not.
+  std::size_t manifest_gets = 0, signature_heads = 0, other = 0;
   auto requests = source.requests();
   for (std::size_t i = requests_before; i < requests.size(); ++i) {
-    if (requests[i].uri.find("/manifests/") != std::string::npos) ++manifest_gets;
+    const auto& q = requests[i];
+    if (q.method == "GET" && q.uri.find("/manifests/") != std::string::npos) {
+      ++manifest_gets;
+    } else if (q.method == "HEAD" && q.uri.find(".sig") != std::string::npos) {
+      ++signature_heads;
+    } else if (q.uri.find("/referrers/") == std::string::npos && q.uri != "/v2/") {
+      ADD_FAILURE() << q.method << " " << q.uri;
+      ++other;
+    }
   }
   EXPECT_EQ(manifest_gets, 1u);
+  EXPECT_GE(signature_heads, fixture.components.size() + 1);
   EXPECT_NE(r.out.find("0 copied, " + std::to_string(fixture.components.size() + 1) + " skipped"), std::string::npos)
       << r.out;
 

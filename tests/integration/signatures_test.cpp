@@ -337,5 +337,62 @@ TEST_F(Signatures, RerunAddsMissingSigTags) {
   EXPECT_TRUE(check_mirror(source, dest, "openshift/release", fixture).empty());
 }
 
+// OCI 1.1 referrers (an SBOM, say) travel with the image they refer to when the
+// source answers the referrers API: pushed by digest, byte for byte, with blobs.
+TEST_F(Signatures, ReferrersTravelWhereTheSourceAnswersTheApi) {
+  TestRegistry source, dest;
+  FixtureArgs a;
+  a.components = 6;
+  auto fixture = push_fixture(source, a);
+  const auto& subject = fixture.components.at(2);
+  const std::string repo = "openshift-release-dev/ocp-v4.0-art-dev";
+
+  // A referrer pushed with the curl CLI: an SBOM-like artifact whose subject is one component.
+  write_file(dir_.file("config.json"), "{}");
+  write_file(dir_.file("sbom.json"), R"({"spdxVersion":"SPDX-2.3","name":"component"})");
+  std::string config = curl_push_blob(source, repo, dir_.file("config.json"));
+  std::string sbom = curl_push_blob(source, repo, dir_.file("sbom.json"));
+  std::string subject_manifest = skopeo_raw_manifest(source, repo + "@" + subject.digest);
+  std::string referrer = fmt::format(
+      R"({{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/spdx+json",)"
+      R"("config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{}","size":2}},)"
+      R"("layers":[{{"mediaType":"application/spdx+json","digest":"{}","size":{}}}],)"
+      R"("subject":{{"mediaType":"{}","digest":"{}","size":{}}}}})",
+      config, sbom, read_file(dir_.file("sbom.json")).size(), subject.media_type, subject.digest,
+      subject_manifest.size());
+  std::string referrer_digest = sha256_digest(referrer);
+  write_file(dir_.file("referrer.json"), referrer);
+  auto put = curl_command(source);
+  for (std::string arg : {std::string("-f"), std::string("-X"), std::string("PUT"), std::string("-H"),
+                          std::string("Content-Type: application/vnd.oci.image.manifest.v1+json"),
+                          std::string("--data-binary"), "@" + dir_.file("referrer.json"),
+                          source.url() + "/v2/" + repo + "/manifests/" + referrer_digest}) {
+    put.push_back(arg);
+  }
+  ASSERT_EQ(run_command(put).exit_code, 0);
+  write_file(dir_.file("referrers.json"),
+             fmt::format(R"({{"{}@{}":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}",)"
+                         R"("size":{},"artifactType":"application/spdx+json"}}]}})",
+                         repo, subject.digest, referrer_digest, referrer.size()));
+  Process front({"/usr/bin/python3", source_dir() + "/tests/servers/referrers_front.py", "--upstream", source.host(),
+                 "--referrers", dir_.file("referrers.json")},
+                dir_.file("front.log"));
+  std::string front_host = "127.0.0.1:" + front.wait_ready().at("port");
+
+  auto args = std::vector<std::string>{"--version", "4.20.8", "--source-registry",
+                                       front_host + "/openshift-release-dev/ocp-release", "--dest-registry",
+                                       dest.host(), "--pull-secret", secret_, "--insecure", "-q", "--no-signatures"};
+  auto r = run_fastsync(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(read_file(dir_.file("front.log")).find("/referrers/" + subject.digest), std::string::npos);
+  EXPECT_EQ(skopeo_raw_manifest(dest, "openshift/release@" + referrer_digest), referrer);
+  EXPECT_EQ(curl_blob(dest, "openshift/release", sbom), read_file(dir_.file("sbom.json")));
+  EXPECT_NE(r.out.find("sigstore: 1 found, 1 copied"), std::string::npos) << r.out;
+
+  auto again = run_fastsync(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("sigstore: 1 found, 0 copied, 1 already present"), std::string::npos) << again.out;
+}
+
 }  // namespace
 }  // namespace fastsync::testing

@@ -111,7 +111,14 @@ TEST(MirrorGraph, ARerunSkipsEverythingAndPullsNothing) {
   stages::RunControl first;
   (void)graph::run_mirror(rel.fake, first, rel.spec(), small_limits());
   std::size_t copies = rel.fake.count("copy_blob");
-  std::size_t gets = rel.fake.count("get_manifest");
+  // Manifests read at the source (the destination's own copies may be read: a
+  // present list's children are asked for cosign signatures).
+  auto source_gets = [&] {
+    std::size_t n = 0;
+    for (const auto& e : rel.fake.events()) n += e.op == "get_manifest" && e.repo != rel.dest.str() ? 1 : 0;
+    return n;
+  };
+  std::size_t gets = source_gets();
   stages::RunControl second;
   auto result = graph::run_mirror(rel.fake, second, rel.spec(), small_limits());
   for (const auto& o : result.outcomes) {
@@ -119,7 +126,7 @@ TEST(MirrorGraph, ARerunSkipsEverythingAndPullsNothing) {
     EXPECT_EQ(o->status, ImageStatus::Skipped);
   }
   EXPECT_EQ(rel.fake.count("copy_blob"), copies);
-  EXPECT_EQ(rel.fake.count("get_manifest"), gets + 1);  // only the release tag, to resolve it
+  EXPECT_EQ(source_gets(), gets + 1);  // only the release tag, to resolve it
   EXPECT_EQ(second.progress.blobs_total.load(), 0u);
 }
 
