@@ -1,9 +1,13 @@
 #include "cli/archive_mode.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/statvfs.h>
 
 #include "release/release.h"
+#include "release/update_graph.h"
+
+#include <algorithm>
 
 namespace fastsync::cli {
 
@@ -21,7 +25,8 @@ Result<ArchiveSource> open_archive_source(const CliOptions& o) {
   std::string have;
   for (const auto& r : releases) {
     have += (have.empty() ? "" : ", ") + r.version + "-" + r.arch;
-    if ((o.version.empty() || r.version == o.version) && (!o.arch_given || r.arch == o.arch)) matching.push_back(&r);
+    bool wanted = o.versions.empty() || std::find(o.versions.begin(), o.versions.end(), r.version) != o.versions.end();
+    if (wanted && (!o.arch_given || r.arch == o.arch)) matching.push_back(&r);
   }
   if (releases.empty()) {
     return Error::make(ErrorKind::Invalid, fmt::format("archive {} holds no finished release (was its --to-dir run "
@@ -30,16 +35,24 @@ Result<ArchiveSource> open_archive_source(const CliOptions& o) {
   }
   if (matching.empty()) {
     return Error::make(ErrorKind::Invalid, fmt::format("archive {} does not hold {}{} (it holds {})", o.from_dir,
-                                                       o.version.empty() ? "that release" : o.version,
+                                                       o.versions.empty() ? std::string("that release")
+                                                                          : fmt::format("{}", fmt::join(o.versions, ", ")),
                                                        o.arch_given ? "-" + o.arch : "", have));
   }
-  if (matching.size() > 1) {
-    return Error::make(ErrorKind::Invalid, fmt::format("archive {} holds several releases ({}): choose one with --version",
-                                                       o.from_dir, have));
+  std::string arch = matching.front()->arch;
+  for (const auto* r : matching) {
+    if (r->arch != arch) {
+      return Error::make(ErrorKind::Invalid, fmt::format("archive {} holds releases of several architectures ({}): "
+                                                         "choose one with --arch",
+                                                         o.from_dir, have));
+    }
   }
   ArchiveSource source;
-  source.release = *matching.front();
-  std::string repo = source.release.tag.substr(0, source.release.tag.rfind(':'));
+  for (const auto* r : matching) source.releases.push_back(*r);
+  std::sort(source.releases.begin(), source.releases.end(), [](const auto& a, const auto& b) {
+    return release::compare_versions(a.version, b.version).value_or(0) < 0;
+  });
+  std::string repo = source.releases.front().tag.substr(0, source.releases.front().tag.rfind(':'));
   source.repository = Repository{(*reader)->host(), repo};
   source.reader = std::move(*reader);
   return source;
@@ -84,6 +97,9 @@ std::map<std::string, std::string> archive_refs(const stages::Plan& plan,
                                                 const std::vector<std::optional<stages::ImageOutcome>>& outcomes) {
   std::map<std::string, std::string> refs;
   for (std::size_t i = 0; i < plan.images.size() && i < outcomes.size(); ++i) {
+    for (const auto& extra : plan.images[i].extra_tags) {
+      if (outcomes[i] && outcomes[i]->status != stages::ImageStatus::Failed) refs[extra] = plan.images[i].digest;
+    }
     const auto& o = outcomes[i];
     if (!o || o->status == stages::ImageStatus::Failed) continue;
     refs[plan.images[i].tag] = plan.images[i].digest;

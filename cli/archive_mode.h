@@ -17,11 +17,11 @@ namespace fastsync::cli {
 // --from-dir: the archive, and which of its releases to mirror.
 struct ArchiveSource {
   std::unique_ptr<release::ArchiveReader> reader;
-  release::ArchiveRelease release;
-  Repository repository;  // where the release is tagged inside the archive
+  std::vector<release::ArchiveRelease> releases;  // oldest first
+  Repository repository;  // where the releases are tagged inside the archive
 };
-// Opens DIR (every volume there, sizes right) and picks the release matching
-// --version/--arch, or the only one.
+// Opens DIR (every volume there, sizes right) and picks the releases matching
+// --version/--arch, or all of them.
 Result<ArchiveSource> open_archive_source(const CliOptions& o);
 
 // Before anything is pushed from an incremental archive: every blob it relies

@@ -13,6 +13,7 @@
 #include "cli/archive_mode.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "cli/release_choice.h"
 #include "cli/signals.h"
 #include "graph/mirror_graph.h"
 #include "registry/client.h"
@@ -91,13 +92,14 @@ Result<std::vector<release::PublicKey>> load_keyring(const std::string& path) {
 }
 
 // The ConfigMap oc adm release mirror writes, so the cluster can verify upgrades to this release.
-std::optional<std::string> write_signature_config_map(const std::string& dir, const stages::Plan& plan) {
+std::optional<std::string> write_signature_config_map(const std::string& dir, const stages::PlannedRelease& planned) {
   std::vector<std::string> signatures;
-  for (const auto& v : plan.signatures.verified) signatures.push_back(v.bytes);
+  for (const auto& v : planned.signatures.verified) signatures.push_back(v.bytes);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  std::string path = (std::filesystem::path(dir) / release::signature_config_map_file(plan.release.manifest.digest)).string();
-  if (!write_text_file(path, release::signature_config_map_json(plan.release.manifest.digest, signatures))) {
+  const std::string& digest = planned.release.manifest.digest;
+  std::string path = (std::filesystem::path(dir) / release::signature_config_map_file(digest)).string();
+  if (!write_text_file(path, release::signature_config_map_json(digest, signatures))) {
     return std::nullopt;
   }
   return path;
@@ -217,31 +219,44 @@ int run_mirror_command(const CliOptions& o) {
       [&run](int sig) { run.cancel(sig == SIGINT ? "interrupted by SIGINT" : "terminated by SIGTERM"); },
       [&console, &client] { console.log_line(client.describe_activity()); });
 
+  // Which releases: --version, the update graph's channels, or the archive's.
+  ReleaseChoice choice;
+  if (archive_in) {
+    for (const auto& r : archive_in->releases) choice.releases.push_back(stages::ReleaseWanted{r.version, {}});
+  } else {
+    WebFetcher web(engine, store_trust, registry_options);
+    auto chosen = choose_releases(web, o);
+    if (!chosen) {
+      print_error(chosen.error().message);
+      return kExitUnusable;
+    }
+    choice = std::move(*chosen);
+    std::fputs(format_choice(o, choice).c_str(), stdout);
+  }
+
   stages::MirrorSpec spec;
-  spec.version = o.version;
-  spec.arch = o.arch;
+  spec.releases = choice.releases;
+  spec.arch = archive_in ? archive_in->releases.front().arch : o.arch;
   spec.platform = o.release_platform;
-  spec.source = Repository{source_ref.registry, source_ref.repository};
-  spec.dest = Repository{dest_host.host, o.dest_repo};
+  spec.source = archive_in ? archive_in->repository : Repository{source_ref.registry, source_ref.repository};
+  spec.dest = archive_out ? Repository{archive_out->host(), o.dest_repo} : Repository{dest_host.host, o.dest_repo};
   spec.check_destination = !o.dry_run;
   spec.signatures = signature_settings;
   spec.sigstore = !o.no_sigstore;
-  if (archive_in) {
-    spec.version = archive_in->release.version;
-    spec.arch = archive_in->release.arch;
-    spec.source = archive_in->repository;
-  }
-  if (archive_out) spec.dest = Repository{archive_out->host(), o.dest_repo};
+  // Where the cluster pulls each release from (an archive remembers it).
+  auto release_source = [&](std::size_t i, const release::Release& rel) {
+    return archive_in ? archive_in->releases[i].source : rel.repository.str();
+  };
 
   RunSummary summary;
-  summary.version = spec.version;
+  summary.version = spec.releases.front().version;
   summary.arch = spec.arch;
   summary.dry_run = o.dry_run;
-  summary.release_source = spec.source.str() + ":" + spec.version + "-" + spec.arch;
+  summary.release_source = spec.source.str() + ":" + release::release_tag(summary.version, spec.arch);
   summary.pull_secret = secret->path;
   summary.dest_repository = spec.dest.str();
   summary.release.name = "release";
-  summary.release.dest = spec.dest.str() + ":" + spec.version + "-" + spec.arch;
+  summary.release.dest = spec.dest.str() + ":" + release::release_tag(summary.version, spec.arch);
   auto started = std::chrono::steady_clock::now();
   auto signal_exit = [&]() { return 128 + signals.received(); };
   auto stamp = [&] {
@@ -257,31 +272,70 @@ int run_mirror_command(const CliOptions& o) {
     }
     return exit_code;
   };
+  auto resolve_failed = [&](const Error& error) {
+    print_error(error.message);
+    summary.release.status = "failed";
+    summary.release.error = error.message;
+    return finish(signals.received() ? signal_exit() : kExitUnusable);
+  };
+  // Each release's row; `outcomes` empty for a dry run.
+  auto summarize_releases = [&](const stages::Plan& plan, const std::vector<std::optional<stages::ImageOutcome>>& outcomes,
+                                const std::string& stopped) {
+    summary.releases.clear();
+    for (std::size_t i = 0; i < plan.releases.size(); ++i) {
+      const auto& planned = plan.releases[i];
+      ReleaseSummary r;
+      r.version = planned.release.version;
+      r.arch = planned.release.arch;
+      r.source = release_source(i, planned.release) + "@" + planned.release.manifest.digest;
+      r.digest = planned.release.manifest.digest;
+      r.dest = plan.release_job(i).dest_ref();
+      ImageRow row = outcomes.empty() ? planned_row(plan.release_job(i))
+                                      : row_for(plan.release_job(i), outcomes[planned.job], stopped);
+      r.status = row.status;
+      r.error = row.error;
+      r.components = planned.components.size();
+      for (auto id : planned.components) {
+        if (outcomes.empty() || !outcomes[id] || outcomes[id]->status == stages::ImageStatus::Failed) {
+          r.failed += outcomes.empty() ? 0 : 1;
+        } else if (outcomes[id]->status == stages::ImageStatus::Copied) {
+          ++r.copied;
+        } else {
+          ++r.skipped;
+        }
+      }
+      r.signatures = summarize_signatures(planned.signatures, planned.release);
+      for (const auto& chosen : choice.from_graph) {
+        if (chosen.version != r.version) continue;
+        for (const auto& risk : chosen.risks) r.risks.push_back(fmt::format("{}: {} ({})", risk.name, risk.message, risk.url));
+      }
+      summary.releases.push_back(std::move(r));
+    }
+    summary.release_source = plan.release_job().source_ref();
+    summary.release_digest = plan.release_job().digest;
+    summary.signatures = summary.releases.front().signatures;
+  };
 
   if (o.dry_run) {
     stages::ResolveRelease resolve(api, run, spec);
     auto resolved = sync_wait(resolve());
-    if (!resolved.plan) {
-      print_error(resolved.error->message);
-      summary.release.status = "failed";
-      summary.release.error = resolved.error->message;
-      return finish(signals.received() ? signal_exit() : kExitUnusable);
-    }
+    if (!resolved.plan) return resolve_failed(*resolved.error);
     const auto& plan = *resolved.plan;
     std::fputs(format_plan(plan).c_str(), stdout);
-    summary.signatures = summarize_signatures(plan.signatures, plan.release);
-    if (summary.signatures.checked) {
-      std::fputs((summary.signatures.verified.empty()
-                      ? fmt::format("# signatures: warning: {}\n", summary.signatures.warning)
-                      : fmt::format("# signatures: {} verified by {}\n", summary.signatures.verified.size(),
-                                    summary.signatures.keys))
+    summarize_releases(plan, {}, {});
+    for (const auto& r : summary.releases) {
+      if (!r.signatures.checked) continue;
+      std::fputs((r.signatures.verified.empty()
+                      ? fmt::format("# signatures of {}: warning: {}\n", r.version, r.signatures.warning)
+                      : fmt::format("# signatures of {}: {} verified by {}\n", r.version, r.signatures.verified.size(),
+                                    r.signatures.keys))
                      .c_str(),
                  stdout);
     }
-    summary.release_source = plan.release_job().source_ref();
-    summary.release_digest = plan.release_job().digest;
     summary.release = planned_row(plan.release_job());
-    for (std::size_t i = 0; i + 1 < plan.images.size(); ++i) summary.components.push_back(planned_row(plan.images[i]));
+    for (const auto& job : plan.images) {
+      if (!job.is_release) summary.components.push_back(planned_row(job));
+    }
     return finish(kExitOk);
   }
 
@@ -298,20 +352,13 @@ int run_mirror_command(const CliOptions& o) {
   if (archive_out) {
     stages::ResolveRelease resolve(api, run, spec);
     auto resolved = sync_wait(resolve());
-    if (!resolved.plan) {
-      print_error(resolved.error->message);
-      summary.release.status = "failed";
-      summary.release.error = resolved.error->message;
+    if (!resolved.plan) return resolve_failed(*resolved.error);
+    auto room = sync_wait(check_free_space(api, run, *resolved.plan, *archive_out));
+    if (!room) {
+      print_error(room.error().message);
       return finish(signals.received() ? signal_exit() : kExitUnusable);
     }
-    {
-      auto room = sync_wait(check_free_space(api, run, *resolved.plan, *archive_out));
-      if (!room) {
-        print_error(room.error().message);
-        return finish(signals.received() ? signal_exit() : kExitUnusable);
-      }
-      known_plan = std::move(resolved.plan);
-    }
+    known_plan = std::move(resolved.plan);
   }
 
   graph::StageLimits limits;
@@ -330,27 +377,25 @@ int run_mirror_command(const CliOptions& o) {
 
   if (!result.plan) {
     std::string why = result.resolve_error ? result.resolve_error->message : run.reason();
-    print_error(why);
-    summary.release.status = "failed";
-    summary.release.error = why;
-    return finish(signals.received() ? signal_exit() : kExitUnusable);
+    return resolve_failed(Error::make(ErrorKind::Invalid, why));
   }
   const auto& plan = *result.plan;
   std::string stopped = run.cancelled() ? run.reason() : "";
-  summary.release_source = plan.release_job().source_ref();
-  summary.release_digest = plan.release_job().digest;
-  summary.release = row_for(plan.release_job(), result.outcomes.back(), stopped);
-  for (std::size_t i = 0; i + 1 < plan.images.size(); ++i) {
-    summary.components.push_back(row_for(plan.images[i], result.outcomes[i], stopped));
+  summarize_releases(plan, result.outcomes, stopped);
+  summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
+  for (std::size_t i = 0; i < plan.images.size(); ++i) {
+    if (!plan.images[i].is_release) summary.components.push_back(row_for(plan.images[i], result.outcomes[i], stopped));
   }
-  auto count = [&](const std::string& status) {
-    std::uint64_t n = summary.release.status == status ? 1 : 0;
-    for (const auto& r : summary.components) n += r.status == status ? 1 : 0;
-    return n;
-  };
-  summary.images_copied = count("copied");
-  summary.images_skipped = count("skipped");
-  summary.images_failed = count("failed");
+  std::uint64_t copied = 0, skipped = 0, failed = 0;
+  for (std::size_t i = 0; i < plan.images.size(); ++i) {
+    auto row = row_for(plan.images[i], result.outcomes[i], stopped);
+    copied += row.status == "copied";
+    skipped += row.status == "skipped";
+    failed += row.status == "failed";
+  }
+  summary.images_copied = copied;
+  summary.images_skipped = skipped;
+  summary.images_failed = failed;
   const auto& p = run.progress;
   summary.blobs_unique = p.blobs_total;
   summary.blobs_copied = p.blobs_copied;
@@ -364,7 +409,6 @@ int run_mirror_command(const CliOptions& o) {
   summary.sigstore.failed = summary.sigstore.found - std::min(summary.sigstore.found, summary.sigstore.copied +
                                                                                        summary.sigstore.present);
   summary.stopped_because = stopped;
-  summary.signatures = summarize_signatures(plan.signatures, plan.release);
 
   int exit_code = signals.received()       ? signal_exit()
                   : !stopped.empty()       ? kExitUnusable
@@ -373,18 +417,25 @@ int run_mirror_command(const CliOptions& o) {
   stamp();
   std::fputs(format_summary(summary).c_str(), stdout);
   if (!stopped.empty() && !signals.received()) print_error(stopped);
-  if (!summary.signatures.warning.empty()) {
-    std::fprintf(stderr, "fastsync: warning: %s\n", summary.signatures.warning.c_str());
+  for (const auto& r : summary.releases) {
+    if (!r.signatures.warning.empty()) std::fprintf(stderr, "fastsync: warning: %s\n", r.signatures.warning.c_str());
   }
 
-  bool release_in_place = summary.release.status == "copied" || summary.release.status == "skipped";
+  auto in_place = [&](std::size_t i) {
+    const auto& status = summary.releases[i].status;
+    return status == "copied" || status == "skipped";
+  };
+  bool any_in_place = false;
+  for (std::size_t i = 0; i < plan.releases.size(); ++i) any_in_place = any_in_place || in_place(i);
   if (archive_out) {
     std::vector<release::ArchiveRelease> releases;
-    if (release_in_place) {
-      release::ArchiveRelease carried{spec.version, spec.arch, spec.dest.path + ":" + plan.release.tag,
-                                      plan.release.manifest.digest, plan.release.repository.str(), {}};
+    for (std::size_t i = 0; i < plan.releases.size(); ++i) {
+      if (!in_place(i)) continue;
+      const auto& rel = plan.releases[i].release;
+      release::ArchiveRelease carried{rel.version, rel.arch, spec.dest.path + ":" + rel.tag, rel.manifest.digest,
+                                      rel.repository.str(), {}};
       // Only what verified crosses the gap; the far side verifies it again.
-      for (const auto& v : plan.signatures.verified) carried.signatures.push_back(v.bytes);
+      for (const auto& v : plan.releases[i].signatures.verified) carried.signatures.push_back(v.bytes);
       releases.push_back(std::move(carried));
     }
     auto finished = archive_out->finish(releases, archive_refs(plan, result.outcomes), exit_code == kExitOk);
@@ -411,29 +462,44 @@ int run_mirror_command(const CliOptions& o) {
     std::fflush(stdout);
     return finish(exit_code);
   }
-  if (release_in_place) {
-    // What the cluster asks for: image-references' names, and the release repository it came from.
-    auto sources = mirrored_sources(plan, archive_in ? archive_in->release.source : std::string());
+  if (any_in_place) {
+    // What the cluster asks for: image-references' names, and the release repositories they came from.
+    std::vector<std::string> release_sources;
+    if (archive_in) {
+      for (const auto& r : archive_in->releases) release_sources.push_back(r.source);
+    }
+    auto sources = mirrored_sources(plan, release_sources);
     std::string mirror = spec.dest.str();
-    std::string name = dns_name("fastsync-" + o.version + "-" + o.arch);
+    std::string versions = plan.releases.front().release.version;
+    if (plan.releases.size() > 1) versions += "-" + plan.releases.back().release.version;
+    std::string name = dns_name("fastsync-" + versions + "-" + spec.arch);
     std::string mirror_set = format_mirror_set(sources, mirror, name, o.icsp);
-    std::fputs(fmt::format("\n# To pull the release from the mirror, apply to the cluster:\n{}\n"
-                           "# Or, for a new cluster, add to install-config.yaml:\n{}\n"
-                           "# Install or upgrade with: {}@{}\n",
-                           mirror_set, format_install_config(sources, mirror),
-                           archive_in ? archive_in->release.source : spec.source.str(), summary.release_digest)
+    std::string install;
+    for (std::size_t i = 0; i < plan.releases.size(); ++i) {
+      if (!in_place(i)) continue;
+      install += fmt::format("# {} {} with: {}@{}\n", i == 0 ? "Install or upgrade" : "               or",
+                             plan.releases[i].release.version, release_source(i, plan.releases[i].release),
+                             plan.releases[i].release.manifest.digest);
+    }
+    std::fputs(fmt::format("\n# To pull the release{} from the mirror, apply to the cluster:\n{}\n"
+                           "# Or, for a new cluster, add to install-config.yaml:\n{}\n{}",
+                           plan.releases.size() > 1 ? "s" : "", mirror_set, format_install_config(sources, mirror),
+                           install)
                    .c_str(),
                stdout);
     if (!o.idms_out.empty() && !write_text_file(o.idms_out, mirror_set) && exit_code == kExitOk) {
       exit_code = kExitSomeFailed;
     }
-    if (!plan.signatures.verified.empty()) {
-      auto written = write_signature_config_map(o.signature_dir, plan);
+    for (std::size_t i = 0; i < plan.releases.size(); ++i) {
+      const auto& planned = plan.releases[i];
+      if (!in_place(i) || planned.signatures.verified.empty()) continue;
+      auto written = write_signature_config_map(o.signature_dir, planned);
       if (written) {
-        summary.signatures.config_map = *written;
-        std::fputs(fmt::format("# So the cluster can verify upgrades to this release ({} signature(s) verified), "
-                               "apply:\noc apply -f {}\n",
-                               plan.signatures.verified.size(), *written)
+        summary.releases[i].signatures.config_map = *written;
+        if (i == 0) summary.signatures.config_map = *written;
+        std::fputs(fmt::format("# So the cluster can verify upgrades to {} ({} signature(s) verified), apply:\n"
+                               "oc apply -f {}\n",
+                               planned.release.version, planned.signatures.verified.size(), *written)
                        .c_str(),
                    stdout);
       } else if (exit_code == kExitOk) {

@@ -8,6 +8,7 @@
 
 #include "registry/reference.h"
 #include "release/release.h"
+#include "release/update_graph.h"
 
 namespace po = boost::program_options;
 
@@ -39,7 +40,41 @@ std::optional<std::string> validate(CliOptions& o) {
   if (!o.to_dir.empty() && !o.dest_registry.empty()) {
     return std::string("--to-dir takes the place of --dest-registry: give one of them");
   }
-  if (o.from_dir.empty() && o.version.empty()) return std::string("--version is required (see fastsync --help)");
+  // "--version 4.20.8,4.20.9 --version 4.20.10": one list, in the order given, each once.
+  std::vector<std::string> versions;
+  for (const auto& v : o.versions) {
+    std::size_t start = 0;
+    while (start <= v.size()) {
+      auto comma = v.find(',', start);
+      std::string one = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (one.empty()) return fmt::format("--version \"{}\" has an empty entry", v);
+      if (std::find(versions.begin(), versions.end(), one) == versions.end()) versions.push_back(one);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  o.versions = versions;
+  if (!o.channels.empty() && !o.versions.empty()) {
+    return std::string("--version and --channel both choose releases: give one of them");
+  }
+  if (o.channels.empty() && (!o.min_version.empty() || !o.max_version.empty() || o.shortest_path)) {
+    return std::string("--min-version, --max-version and --shortest-path go with --channel");
+  }
+  if (!o.channels.empty() && !o.from_dir.empty()) {
+    return std::string("--channel goes with the connected side: --from-dir mirrors the releases its archive holds");
+  }
+  if (!o.channels.empty() && o.graph_url.rfind("https://", 0) != 0 && o.graph_url.rfind("http://", 0) != 0) {
+    return fmt::format("--graph-url \"{}\" must be an http:// or https:// URL", o.graph_url);
+  }
+  for (const auto* flag : {&o.min_version, &o.max_version}) {
+    if (!flag->empty() && !release::is_release_version(*flag)) {
+      return fmt::format("--{} \"{}\" is not a release version (e.g. 4.20.8)",
+                         flag == &o.min_version ? "min-version" : "max-version", *flag);
+    }
+  }
+  if (o.from_dir.empty() && o.versions.empty() && o.channels.empty()) {
+    return std::string("--version (or --channel) is required (see fastsync --help)");
+  }
   if (!o.since.empty() && o.to_dir.empty()) return std::string("--since goes with --to-dir");
   if (o.no_signatures && o.require_signatures) {
     return std::string("--no-signatures and --require-signatures cannot be combined");
@@ -75,8 +110,10 @@ std::optional<std::string> validate(CliOptions& o) {
   if (!release::is_known_arch(o.arch)) {
     return fmt::format("--arch must be one of x86_64, aarch64, ppc64le, s390x, multi (got \"{}\")", o.arch);
   }
-  if (!o.version.empty() && !is_valid_tag(release::release_tag(o.version, o.arch))) {
-    return fmt::format("--version \"{}\" is not a release version (e.g. 4.20.8)", o.version);
+  for (const auto& v : o.versions) {
+    if (!is_valid_tag(release::release_tag(v, o.arch))) {
+      return fmt::format("--version \"{}\" is not a release version (e.g. 4.20.8)", v);
+    }
   }
   if (o.to_dir.empty()) {
     if (auto host = RegistryHost::parse(o.dest_registry); !host) {
@@ -142,8 +179,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
   CliOptions o;
   po::options_description main("Mirror");
   main.add_options()
-      ("version", po::value(&o.version)->value_name("X.Y.Z"),
-       "release version to mirror, e.g. 4.20.8 (required, except with --from-dir)")
+      ("version", po::value(&o.versions)->composing()->value_name("X.Y.Z"),
+       "release version to mirror, e.g. 4.20.8; repeatable or a comma list: several releases in one run "
+       "(required, except with --channel or --from-dir)")
       ("dest-registry", po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
        "registry to mirror into (required, except with --to-dir)")
       ("pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
@@ -186,6 +224,16 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "do not copy cosign signatures (sha256-<hex>.sig tags and OCI referrers) with the images");
   po::options_description release_opts("Release");
   release_opts.add_options()
+      ("channel", po::value(&o.channels)->composing()->value_name("NAME"),
+       "choose releases from the update graph's channel (e.g. stable-4.20); repeatable: one graph across them")
+      ("min-version", po::value(&o.min_version)->value_name("X.Y.Z"),
+       "with --channel: the oldest release to mirror (default: --max-version alone)")
+      ("max-version", po::value(&o.max_version)->value_name("X.Y.Z"),
+       "with --channel: the newest release to mirror (default: the channel's latest)")
+      ("shortest-path", po::bool_switch(&o.shortest_path),
+       "with --channel: only the releases on a shortest upgrade path from --min-version to --max-version")
+      ("graph-url", po::value(&o.graph_url)->default_value(o.graph_url)->value_name("URL"),
+       "the OpenShift update service's graph endpoint")
       ("arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
        "x86_64, aarch64, ppc64le, s390x or multi (the release tag is <version>-<arch>)")
       ("release-platform", po::value(&o.release_platform)->value_name("OS/ARCH"),

@@ -9,8 +9,9 @@
 namespace fastsync::cli {
 
 struct CliOptions {
-  // The seed's flags, with the seed's defaults.
-  std::string version;
+  // The seed's flags, with the seed's defaults. --version may name several
+  // releases (repeated, or a comma list): one run mirrors them all.
+  std::vector<std::string> versions;
   std::string dest_registry;
   std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/auth_file.h)
   int workers = 16;
@@ -33,6 +34,13 @@ struct CliOptions {
   bool require_signatures = false;
   bool no_signatures = false;  // do not look for GPG release signatures at all
   bool no_sigstore = false;    // do not copy cosign signatures (.sig tags, referrers)
+
+  // Releases chosen from the update graph.
+  std::vector<std::string> channels;
+  std::string min_version;
+  std::string max_version;
+  bool shortest_path = false;
+  std::string graph_url = "https://api.openshift.com/api/upgrades_info/v1/graph";
 
   // Release selection.
   std::string arch = "x86_64";

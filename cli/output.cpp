@@ -13,11 +13,14 @@ namespace fastsync::cli {
 std::string format_plan(const stages::Plan& plan) {
   std::size_t width = 7;
   for (const auto& job : plan.images) width = std::max(width, job.name.size());
-  std::string out = fmt::format("release {}: {} ({} components)\n", plan.release.tag, plan.release_job().source_ref(),
-                                plan.release.components.size());
+  std::string out;
+  for (std::size_t i = 0; i < plan.releases.size(); ++i) {
+    out += fmt::format("release {}: {} ({} components)\n", plan.releases[i].release.tag, plan.release_job(i).source_ref(),
+                       plan.releases[i].release.components.size());
+  }
   for (const auto& job : plan.images) {
-    out += fmt::format("  {:<{}}  {}  ->  {}\n", job.is_release ? "release" : job.name, width, job.source_ref(),
-                       job.dest_ref());
+    out += fmt::format("  {:<{}}  {}  ->  {}{}\n", job.is_release ? "release" : job.name, width, job.source_ref(),
+                       job.dest_ref(), job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()));
   }
   out += fmt::format("{} images planned; dry run: nothing was written to the destination.\n", plan.images.size());
   return out;
@@ -28,7 +31,13 @@ std::string format_summary(const RunSummary& s) {
   std::string verdict = !s.stopped_because.empty() ? "stopped"
                         : s.images_failed > 0      ? "finished with failures"
                                                    : "done";
-  out += fmt::format("fastsync: release {}-{} -> {}: {}\n", s.version, s.arch, s.dest_repository, verdict);
+  if (s.releases.size() > 1) {
+    std::string versions;
+    for (const auto& r : s.releases) versions += (versions.empty() ? "" : ", ") + r.version;
+    out += fmt::format("fastsync: releases {} ({}) -> {}: {}\n", versions, s.arch, s.dest_repository, verdict);
+  } else {
+    out += fmt::format("fastsync: release {}-{} -> {}: {}\n", s.version, s.arch, s.dest_repository, verdict);
+  }
   if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
   std::uint64_t total = s.components.size() + 1;
   out += fmt::format("  images:  {} copied, {} skipped (already there), {} failed, of {}\n", s.images_copied,
@@ -38,10 +47,20 @@ std::string format_summary(const RunSummary& s) {
   double mbps = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / 1e6 / s.seconds : 0;
   out += fmt::format("  moved:   {} in {} ({:.1f} MB/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
                      human_duration(s.seconds), mbps);
-  if (s.release.status == "copied" || s.release.status == "skipped") {
+  if (s.releases.size() > 1) {
+    for (const auto& r : s.releases) {
+      out += fmt::format("  release {}: {} {}@{} ({} components: {} copied, {} skipped, {} failed)\n", r.version, r.status,
+                         r.dest, r.digest, r.components, r.copied, r.skipped, r.failed);
+      if (r.signatures.checked) {
+        out += r.signatures.verified.empty()
+                   ? fmt::format("    signatures: warning: {}\n", r.signatures.warning)
+                   : fmt::format("    signatures: {} verified by {}\n", r.signatures.verified.size(), r.signatures.keys);
+      }
+    }
+  } else if (s.release.status == "copied" || s.release.status == "skipped") {
     out += fmt::format("  release: {}@{}\n", s.release.dest, s.release_digest);
   }
-  if (s.signatures.checked) {
+  if (s.signatures.checked && s.releases.size() <= 1) {
     if (!s.signatures.verified.empty()) {
       out += fmt::format("  signatures: {} verified by {}\n", s.signatures.verified.size(), s.signatures.keys);
     } else {
@@ -72,13 +91,15 @@ std::string format_summary(const RunSummary& s) {
   return out;
 }
 
-std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::string& release_source) {
-  std::set<std::string> sources;
-  sources.insert(release_source.empty() ? plan.release.repository.str() : release_source);
-  for (const auto& c : plan.release.components) {
-    // As image-references names it: that is what the cluster will ask for.
-    auto at = c.original.find('@');
-    sources.insert(c.original.substr(0, at));
+std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::vector<std::string>& release_sources) {
+  std::set<std::string> sources(release_sources.begin(), release_sources.end());
+  for (const auto& r : plan.releases) {
+    if (release_sources.empty()) sources.insert(r.release.repository.str());
+    for (const auto& c : r.release.components) {
+      // As image-references names it: that is what the cluster will ask for.
+      auto at = c.original.find('@');
+      sources.insert(c.original.substr(0, at));
+    }
   }
   return {sources.begin(), sources.end()};
 }
@@ -146,6 +167,35 @@ std::string report_json(const RunSummary& s) {
   if (!s.release.error.empty()) str("error", s.release.error);
   w.EndObject();
   if (!s.pull_secret.empty()) str("pull_secret", s.pull_secret);
+  w.Key("releases");
+  w.StartArray();
+  for (const auto& r : s.releases) {
+    w.StartObject();
+    str("version", r.version);
+    str("arch", r.arch);
+    str("source", r.source);
+    str("digest", r.digest);
+    str("dest", r.dest);
+    str("status", r.status);
+    if (!r.error.empty()) str("error", r.error);
+    for (auto [key, value] : {std::pair{"components", r.components}, {"copied", r.copied}, {"skipped", r.skipped},
+                              {"failed", r.failed}}) {
+      w.Key(key);
+      w.Uint64(value);
+    }
+    if (r.signatures.checked) {
+      w.Key("signatures_verified");
+      w.Uint64(r.signatures.verified.size());
+      if (!r.signatures.warning.empty()) str("signature_warning", r.signatures.warning);
+      if (!r.signatures.config_map.empty()) str("signature_config_map", r.signatures.config_map);
+    }
+    w.Key("risks");
+    w.StartArray();
+    for (const auto& risk : r.risks) w.String(risk.c_str(), static_cast<rapidjson::SizeType>(risk.size()));
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
   if (s.signatures.checked) {
     auto list = [&](const char* key, const std::vector<std::string>& items) {
       w.Key(key);

@@ -39,6 +39,20 @@ struct SigstoreSummary {
   std::uint64_t found = 0, copied = 0, present = 0, failed = 0;
 };
 
+// One release of the run, with its own verdict (several releases in one run).
+struct ReleaseSummary {
+  std::string version;
+  std::string arch;
+  std::string source;  // pullspec by digest
+  std::string digest;
+  std::string dest;    // registry/repo:tag
+  std::string status;  // planned, copied, skipped, failed
+  std::string error;
+  std::uint64_t components = 0, copied = 0, skipped = 0, failed = 0;
+  SignatureSummary signatures;
+  std::vector<std::string> risks;  // of a conditional upgrade into it (--shortest-path)
+};
+
 struct RunSummary {
   std::string version;
   std::string arch;
@@ -55,8 +69,9 @@ struct RunSummary {
   std::string stopped_because;  // cancelled / fatal reason, empty if the run finished
   bool dry_run = false;
   std::map<std::string, std::uint64_t> requests;
-  SignatureSummary signatures;
+  SignatureSummary signatures;   // the first release's (the only one, usually)
   SigstoreSummary sigstore;
+  std::vector<ReleaseSummary> releases;  // every release of the run, oldest first
   int exit_code = 0;
 };
 
@@ -67,8 +82,8 @@ SignatureSummary summarize_signatures(const stages::SignatureCheck& check, const
 std::string format_plan(const stages::Plan& plan);
 std::string format_summary(const RunSummary& s);
 // Source repositories the cluster will ask for, each mapped to the mirror.
-// `release_source`: where the release came from when the plan's own source is not it (an archive).
-std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::string& release_source = {});
+// `release_sources`: where the releases came from when the plan's own source is not it (an archive).
+std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::vector<std::string>& release_sources = {});
 std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
                               const std::string& name, bool icsp);
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);

@@ -5,7 +5,7 @@
 //                             └─ present (tag only) ──────────────────────────────▶ gate ◀───────┘
 //                                                                                   │
 //                                              ledger ◀── push ◀────────────────────┘
-//                                                 └── release image, once every component is in ──▶ push
+//                                                 └── each release image, once its components are in ──▶ push
 //
 // Failures at any step go straight to the ledger as outcomes.
 #include "graph/mirror_graph.h"
@@ -73,8 +73,8 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
       return;
     }
     result.plan = r.plan;
-    ledger = std::make_unique<RunLedger>(r.plan->images.size(), run);
-    fanout.set_fetched(r.plan->release.fetched_layers);
+    ledger = std::make_unique<RunLedger>(r.plan->images.size(), r.plan->gates(), run);
+    fanout.set_fetched(r.plan->fetched_layers());
     for (const auto& job : r.plan->images) std::get<0>(out).try_put(job);
   });
 
@@ -120,7 +120,7 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
         for (const auto& failed : completed.failed) std::get<1>(out).try_put(failed);
       });
 
-  // The release image waits at the gate until every component is in.
+  // A release image waits at its gate until every component it names is in.
   multifunction_node<ImageJob, std::tuple<ImageJob>> gate(g, unlimited, [&](const ImageJob& job, auto& out) {
     if (!job.is_release) {
       std::get<0>(out).try_put(job);
@@ -135,7 +135,7 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
       [&](const ImageJob& job, std::exception_ptr e) { return ImageOutcome::failed(job, crash_error(run, e)); });
 
   multifunction_node<ImageOutcome, std::tuple<ImageJob>> ledger_in(g, unlimited, [&](const ImageOutcome& o, auto& out) {
-    if (auto due = ledger->record(o)) std::get<0>(out).try_put(*due);
+    for (auto& due : ledger->record(o)) std::get<0>(out).try_put(due);
   });
 
   using tbb::flow::make_edge;

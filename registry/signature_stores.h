@@ -7,10 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "registry/http_engine.h"
-#include "registry/registry.h"
-#include "registry/trust.h"
 #include "registry/signature_source.h"
+#include "registry/web_fetch.h"
 
 namespace fastsync {
 
@@ -24,13 +22,9 @@ class SignatureStores : public SignatureSource {
   const std::vector<std::string>& stores() const { return stores_; }
 
  private:
-  struct Fetched;
-  Task<Fetched> fetch(std::string url);
   Task<FetchedSignatures> read_store(std::string store, std::string hex);
 
-  HttpEngine& engine_;
-  TrustStore& trust_;
-  RegistryOptions options_;
+  WebFetcher web_;
   std::vector<std::string> stores_;
 };
 

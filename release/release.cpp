@@ -70,11 +70,14 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
   rel.repository = request.source;
   const std::string where = request.source.str();
 
-  auto top = co_await api.get_manifest(request.source, rel.tag);
+  const std::string& reference = request.digest.empty() ? rel.tag : request.digest;
+  auto top = co_await api.get_manifest(request.source, reference);
   if (!top) {
     if (top.error().kind == ErrorKind::NotFound) {
       co_return Error::make(ErrorKind::NotFound,
-                            fmt::format("release {} not found at {} ({})", rel.tag, where, top.error().message));
+                            fmt::format("release {}{} not found at {} ({})", rel.tag,
+                                        request.digest.empty() ? "" : " (" + request.digest + ")", where,
+                                        top.error().message));
     }
     co_return top.error();
   }

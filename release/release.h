@@ -37,6 +37,9 @@ struct ReleaseRequest {
   // Where a copy of the release may already be (the destination): if it holds
   // the payload image, its layers are read there and the source sees no blob GET.
   std::optional<Repository> local_copy;
+  // The release image's digest (from the update graph): fetched by digest
+  // rather than by its tag, which the source need not have.
+  std::string digest;
 };
 
 struct Component {

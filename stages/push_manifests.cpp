@@ -12,6 +12,10 @@ Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
     auto pushed = co_await api_.put_manifest(job.dest, top ? job.tag : m.digest, m);
     if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
+  for (const auto& tag : job.extra_tags) {
+    auto pushed = co_await api_.put_manifest(job.dest, tag, job.manifests.back());
+    if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
+  }
   // Signatures after what they sign, under cosign's tag (a referrer by its digest).
   for (const auto& attached : job.attachments) {
     for (std::size_t i = 0; i < attached.manifests.size(); ++i) {
@@ -33,12 +37,20 @@ Task<ImageOutcome> PushManifests::tag_existing(ImageJob job) const {
   ImageOutcome o;
   o.id = job.id;
   o.status = ImageStatus::Skipped;
-  auto tagged = co_await api_.manifest_digest(job.dest, job.tag);
-  if (tagged && *tagged == job.digest) co_return o;
-  auto manifest = co_await api_.get_manifest(job.dest, job.digest);
-  if (!manifest) co_return ImageOutcome::failed(job, manifest.error());
-  auto pushed = co_await api_.put_manifest(job.dest, job.tag, *manifest);
-  if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
+  std::vector<std::string> tags{job.tag};
+  tags.insert(tags.end(), job.extra_tags.begin(), job.extra_tags.end());
+  std::optional<ManifestData> manifest;
+  for (const auto& tag : tags) {
+    auto tagged = co_await api_.manifest_digest(job.dest, tag);
+    if (tagged && *tagged == job.digest) continue;
+    if (!manifest) {
+      auto fetched = co_await api_.get_manifest(job.dest, job.digest);
+      if (!fetched) co_return ImageOutcome::failed(job, fetched.error());
+      manifest = std::move(*fetched);
+    }
+    auto pushed = co_await api_.put_manifest(job.dest, tag, *manifest);
+    if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
+  }
   co_return o;
 }
 

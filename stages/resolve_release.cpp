@@ -1,51 +1,87 @@
 #include "stages/resolve_release.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "stages/fetch_manifests.h"
 
 namespace fastsync::stages {
 
+std::vector<ReleaseGate> Plan::gates() const {
+  std::vector<ReleaseGate> gates;
+  for (const auto& r : releases) gates.push_back(ReleaseGate{r.job, r.components});
+  return gates;
+}
+
+release::FetchedBlobs Plan::fetched_layers() const {
+  release::FetchedBlobs all;
+  for (const auto& r : releases) all.insert(r.release.fetched_layers.begin(), r.release.fetched_layers.end());
+  return all;
+}
+
 Task<ResolveResult> ResolveRelease::operator()() const {
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
   if (known_) co_return ResolveResult{*known_, std::nullopt};
-  // A named argument, not a braced temporary: GCC 12 destroys a braced aggregate
-  // argument of a coroutine twice (see docs/ARCHITECTURE.md).
-  release::ReleaseRequest request{spec_.version, spec_.arch, spec_.platform, spec_.source, std::nullopt};
-  if (spec_.check_destination) request.local_copy = spec_.dest;  // a dry run never touches the destination
-  auto rel = co_await release::resolve_release(api_, request);
-  if (!rel) co_return ResolveResult{std::nullopt, rel.error()};
+  if (spec_.releases.empty()) co_return ResolveResult{std::nullopt, Error::make(ErrorKind::Invalid, "no release to mirror")};
+  Plan plan;
+  for (const auto& wanted : spec_.releases) {
+    // A named argument, not a braced temporary: GCC 12 destroys a braced aggregate
+    // argument of a coroutine twice (see docs/ARCHITECTURE.md).
+    release::ReleaseRequest request{wanted.version, spec_.arch, spec_.platform, spec_.source, std::nullopt, wanted.digest};
+    if (spec_.check_destination) request.local_copy = spec_.dest;  // a dry run never touches the destination
+    auto rel = co_await release::resolve_release(api_, request);
+    if (!rel) co_return ResolveResult{std::nullopt, rel.error()};
+    PlannedRelease planned;
+    planned.release = std::move(*rel);
+    // Before anything is pushed: --require-signatures stops here.
+    planned.signatures = co_await verify_release_signatures(spec_.signatures, planned.release);
+    if (spec_.signatures.required && planned.signatures.verified.empty()) {
+      co_return ResolveResult{std::nullopt,
+                              Error::make(ErrorKind::Unverified, planned.signatures.warning(planned.release) +
+                                                                     "; --require-signatures: nothing was pushed")};
+    }
+    plan.releases.push_back(std::move(planned));
+  }
   if (spec_.check_destination) {
     auto access = co_await api_.check_access(spec_.dest, /*push=*/true);
     if (!access) co_return ResolveResult{std::nullopt, access.error()};
   }
-  Plan plan;
-  plan.release = std::move(*rel);
-  // Before anything is pushed: --require-signatures stops here.
-  plan.signatures = co_await verify_release_signatures(spec_.signatures, plan.release);
-  if (spec_.signatures.required && plan.signatures.verified.empty()) {
-    co_return ResolveResult{std::nullopt,
-                            Error::make(ErrorKind::Unverified, plan.signatures.warning(plan.release) +
-                                                                   "; --require-signatures: nothing was pushed")};
+  // One job per image, whichever releases name it; each release's tag for it.
+  std::map<std::string, std::size_t> by_image;  // source@digest -> id
+  for (auto& planned : plan.releases) {
+    const auto& rel = planned.release;
+    for (const auto& c : rel.components) {
+      std::string tag = release::component_tag(rel.version, rel.arch, c.name);
+      auto [it, fresh] = by_image.emplace(c.repository.str() + "@" + c.digest, plan.images.size());
+      if (fresh) {
+        ImageJob job;
+        job.id = plan.images.size();
+        job.name = c.name;
+        job.source = c.repository;
+        job.digest = c.digest;
+        job.dest = spec_.dest;
+        job.tag = tag;
+        plan.images.push_back(std::move(job));
+      } else if (auto& job = plan.images[it->second];
+                 job.tag != tag && std::find(job.extra_tags.begin(), job.extra_tags.end(), tag) == job.extra_tags.end()) {
+        job.extra_tags.push_back(tag);
+      }
+      if (std::find(planned.components.begin(), planned.components.end(), it->second) == planned.components.end()) {
+        planned.components.push_back(it->second);
+      }
+    }
   }
-  for (const auto& c : plan.release.components) {
-    ImageJob job;
-    job.id = plan.images.size();
-    job.name = c.name;
-    job.source = c.repository;
-    job.digest = c.digest;
-    job.dest = spec_.dest;
-    job.tag = release::component_tag(plan.release.version, plan.release.arch, c.name);
-    plan.images.push_back(std::move(job));
+  for (auto& planned : plan.releases) {
+    ImageJob rj;
+    rj.id = plan.images.size();
+    rj.is_release = true;
+    rj.source = planned.release.repository;
+    rj.digest = planned.release.manifest.digest;
+    rj.dest = spec_.dest;
+    rj.tag = planned.release.tag;
+    planned.job = rj.id;
+    plan.images.push_back(std::move(rj));
   }
-  ImageJob rj;
-  rj.id = plan.images.size();
-  rj.is_release = true;
-  rj.source = plan.release.repository;
-  rj.digest = plan.release.manifest.digest;
-  rj.dest = spec_.dest;
-  rj.tag = plan.release.tag;
-  plan.images.push_back(std::move(rj));
   co_return ResolveResult{std::move(plan), std::nullopt};
 }
 

@@ -8,13 +8,20 @@
 #include "registry/api.h"
 #include "registry/task.h"
 #include "release/release.h"
+#include "stages/run_ledger.h"
 #include "stages/types.h"
 #include "stages/verify_release.h"
 
 namespace fastsync::stages {
 
-struct MirrorSpec {
+// One release to mirror: by its tag, or by the payload digest the update graph pins.
+struct ReleaseWanted {
   std::string version;
+  std::string digest;  // empty: resolve the tag <version>-<arch>
+};
+
+struct MirrorSpec {
+  std::vector<ReleaseWanted> releases;  // oldest first
   std::string arch = "x86_64";
   std::string platform;  // list child that holds the payload (multi)
   Repository source;     // --source-registry
@@ -24,11 +31,23 @@ struct MirrorSpec {
   bool sigstore = true;            // cosign signatures (sha256-<hex>.sig tags, referrers) travel with images
 };
 
-struct Plan {
+struct PlannedRelease {
   release::Release release;
-  std::vector<ImageJob> images;  // components in image-references order, the release image last
-  SignatureCheck signatures;     // the release's GPG signatures, verified
-  const ImageJob& release_job() const { return images.back(); }
+  SignatureCheck signatures;            // its GPG signatures, verified
+  std::size_t job = 0;                  // its release image in Plan::images
+  std::vector<std::size_t> components;  // the images it names, in image-references order
+};
+
+// The union of the releases: an image several releases name is one job (tagged
+// for each); the release images come last, one per release.
+struct Plan {
+  std::vector<PlannedRelease> releases;
+  std::vector<ImageJob> images;
+  // The first release (the only one, in most runs).
+  const release::Release& release() const { return releases.front().release; }
+  const ImageJob& release_job(std::size_t i = 0) const { return images[releases[i].job]; }
+  std::vector<ReleaseGate> gates() const;
+  release::FetchedBlobs fetched_layers() const;
 };
 
 struct ResolveResult {

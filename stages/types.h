@@ -28,6 +28,7 @@ struct ImageJob {
   std::string digest;
   Repository dest;
   std::string tag;
+  std::vector<std::string> extra_tags;  // the same image in other releases of the run
   bool present = false;  // the destination already has this digest (set by CheckDestination)
   // Set by FetchManifests:
   std::vector<ManifestData> manifests;  // push order: list children first, the image itself last

@@ -72,6 +72,7 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
   if (!a.sign_key.empty()) argv.insert(argv.end(), {"--sign-key", a.sign_key});
   if (!a.signature_store_dir.empty()) argv.insert(argv.end(), {"--signature-store-dir", a.signature_store_dir});
   if (a.sigstore_every > 0) argv.insert(argv.end(), {"--sigstore-every", std::to_string(a.sigstore_every)});
+  if (a.revision > 0) argv.insert(argv.end(), {"--revision", std::to_string(a.revision)});
   std::vector<std::string> env;
   if (!a.gnupg_home.empty()) env.push_back("GNUPGHOME=" + a.gnupg_home);
   auto r = run_command(argv, env);

@@ -61,6 +61,7 @@ struct FixtureArgs {
   std::string gnupg_home;
   std::string signature_store_dir;
   int sigstore_every = 0;
+  int revision = 0;  // a later z-stream (see fastsync-fixture --revision)
 };
 
 

@@ -53,7 +53,7 @@ struct FakeRelease {
 
   stages::MirrorSpec spec() const {
     stages::MirrorSpec s;
-    s.version = "4.20.8";
+    s.releases = {stages::ReleaseWanted{"4.20.8", {}}};
     s.arch = "x86_64";
     s.source = release_repo;
     s.dest = dest;
@@ -167,7 +167,7 @@ TEST(MirrorGraph, ResolutionErrorsEndTheRunWithTheReason) {
   FakeRelease rel(2);
   stages::RunControl run;
   auto spec = rel.spec();
-  spec.version = "4.20.99";
+  spec.releases = {stages::ReleaseWanted{"4.20.99", {}}};
   auto result = graph::run_mirror(rel.fake, run, spec, small_limits());
   EXPECT_FALSE(result.plan);
   ASSERT_TRUE(result.resolve_error);

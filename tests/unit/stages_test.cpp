@@ -272,23 +272,23 @@ TEST(RunLedger, ReleaseWaitsForEveryComponentAndIsRefusedIfOneFailed) {
   ImageOutcome ok;
   ok.id = 0;
   ok.status = ImageStatus::Copied;
-  EXPECT_FALSE(ledger.record(ok));
+  EXPECT_TRUE(ledger.record(ok).empty());
   ImageOutcome ok2;
   ok2.id = 1;
   ok2.status = ImageStatus::Skipped;
   auto due = ledger.record(ok2);
-  ASSERT_TRUE(due);
-  EXPECT_TRUE(due->is_release);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_TRUE(due[0].is_release);
 
   RunControl run2;
   RunLedger failing(3, run2);
   EXPECT_FALSE(failing.release_ready(release));
-  EXPECT_FALSE(failing.record(ok));
+  EXPECT_TRUE(failing.record(ok).empty());
   ImageOutcome bad;
   bad.id = 1;
   bad.status = ImageStatus::Failed;
   bad.error = "boom";
-  EXPECT_FALSE(failing.record(bad));
+  EXPECT_TRUE(failing.record(bad).empty());
   auto outcomes = failing.outcomes();
   ASSERT_TRUE(outcomes[2]);
   EXPECT_EQ(outcomes[2]->status, ImageStatus::Failed);

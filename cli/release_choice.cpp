@@ -1,0 +1,60 @@
+#include "cli/release_choice.h"
+
+#include <fmt/format.h>
+
+#include "registry/url.h"
+
+namespace fastsync::cli {
+
+Result<ReleaseChoice> choose_releases(WebFetcher& web, const CliOptions& o) {
+  ReleaseChoice choice;
+  if (o.channels.empty()) {
+    for (const auto& v : o.versions) choice.releases.push_back(stages::ReleaseWanted{v, {}});
+    return choice;
+  }
+  std::vector<release::ChannelGraph> graphs;
+  for (const auto& channel : o.channels) {
+    std::string url = fmt::format("{}{}channel={}&arch={}", o.graph_url,
+                                  o.graph_url.find('?') == std::string::npos ? "?" : "&", url_encode(channel),
+                                  url_encode(release::graph_arch(o.arch)));
+    std::string origin = fmt::format("for channel {} ({})", channel, url_for_log(url));
+    auto fetched = sync_wait(web.get(url, 64u << 20, {"Accept: application/json"}));
+    if (fetched.absent) {
+      return Error::make(ErrorKind::NotFound, fmt::format("update graph {}: not found (HTTP 404)", origin));
+    }
+    if (fetched.error) {
+      return Error::make(fetched.error->kind, fmt::format("update graph {}: {}", origin, fetched.error->message));
+    }
+    auto graph = release::UpdateGraph::parse(fetched.body, origin);
+    if (!graph) return graph.error();
+    graphs.push_back(release::ChannelGraph{channel, std::move(*graph)});
+  }
+  release::VersionChoice wanted{o.min_version, o.max_version, o.shortest_path};
+  auto chosen = release::choose_releases(graphs, wanted);
+  if (!chosen) return chosen.error();
+  choice.from_graph = std::move(*chosen);
+  for (const auto& c : choice.from_graph) choice.releases.push_back(stages::ReleaseWanted{c.version, c.digest});
+  return choice;
+}
+
+std::string format_choice(const CliOptions& o, const ReleaseChoice& choice) {
+  if (choice.from_graph.empty()) return {};
+  std::string channels;
+  for (const auto& c : o.channels) channels += (channels.empty() ? "" : ", ") + c;
+  std::string out = fmt::format("# {} release(s) from channel {} ({}{}):\n", choice.from_graph.size(), channels,
+                                o.shortest_path ? "shortest upgrade path" : "every release",
+                                o.shortest_path ? fmt::format(" {} -> {}", choice.from_graph.front().version,
+                                                              choice.from_graph.back().version)
+                                                : "");
+  for (std::size_t i = 0; i < choice.from_graph.size(); ++i) {
+    const auto& r = choice.from_graph[i];
+    out += fmt::format("#   {}{}  {}\n", o.shortest_path && i > 0 ? "-> " : "", r.version, r.payload);
+    for (const auto& risk : r.risks) {
+      out += fmt::format("#      conditional upgrade, risk {}: {}{}\n", risk.name, risk.message,
+                         risk.url.empty() ? "" : " (" + risk.url + ")");
+    }
+  }
+  return out;
+}
+
+}  // namespace fastsync::cli
