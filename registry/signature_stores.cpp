@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <mutex>
-
-
 namespace fastsync {
 
 std::vector<std::string> default_signature_stores() {
@@ -41,36 +38,13 @@ Task<FetchedSignatures> SignatureStores::read_store(std::string store, std::stri
 }
 
 Task<FetchedSignatures> SignatureStores::release_signatures(const std::string& digest) {
-  struct Join {
-    std::mutex mutex;
-    std::vector<FetchedSignatures> by_store;
-    std::size_t left = 0;
-    AsyncValue<bool> done;
-  };
-  auto join = std::make_shared<Join>();
-  join->by_store.resize(stores_.size());
-  join->left = stores_.size();
   std::string hex = digest.substr(digest.find(':') + 1);
-  if (stores_.empty()) co_return FetchedSignatures{};
-  for (std::size_t i = 0; i < stores_.size(); ++i) {
-    auto finished = [join, i](FetchedSignatures r) {
-      bool last = false;
-      {
-        std::lock_guard lock(join->mutex);
-        join->by_store[i] = std::move(r);
-        last = --join->left == 0;
-      }
-      if (last) join->done.set(true);
-    };
-    auto failed = [finished, store = stores_[i]](std::exception_ptr) {
-      finished(FetchedSignatures{{}, {fmt::format("signature store {}: internal error", store)}});
-    };
-    spawn(read_store(stores_[i], hex), finished, failed);
-  }
-  co_await join->done.wait();
+  std::vector<Task<FetchedSignatures>> reads;
+  for (const auto& store : stores_) reads.push_back(read_store(store, hex));
+  auto by_store = co_await when_all(std::move(reads));
   // In the stores' order, whatever order they answered in.
   FetchedSignatures all;
-  for (auto& s : join->by_store) {
+  for (auto& s : by_store) {
     for (auto& f : s.found) all.found.push_back(std::move(f));
     for (auto& p : s.problems) all.problems.push_back(std::move(p));
   }

@@ -13,6 +13,7 @@
 #include <exception>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -253,6 +254,48 @@ class AsyncValue {
   std::optional<T> value_;
   std::vector<std::coroutine_handle<>> waiters_;
 };
+
+// Runs every task at once and resumes, once the last has finished, with
+// their results in the order given. A task that threw makes when_all throw
+// the first such exception, after all have finished.
+template <typename T>
+Task<std::vector<T>> when_all(std::vector<Task<T>> tasks) {
+  struct Join {
+    std::mutex mutex;
+    std::vector<std::optional<T>> results;
+    std::exception_ptr error;
+    std::size_t left = 0;
+    AsyncValue<bool> done;
+  };
+  auto join = std::make_shared<Join>();
+  join->results.resize(tasks.size());
+  join->left = tasks.size();
+  if (tasks.empty()) co_return std::vector<T>{};
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    auto finish_one = [join](auto record) {
+      bool last = false;
+      {
+        std::lock_guard lock(join->mutex);
+        record(*join);
+        last = --join->left == 0;
+      }
+      if (last) join->done.set(true);
+    };
+    spawn(
+        std::move(tasks[i]), [finish_one, i](T value) { finish_one([&](Join& j) { j.results[i].emplace(std::move(value)); }); },
+        [finish_one](std::exception_ptr e) {
+          finish_one([&](Join& j) {
+            if (!j.error) j.error = e;
+          });
+        });
+  }
+  co_await join->done.wait();
+  if (join->error) std::rethrow_exception(join->error);
+  std::vector<T> out;
+  out.reserve(join->results.size());
+  for (auto& r : join->results) out.push_back(std::move(*r));
+  co_return out;
+}
 
 // Runs blocking work (libarchive pulling a layer, say) on a short-lived thread
 // of its own, so neither the HTTP engine nor a TBB worker waits on it. The

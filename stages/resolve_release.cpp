@@ -1,7 +1,6 @@
 #include "stages/resolve_release.h"
 
 #include <algorithm>
-#include <mutex>
 
 #include "stages/fetch_manifests.h"
 
@@ -87,34 +86,16 @@ Task<ResolveResult> ResolveRelease::operator()() const {
 
 Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, RunControl& run,
                                                                    const Plan& plan) {
-  struct Join {
-    std::mutex mutex;
-    std::size_t left = 0;
-    std::map<std::string, std::uint64_t> sizes;
-    AsyncValue<bool> done;
-  };
-  auto join = std::make_shared<Join>();
-  join->left = plan.images.size();
   FetchManifests fetch(api, run);
-  auto finished = [join](const FetchResult& r) {
-    bool last = false;
-    {
-      std::lock_guard lock(join->mutex);
-      // An image whose manifests cannot be read fails in the graph, with its reason; here it just adds nothing.
-      for (const auto& b : r.job.blobs) join->sizes[b.digest] = b.size;
-      for (const auto& m : r.job.manifests) join->sizes[m.digest] = m.bytes.size();
-      last = --join->left == 0;
-    }
-    if (last) join->done.set(true);
-  };
-  if (plan.images.empty()) co_return join->sizes;
-  for (const auto& job : plan.images) {
-    spawn(fetch(job), finished, [finished, job](std::exception_ptr) {
-      finished(FetchResult{job, Error::make(ErrorKind::Protocol, "internal error while fetching manifests")});
-    });
+  std::vector<Task<FetchResult>> fetches;
+  for (const auto& job : plan.images) fetches.push_back(fetch(job));
+  std::map<std::string, std::uint64_t> sizes;
+  for (const auto& r : co_await when_all(std::move(fetches))) {
+    // An image whose manifests cannot be read fails in the graph, with its reason; here it just adds nothing.
+    for (const auto& b : r.job.blobs) sizes[b.digest] = b.size;
+    for (const auto& m : r.job.manifests) sizes[m.digest] = m.bytes.size();
   }
-  co_await join->done.wait();
-  co_return join->sizes;
+  co_return sizes;
 }
 
 }  // namespace fastsync::stages

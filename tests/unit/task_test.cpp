@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "registry/task.h"
 
@@ -45,6 +47,35 @@ TEST(AsyncValue, WakesEveryWaiterOnceAndLateComersDoNotWait) {
   EXPECT_FALSE(v.set(9));
   sync_wait(waiter());
   EXPECT_EQ(sum.load(), 42);
+}
+
+// Finishing out of order (two on other threads, one at once) still gives
+// results in the order given; a throwing task is rethrown after all finished.
+TEST(WhenAll, GivesResultsInOrderOnceTheLastFinishes) {
+  AsyncValue<int> late;
+  auto waits = [&]() -> Task<int> { co_return co_await late.wait(); };
+  auto slow = [](int v) -> Task<int> { co_return co_await run_blocking([v] { return v * 10; }); };
+  std::vector<Task<int>> tasks;
+  tasks.push_back(waits());
+  tasks.push_back(slow(2));
+  tasks.push_back(add(1, 2));
+  std::thread setter([&] { late.set(1); });
+  auto results = sync_wait(when_all(std::move(tasks)));
+  setter.join();
+  EXPECT_EQ(results, (std::vector<int>{1, 20, 3}));
+  EXPECT_TRUE(sync_wait(when_all(std::vector<Task<int>>{})).empty());
+
+  std::atomic<int> finished{0};
+  auto counted = [&](int v) -> Task<int> {
+    ++finished;
+    co_return v;
+  };
+  std::vector<Task<int>> failing;
+  failing.push_back(counted(1));
+  failing.push_back(thrower());
+  failing.push_back(counted(2));
+  EXPECT_THROW(sync_wait(when_all(std::move(failing))), std::runtime_error);
+  EXPECT_EQ(finished.load(), 2);
 }
 
 TEST(RunBlocking, ResumesAfterWorkOnAnotherThread) {
