@@ -44,10 +44,12 @@ struct MountOutcome {
 struct Attachment {
   std::string tag;  // "sha256-<hex>.sig", or empty for a referrer
   std::string digest;
-  bool operator==(const Attachment&) const = default;
 };
 // cosign's tag for the signatures of `digest`: "sha256-<hex>.sig".
 std::string sigstore_tag(const std::string& digest);
+// Adds the referrers `digests` to `found`, each once: one already there (as a
+// tagged signature, say) is not listed again.
+void add_referrers(std::vector<Attachment>& found, const std::vector<std::string>& digests);
 
 // Opens another endpoint's blob for reading, when the receiving endpoint is
 // ready for the bytes (and again for each new attempt).

@@ -9,6 +9,14 @@ std::string sigstore_tag(const std::string& digest) {
   return fmt::format("{}-{}.sig", digest.substr(0, colon), digest.substr(colon + 1));
 }
 
+void add_referrers(std::vector<Attachment>& found, const std::vector<std::string>& digests) {
+  for (const auto& d : digests) {
+    bool known = false;
+    for (const auto& f : found) known = known || f.digest == d;
+    if (!known) found.push_back(Attachment{"", d});
+  }
+}
+
 Task<Result<std::vector<Attachment>>> RegistryApi::attachments(const Repository& repo, const std::string& digest) {
   std::vector<Attachment> found;
   std::string tag = sigstore_tag(digest);

@@ -61,12 +61,7 @@ Task<Result<std::vector<Attachment>>> RegistryClient::attachments(const Reposito
   if (!found) co_return found;
   auto referrers = co_await registry(repo.registry).referrers(repo.path, digest);
   if (!referrers) co_return referrers.error();
-  for (const auto& d : *referrers) {
-    Attachment a{"", d};
-    bool known = false;
-    for (const auto& f : *found) known = known || f.digest == d;
-    if (!known) found->push_back(std::move(a));
-  }
+  add_referrers(*found, *referrers);
   co_return found;
 }
 

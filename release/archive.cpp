@@ -865,11 +865,11 @@ Task<Status> ArchiveReader::check_access(const Repository&, bool push) {
 Task<Result<std::vector<Attachment>>> ArchiveReader::attachments(const Repository& repo, const std::string& digest) {
   auto found = co_await RegistryApi::attachments(repo, digest);
   if (!found) co_return found;
+  std::vector<std::string> referrers;
   for (const auto& [d, m] : index_.manifests) {
-    if (m.subject == digest && std::find(found->begin(), found->end(), Attachment{"", d}) == found->end()) {
-      found->push_back(Attachment{"", d});
-    }
+    if (m.subject == digest) referrers.push_back(d);
   }
+  add_referrers(*found, referrers);
   co_return found;
 }
 

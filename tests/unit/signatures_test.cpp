@@ -278,5 +278,16 @@ TEST(Sigstore, SignaturesOfTheImageAndItsChildrenArePushedAfterIt) {
   EXPECT_TRUE(without.job.attachments.empty());
 }
 
+// A referrer already found as a tagged signature is listed once, under its tag.
+TEST(Sigstore, ReferrersAlreadyFoundAreListedOnce) {
+  std::string sig = sha256_digest("sig"), sbom = sha256_digest("sbom");
+  std::vector<Attachment> found{{"sha256-abc.sig", sig}};
+  add_referrers(found, {sig, sbom, sbom});
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].tag, "sha256-abc.sig");
+  EXPECT_EQ(found[1].tag, "");
+  EXPECT_EQ(found[1].digest, sbom);
+}
+
 }  // namespace
 }  // namespace fastsync
