@@ -4,10 +4,10 @@
 #include <fmt/ranges.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
+
 #include "release/release.h"
 #include "release/update_graph.h"
-
-#include <algorithm>
 
 namespace fastsync::cli {
 

@@ -324,13 +324,9 @@ int run_mirror_command(const CliOptions& o) {
     std::fputs(format_plan(plan).c_str(), stdout);
     summarize_releases(plan, {}, {});
     for (const auto& r : summary.releases) {
-      if (!r.signatures.checked) continue;
-      std::fputs((r.signatures.verified.empty()
-                      ? fmt::format("# signatures of {}: warning: {}\n", r.version, r.signatures.warning)
-                      : fmt::format("# signatures of {}: {} verified by {}\n", r.version, r.signatures.verified.size(),
-                                    r.signatures.keys))
-                     .c_str(),
-                 stdout);
+      if (r.signatures.checked) {
+        std::fputs(fmt::format("# signatures of {}: {}\n", r.version, signature_verdict(r.signatures)).c_str(), stdout);
+      }
     }
     summary.release = planned_row(plan.release_job());
     for (const auto& job : plan.images) {
@@ -384,18 +380,12 @@ int run_mirror_command(const CliOptions& o) {
   summarize_releases(plan, result.outcomes, stopped);
   summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
   for (std::size_t i = 0; i < plan.images.size(); ++i) {
-    if (!plan.images[i].is_release) summary.components.push_back(row_for(plan.images[i], result.outcomes[i], stopped));
-  }
-  std::uint64_t copied = 0, skipped = 0, failed = 0;
-  for (std::size_t i = 0; i < plan.images.size(); ++i) {
     auto row = row_for(plan.images[i], result.outcomes[i], stopped);
-    copied += row.status == "copied";
-    skipped += row.status == "skipped";
-    failed += row.status == "failed";
+    summary.images_copied += row.status == "copied";
+    summary.images_skipped += row.status == "skipped";
+    summary.images_failed += row.status == "failed";
+    if (!plan.images[i].is_release) summary.components.push_back(std::move(row));
   }
-  summary.images_copied = copied;
-  summary.images_skipped = skipped;
-  summary.images_failed = failed;
   const auto& p = run.progress;
   summary.blobs_unique = p.blobs_total;
   summary.blobs_copied = p.blobs_copied;

@@ -63,7 +63,8 @@ std::optional<std::string> validate(CliOptions& o) {
   if (!o.channels.empty() && !o.from_dir.empty()) {
     return std::string("--channel goes with the connected side: --from-dir mirrors the releases its archive holds");
   }
-  if (!o.channels.empty() && o.graph_url.rfind("https://", 0) != 0 && o.graph_url.rfind("http://", 0) != 0) {
+  auto web_url = [](const std::string& url) { return url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0; };
+  if (!o.channels.empty() && !web_url(o.graph_url)) {
     return fmt::format("--graph-url \"{}\" must be an http:// or https:// URL", o.graph_url);
   }
   for (const auto* flag : {&o.min_version, &o.max_version}) {
@@ -86,7 +87,7 @@ std::optional<std::string> validate(CliOptions& o) {
     return std::string("--from-dir reads signatures from the archive: --signature-store goes with the connected side");
   }
   for (const auto& store : o.signature_stores) {
-    if (store.rfind("https://", 0) != 0 && store.rfind("http://", 0) != 0) {
+    if (!web_url(store)) {
       return fmt::format("--signature-store \"{}\" must be an http:// or https:// URL", store);
     }
   }

@@ -26,6 +26,11 @@ std::string format_plan(const stages::Plan& plan) {
   return out;
 }
 
+std::string signature_verdict(const SignatureSummary& s) {
+  if (s.verified.empty()) return "warning: " + s.warning;
+  return fmt::format("{} verified by {}", s.verified.size(), s.keys);
+}
+
 std::string format_summary(const RunSummary& s) {
   std::string out;
   std::string verdict = !s.stopped_because.empty() ? "stopped"
@@ -51,21 +56,13 @@ std::string format_summary(const RunSummary& s) {
     for (const auto& r : s.releases) {
       out += fmt::format("  release {}: {} {}@{} ({} components: {} copied, {} skipped, {} failed)\n", r.version, r.status,
                          r.dest, r.digest, r.components, r.copied, r.skipped, r.failed);
-      if (r.signatures.checked) {
-        out += r.signatures.verified.empty()
-                   ? fmt::format("    signatures: warning: {}\n", r.signatures.warning)
-                   : fmt::format("    signatures: {} verified by {}\n", r.signatures.verified.size(), r.signatures.keys);
-      }
+      if (r.signatures.checked) out += fmt::format("    signatures: {}\n", signature_verdict(r.signatures));
     }
   } else if (s.release.status == "copied" || s.release.status == "skipped") {
     out += fmt::format("  release: {}@{}\n", s.release.dest, s.release_digest);
   }
   if (s.signatures.checked && s.releases.size() <= 1) {
-    if (!s.signatures.verified.empty()) {
-      out += fmt::format("  signatures: {} verified by {}\n", s.signatures.verified.size(), s.signatures.keys);
-    } else {
-      out += fmt::format("  signatures: warning: {}\n", s.signatures.warning);
-    }
+    out += fmt::format("  signatures: {}\n", signature_verdict(s.signatures));
     for (const auto& r : s.signatures.rejected) out += fmt::format("    refused: {}\n", r);
   }
   if (s.sigstore.checked) {

@@ -75,6 +75,8 @@ struct RunSummary {
   int exit_code = 0;
 };
 
+// "2 verified by <keys>", or "warning: <why none verified>".
+std::string signature_verdict(const SignatureSummary& s);
 // A SignatureSummary from what the resolve stage found.
 SignatureSummary summarize_signatures(const stages::SignatureCheck& check, const release::Release& release);
 
