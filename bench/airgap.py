@@ -112,16 +112,9 @@ def main():
         print(f"  peak RSS: --to-dir {rss['to_dir']:.0f} MB, --from-dir {rss['from_dir']:.0f} MB   (target <= 64)")
         print(f"  disk used: {disk['du_bytes'] / 1e6:.1f} MB for {disk['archive_bytes'] / 1e6:.1f} MB of volumes "
               f"(+{100 * results['disk_overhead']:.2f} %; blobs {total / 1e6:.1f} MB)   (target <= +1 %)")
-        out_dir = os.path.join(bench.ROOT, "bench", "out")
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, time.strftime("airgap-%Y%m%d-%H%M%S.json"))
-        with open(path, "w") as f:
-            json.dump(results, f, indent=2)
-        bench.log(f"wrote {path}")
+        bench.write_results("airgap", results)
     finally:
-        for proc in bench.PROCESSES:
-            if proc.poll() is None:
-                proc.terminate()
+        bench.stop_processes()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -596,10 +596,26 @@ def render(r):
     return "\n".join(lines) + "\n"
 
 
-def cleanup(*_):
+def stop_processes():
+    """Terminates every server a benchmark started that is still running."""
     for p in PROCESSES:
         if p.poll() is None:
             p.terminate()
+
+
+def write_results(name, results):
+    """bench/out/<name>-<time>.json; returns its path."""
+    out_dir = os.path.join(ROOT, "bench", "out")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, time.strftime(f"{name}-%Y%m%d-%H%M%S.json"))
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    log(f"wrote {path}")
+    return path
+
+
+def cleanup(*_):
+    stop_processes()
     sys.exit(1)
 
 

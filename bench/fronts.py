@@ -251,15 +251,8 @@ def main():
                 dest.stop()
             source.stop()
     finally:
-        for proc in bench.PROCESSES:
-            if proc.poll() is None:
-                proc.terminate()
-        out_dir = os.path.join(ROOT, "bench", "out")
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, time.strftime("fronts-%Y%m%d-%H%M%S.json"))
-        with open(path, "w") as f:
-            json.dump({"scale": args.scale, "components": args.components, "results": results}, f, indent=2)
-        log(f"wrote {path}")
+        bench.stop_processes()
+        bench.write_results("fronts", {"scale": args.scale, "components": args.components, "results": results})
     return 1 if failed else 0
 
 

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -123,16 +122,9 @@ def main():
         print(f"  fetched by the one run: {fetched['bytes'] / 1e6:.1f} MB in {fetched['gets']} GETs of "
               f"{fetched['distinct']} blobs = {results['ratios']['fetched_over_unique']:.3f} x the unique bytes "
               f"(target 1.0)")
-        out_dir = os.path.join(bench.ROOT, "bench", "out")
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, time.strftime("upgrades-%Y%m%d-%H%M%S.json"))
-        with open(path, "w") as f:
-            json.dump(results, f, indent=2)
-        bench.log(f"wrote {path}")
+        bench.write_results("upgrades", results)
     finally:
-        for proc in bench.PROCESSES:
-            if proc.poll() is None:
-                proc.terminate()
+        bench.stop_processes()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
