@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "tests/support/fronts.h"
@@ -21,6 +22,24 @@ struct TokenCase {
   bool refuse_early;       // refuse before reading the body (distribution) or after (gateways)
   int refuse_every_put;    // also kill the token of every Nth blob upload as it arrives
 };
+
+// The fewest tokens that could have served every accepted request of a
+// front: a new one whenever a request arrives after the current one died.
+std::size_t tokens_needed(const std::vector<BearerFront::Entry>& log, double lifetime_seconds) {
+  std::vector<double> arrivals;  // the log is written as replies end: a long download comes late
+  for (const auto& e : log)
+    if (e.status < 400 && e.path.find("/token") == std::string::npos) arrivals.push_back(e.arrived);
+  std::sort(arrivals.begin(), arrivals.end());
+  std::size_t tokens = 0;
+  double issued = 0;
+  for (double arrived : arrivals) {
+    if (tokens == 0 || arrived - issued > lifetime_seconds) {
+      ++tokens;
+      issued = arrived;
+    }
+  }
+  return tokens;
+}
 
 class ShortTokens : public ::testing::TestWithParam<TokenCase> {};
 
@@ -67,9 +86,14 @@ TEST_P(ShortTokens, OnBothSidesAreRenewedAndNoTransferStalls) {
   auto log = dest_front.entries();
   ASSERT_FALSE(log.empty());
   EXPECT_GE(log.back().time - log.front().time, 10 * fo.lifetime_seconds);
-  std::size_t renewals = c.advertised_seconds == 0 ? 5 : 2;
-  EXPECT_GE(source_front.tokens_issued(), renewals);
-  EXPECT_GE(dest_front.tokens_issued(), renewals);
+  // How many tokens a side needed follows from when its requests arrived
+  // (a slow source starts few requests late in the run; a loaded machine
+  // shifts them), so it is read from the log rather than fixed in advance.
+  for (const BearerFront* front : {&source_front, &dest_front}) {
+    std::size_t needed = tokens_needed(front->entries(), fo.lifetime_seconds);
+    EXPECT_GE(needed, 2u) << "every request fitted in one token's life: no renewal was exercised";
+    EXPECT_GE(front->tokens_issued(), needed);
+  }
   if (c.refuse_every_put > 0) {
     std::size_t refused_uploads = 0;
     for (const auto& e : log) refused_uploads += e.status == 401 && e.method == "PUT" && e.expired;

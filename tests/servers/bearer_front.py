@@ -91,6 +91,7 @@ def main():
             if self.path.startswith("/token"):
                 return self.issue_token()
             arrived = time.monotonic()
+            arrived_at = time.time()  # logged: the token in force is judged at arrival, not when the reply ends
             # The verdict is decided on arrival...
             header = self.headers.get("Authorization", "")
             verdict = "missing"
@@ -118,7 +119,7 @@ def main():
                 body = self.rfile.read(length) if length else None
             if verdict != "ok":
                 record({"method": self.command, "path": self.path, "status": 401, "expired": verdict == "expired",
-                        "body": length})
+                        "body": length, "arrived": arrived_at})
                 challenge = f'Bearer realm="http://127.0.0.1:{port[0]}/token",service="bearer-front"'
                 extra = {"WWW-Authenticate": challenge}
                 if self.close_connection:
@@ -156,7 +157,7 @@ def main():
                             if not piece:
                                 break
                             self.wfile.write(piece)
-                record({"method": self.command, "path": self.path, "status": resp.status})
+                record({"method": self.command, "path": self.path, "status": resp.status, "arrived": arrived_at})
             finally:
                 conn.close()
 

@@ -37,6 +37,7 @@ std::vector<BearerFront::Entry> BearerFront::entries() const {
     if (d.HasParseError() || !d.IsObject()) continue;
     Entry e;
     e.time = d["time"].GetDouble();
+    e.arrived = d.HasMember("arrived") ? d["arrived"].GetDouble() : e.time;
     e.method = d["method"].GetString();
     e.path = d["path"].GetString();
     e.status = d["status"].GetInt();

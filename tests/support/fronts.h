@@ -25,7 +25,8 @@ class BearerFront {
   const std::string& host() const { return host_; }
 
   struct Entry {
-    double time = 0;
+    double time = 0;     // when the reply ended
+    double arrived = 0;  // when the request arrived (token requests: = time)
     std::string method;
     std::string path;
     int status = 0;
