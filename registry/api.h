@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,13 @@ class BlobReader {
 struct MountOutcome {
   bool mounted = false;
   std::string upload_session;  // opaque; empty = none
+};
+
+// Where a blob stands at a destination before it is copied.
+struct BlobProbe {
+  bool present = false;        // nothing to move
+  bool mounted = false;        // present because the probe mounted it from another repository
+  std::string upload_session;  // absent, and the endpoint opened the upload the copy is to use (or empty)
 };
 
 // An artifact attached to an image: a cosign signature under the tag
@@ -80,6 +88,12 @@ class RegistryApi {
   // Upload of bytes already in memory (and already verified).
   virtual Task<Status> upload_blob(const Repository& repo, const std::string& digest,
                                    std::shared_ptr<const std::string> bytes, std::string upload_session) = 0;
+  // Does `to` hold the blob? With `mount_from` (another repository of the
+  // same endpoint) a mount is tried as well. The default asks blob_exists,
+  // then mount_blob; an endpoint may answer with fewer requests (a registry's
+  // fresh repository: one mount request that opens the upload if it fails).
+  // ErrorKind other than NotFound: the presence is unknown (the copy is still safe).
+  virtual Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from);
   // What is attached to `digest` in `repo`: its cosign signature tag, and the
   // referrers where the endpoint keeps them. None is an empty list, not an error.
   // The default asks for the tag only (manifest_digest).

@@ -119,6 +119,39 @@ Task<Status> RegistryClient::upload_blob(const Repository& repo, const std::stri
   co_return co_await registry(repo.registry).upload_blob(repo.path, digest, std::move(bytes), std::move(session));
 }
 
+Task<bool> RegistryClient::fresh_repository(const Repository& repo) {
+  std::shared_ptr<AsyncValue<bool>> answer;
+  bool ask = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto& slot = fresh_[repo.str()];
+    if (!slot) {
+      slot = std::make_shared<AsyncValue<bool>>();
+      ask = true;
+    }
+    answer = slot;
+  }
+  if (ask) {
+    auto tags = co_await registry(repo.registry).has_tags(repo.path);
+    // Unknown (an error) counts as not fresh: HEAD first is never wrong.
+    answer->set(tags && !*tags);
+  }
+  co_return co_await answer->wait();
+}
+
+Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string digest,
+                                                   std::optional<Repository> mount_from) {
+  if (co_await fresh_repository(to)) {
+    // distribution, Quay and Harbor answer a mount from the repository itself
+    // 201 when the blob is there (an interrupted earlier run) and 202 with a session when not.
+    auto mounted = co_await registry(to.registry).mount_blob(to.path, digest, mount_from ? mount_from->path : to.path);
+    if (mounted && mounted->mounted) co_return BlobProbe{true, mount_from.has_value(), {}};
+    if (mounted && mounted->session) co_return BlobProbe{false, false, mounted->session->location};
+    // Refused outright (some registries answer mounts 401 or 404): ask the usual way.
+  }
+  co_return co_await RegistryApi::probe_blob(std::move(to), std::move(digest), std::move(mount_from));
+}
+
 Task<Status> RegistryClient::check_access(const Repository& repo, bool push) {
   co_return co_await registry(repo.registry).check_access(repo.path, push);
 }

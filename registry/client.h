@@ -50,8 +50,16 @@ class RegistryClient : public RegistryApi {
   Task<Status> check_access(const Repository& repo, bool push) override;
   // The cosign tag, and the OCI referrers API where the registry answers it.
   Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;
+  // In a repository with no tags yet (nothing mirrored there), a blob is
+  // asked for with one mount from the repository itself (or `mount_from`):
+  // 201 = there, 202 = not there and the upload session is open. Saves a HEAD
+  // per blob; elsewhere HEAD first, as most blobs will be there.
+  Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
 
  private:
+  // Whether `repo` had no tags when first asked in this run (asked once per repository).
+  Task<bool> fresh_repository(const Repository& repo);
+
   HttpEngine& engine_;
   AuthFile auth_;
   RegistryOptions options_;
@@ -60,6 +68,7 @@ class RegistryClient : public RegistryApi {
   std::mutex mutex_;
   std::map<std::string, std::string> schemes_;
   std::map<std::string, std::unique_ptr<Registry>> registries_;
+  std::map<std::string, std::shared_ptr<AsyncValue<bool>>> fresh_;
   std::atomic<std::uint64_t> bytes_moved_{0};
 };
 

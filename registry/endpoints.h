@@ -34,6 +34,7 @@ class Endpoints : public RegistryApi {
   Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
                            std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
+  Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
   Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;
 
  private:

@@ -1,6 +1,7 @@
 #include "registry/registry.h"
 
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include "registry/digest.h"
@@ -17,6 +18,7 @@ const char* to_string(CallKind kind) {
     case CallKind::ManifestGet: return "manifest_get";
     case CallKind::ManifestPut: return "manifest_put";
     case CallKind::BlobHead: return "blob_head";
+    case CallKind::TagList: return "tag_list";
     case CallKind::BlobGet: return "blob_get";
     case CallKind::UploadStart: return "upload_start";
     case CallKind::BlobMount: return "blob_mount";
@@ -422,6 +424,27 @@ Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& re
   }
   for (const auto& child : parsed->children) found.push_back(child.digest);
   co_return found;
+}
+
+Task<Result<bool>> Registry::has_tags(const std::string& repository) {
+  Call call;
+  call.kind = CallKind::TagList;
+  call.target = fmt::format("/v2/{}/tags/list?n=1", repository);
+  call.scope.repository = repository;
+  call.request.max_memory_body = 1u << 20;
+  call.what = "GET tags/list";
+  auto resp = co_await send(std::move(call));
+  if (!resp) {
+    if (resp.error().kind == ErrorKind::NotFound) co_return false;  // NAME_UNKNOWN: no such repository yet
+    co_return resp.error();
+  }
+  rapidjson::Document doc;
+  doc.Parse(resp->body.data(), resp->body.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    co_return Error::make(ErrorKind::Protocol, fmt::format("{}/{}: tags/list is not JSON", host_, repository));
+  }
+  auto tags = doc.FindMember("tags");
+  co_return tags != doc.MemberEnd() && tags->value.IsArray() && !tags->value.Empty();
 }
 
 Task<Result<std::uint64_t>> Registry::head_blob(const std::string& repository, const std::string& digest) {

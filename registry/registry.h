@@ -46,6 +46,7 @@ enum class CallKind {
   ManifestGet,
   ManifestPut,
   BlobHead,
+  TagList,
   BlobGet,
   UploadStart,
   BlobMount,
@@ -132,6 +133,9 @@ class Registry {
   // Digests of the manifests whose subject is `digest` (OCI 1.1 referrers API);
   // empty when there are none or the registry does not offer the API.
   Task<Result<std::vector<std::string>>> referrers(const std::string& repository, const std::string& digest);
+
+  // Whether the repository has any tag (GET tags/list?n=1; a 404 is none).
+  Task<Result<bool>> has_tags(const std::string& repository);
 
   // Size of the blob if present.
   Task<Result<std::uint64_t>> head_blob(const std::string& repository, const std::string& digest);

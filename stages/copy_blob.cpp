@@ -17,27 +17,21 @@ Task<BlobOutcome> CopyBlob::operator()(BlobJob job) const {
   done.dest = job.dest;
   done.size = job.blob.size;
 
-  auto present = co_await api_.blob_exists(job.dest, job.blob.digest);
-  if (present) {
-    done.how = BlobHow::AlreadyPresent;
+  // Within one registry a mount moves no bytes.
+  std::optional<Repository> mount_from;
+  if (job.source.registry == job.dest.registry && !(job.source == job.dest)) mount_from = job.source;
+  auto probe = co_await api_.probe_blob(job.dest, job.blob.digest, mount_from);
+  std::string session;
+  if (probe && probe->present) {
+    done.how = probe->mounted ? BlobHow::Mounted : BlobHow::AlreadyPresent;
     co_return done;
   }
-  // Any other HEAD failure (a 5xx, say) is no reason not to try the copy.
-  if (is_run_fatal(present.error()) || present.error().kind == ErrorKind::Cancelled) {
-    co_return BlobOutcome::failed(job, present.error());
+  if (probe) {
+    session = probe->upload_session;
+  } else if (is_run_fatal(probe.error()) || probe.error().kind == ErrorKind::Cancelled) {
+    co_return BlobOutcome::failed(job, probe.error());
   }
-
-  // Within one registry a mount moves no bytes; a mount refused with 202 opened
-  // an upload session, which the upload then uses.
-  std::string session;
-  if (job.source.registry == job.dest.registry && !(job.source == job.dest)) {
-    auto mounted = co_await api_.mount_blob(job.dest, job.blob.digest, job.source);
-    if (mounted && mounted->mounted) {
-      done.how = BlobHow::Mounted;
-      co_return done;
-    }
-    if (mounted) session = mounted->upload_session;
-  }
+  // Any other failure to ask (a 5xx, say) is no reason not to try the copy.
   if (run_.cancelled()) co_return BlobOutcome::failed(job, run_.cancelled_error());
   // Bytes already read while resolving go up from memory; the rest streams from the source.
   // (No co_await inside ?: — GCC 12 miscompiles that.)

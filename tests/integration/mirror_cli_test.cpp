@@ -151,6 +151,65 @@ TEST(MirrorCli, ADestinationHoldingHalfTheImagesGetsOnlyTheRest) {
   }
 }
 
+// A repository with no tags yet costs the destination two requests per blob:
+// the mount from the repository itself answers "there" (201) or opens the
+// upload (202), which the PUT then uses; no HEADs. Blobs already there
+// without a tag (an image pushed by digest, as an interrupted run leaves
+// them) are found that way and not sent again.
+TEST(MirrorCli, IntoARepositoryWithoutTagsEachBlobCostsTwoRequestsAndNoneIsSentTwice) {
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir("fastsync-fresh-repo");
+  FixtureArgs fa;
+  fa.components = 10;
+  auto fixture = push_fixture(source, fa);
+  const auto& preloaded = fixture.components[1];
+  auto copy = run_command({"skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false",
+                           "--dest-tls-verify=false",
+                           "docker://" + source.host() + "/" + preloaded.repository + "@" + preloaded.digest,
+                           "docker://" + dest.host() + "/" + kRepo + "@" + preloaded.digest});
+  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  std::set<std::string> there(preloaded.blobs.begin(), preloaded.blobs.end());
+  std::set<std::string> unique;
+  for (const auto& c : fixture.components) unique.insert(c.blobs.begin(), c.blobs.end());
+  unique.insert(fixture.release.blobs.begin(), fixture.release.blobs.end());
+  std::size_t shared = 0;  // blobs of other images that the preloaded one brought
+  for (const auto& c : fixture.components) {
+    if (c.name == preloaded.name) continue;
+    for (const auto& b : c.blobs) shared += there.count(b);
+  }
+  ASSERT_GT(shared, 0u) << "the fixture's images share no layer: the case is not exercised";
+  auto requests_before = dest.requests().size();
+
+  auto r = run_fastsync(mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {})));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto problems = check_mirror(source, dest, kRepo, fixture);
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
+
+  std::size_t heads = 0, mounts = 0;
+  std::set<std::string> put;
+  auto requests = dest.requests();
+  for (std::size_t i = requests_before; i < requests.size(); ++i) {
+    const auto& q = requests[i];
+    if (q.method == "HEAD" && q.uri.find("/blobs/") != std::string::npos) ++heads;
+    if (q.method == "POST" && q.uri.find("mount=") != std::string::npos) ++mounts;
+    if (q.method == "PUT" && q.uri.find("digest=") != std::string::npos) {
+      std::string digest = q.uri.substr(q.uri.find("digest=") + 7);
+      digest = digest.substr(0, digest.find('&'));
+      if (auto colon = digest.find("%3A"); colon != std::string::npos) digest.replace(colon, 3, ":");
+      if (auto colon = digest.find("%3a"); colon != std::string::npos) digest.replace(colon, 3, ":");
+      EXPECT_FALSE(there.count(digest)) << "sent again: " << digest;
+      EXPECT_TRUE(put.insert(digest).second) << "sent twice: " << digest;
+    }
+  }
+  EXPECT_EQ(heads, 0u);
+  std::size_t missing = 0;
+  for (const auto& b : unique) missing += !there.count(b);
+  EXPECT_EQ(put.size(), missing);
+  EXPECT_LE(mounts, unique.size());  // one per blob of the images it copied, at most
+  EXPECT_GE(mounts, missing);
+}
+
 TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
   TestRegistry source;
   TestRegistry dest;
