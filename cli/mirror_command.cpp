@@ -150,6 +150,9 @@ int run_mirror_command(const CliOptions& o) {
   registry_options.retry.base_delay = std::chrono::milliseconds(o.retry_delay_ms);
   registry_options.stall_limit = std::chrono::seconds(o.stall_timeout);
   registry_options.upload_chunk_size = o.upload_chunk_size;
+  registry_options.segment_size = o.segment_size;
+  registry_options.segment_memory = o.segment_memory;
+  registry_options.blob_pool = static_cast<std::size_t>(o.blob_concurrency);
   registry_options.trust.read_environment();
   if (!o.ca_file.empty()) registry_options.trust.ca_files.push_back(o.ca_file);
   if (!o.certs_dirs.empty()) registry_options.trust.certs_dirs = o.certs_dirs;

@@ -262,6 +262,11 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("upload-chunk-size", po::value<std::string>()->value_name("SIZE"),
        "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
        "(default: whole blobs, chunks only once a registry answers 413)")
+      ("segment-size", po::value<std::string>()->value_name("SIZE"),
+       "fetch blobs of at least 4 x SIZE as parallel Range requests of SIZE, when blob transfers are free "
+       "(default 8MiB; 0: never)")
+      ("segment-memory", po::value<std::string>()->value_name("SIZE"),
+       "at most this much of those segments held in memory ahead of the upload, in all (default 24MiB)")
       ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")
       ("resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
        "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
@@ -288,30 +293,31 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
     }
     po::notify(vm);
     o.arch_given = vm.count("arch") && !vm["arch"].defaulted();
-    if (vm.count("archive-size")) {
-      auto text = vm["archive-size"].as<std::string>();
+    // A size option: its value into `target`, or false with the one error line.
+    auto size_option = [&](const char* name, std::uint64_t minimum, const char* least, const char* example,
+                           std::uint64_t& target, bool zero_allowed = false) {
+      if (!vm.count(name)) return true;
+      auto text = vm[name].as<std::string>();
       auto size = parse_size(text);
-      if (!size || *size < (1u << 20)) {
+      if (!size || (*size < minimum && !(zero_allowed && *size == 0))) {
         result.exit_code = kExitUsage;
-        result.text = fmt::format("--archive-size \"{}\" is not a size of at least 1MiB (e.g. 4GiB)", text);
-        return result;
+        result.text = fmt::format("--{} \"{}\" is not a size of at least {} (e.g. {}{})", name, text, least, example,
+                                  zero_allowed ? ", or 0" : "");
+        return false;
       }
-      o.archive_size = *size;
-    }
+      target = *size;
+      return true;
+    };
+    if (!size_option("archive-size", 1u << 20, "1MiB", "4GiB", o.archive_size)) return result;
     if (vm.count("source-registry") && !vm["source-registry"].defaulted() && vm.count("from-dir")) {
       result.exit_code = kExitUsage;
       result.text = "--from-dir takes the place of --source-registry: give one of them";
       return result;
     }
-    if (vm.count("upload-chunk-size")) {
-      auto text = vm["upload-chunk-size"].as<std::string>();
-      auto size = parse_size(text);
-      if (!size || *size < 1024) {
-        result.exit_code = kExitUsage;
-        result.text = fmt::format("--upload-chunk-size \"{}\" is not a size of at least 1KiB (e.g. 8MiB)", text);
-        return result;
-      }
-      o.upload_chunk_size = *size;
+    if (!size_option("upload-chunk-size", 1024, "1KiB", "8MiB", o.upload_chunk_size) ||
+        !size_option("segment-size", 64u << 10, "64KiB", "8MiB", o.segment_size, true) ||
+        !size_option("segment-memory", 1u << 20, "1MiB", "24MiB", o.segment_memory)) {
+      return result;
     }
   } catch (const po::error& e) {
     result.exit_code = kExitUsage;

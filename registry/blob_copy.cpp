@@ -105,10 +105,26 @@ Task<Result<std::uint64_t>> upload_fed(Registry& dest, std::string dest_repo, De
 Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
                                       std::string dest_repo, Descriptor blob, BlobCopyOptions options) {
   std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
-  ChannelFeeder download = [&source, source_repo, blob](std::shared_ptr<BlobChannel> channel,
-                                                        std::function<void(Status)> done) {
+  // This copy holds a slot of the blob pool; segments take the free ones.
+  struct PoolSlot {
+    std::shared_ptr<SegmentBudget> budget;
+    explicit PoolSlot(std::shared_ptr<SegmentBudget> b) : budget(std::move(b)) {
+      if (budget) budget->copy_started();
+    }
+    ~PoolSlot() {
+      if (budget) budget->copy_finished();
+    }
+  };
+  PoolSlot slot(options.segment_budget);
+  const bool segmented = options.segment_budget && options.segments.segment_size > 0 &&
+                         blob.size >= options.segments.threshold();
+  ChannelFeeder download = [&source, source_repo, blob, segmented, segments = options.segments,
+                            budget = options.segment_budget](std::shared_ptr<BlobChannel> channel,
+                                                             std::function<void(Status)> done) {
+    Task<Status> fetch = segmented ? download_segmented(source, source_repo, blob, channel, segments, budget)
+                                   : download_blob(source, source_repo, blob, channel);
     spawn(
-        download_blob(source, source_repo, blob, channel), [done](Status s) { done(std::move(s)); },
+        std::move(fetch), [done](Status s) { done(std::move(s)); },
         [done, channel](std::exception_ptr) {
           done(channel->finish_writer(Error::make(
               ErrorKind::Protocol, fmt::format("blob {}: internal error while downloading", channel->label()))));

@@ -13,6 +13,7 @@
 #include "registry/blob_channel.h"
 #include "registry/manifest.h"
 #include "registry/registry.h"
+#include "registry/segmented_download.h"
 #include "registry/task.h"
 
 namespace fastsync {
@@ -21,6 +22,9 @@ struct BlobCopyOptions {
   std::size_t buffer_size = BlobChannel::kDefaultCapacity;
   std::atomic<std::uint64_t>* bytes_moved = nullptr;  // progress counter, bytes read from the source
   std::optional<UploadSession> session;              // an upload already open at the destination (mount 202)
+  // Large blobs are fetched as parallel Range segments when the budget allows (none: never).
+  SegmentSettings segments;
+  std::shared_ptr<SegmentBudget> segment_budget;
 };
 
 // Downloads `blob` into `channel`, resuming after a cut (Range from the bytes

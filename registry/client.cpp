@@ -17,7 +17,11 @@ std::optional<UploadSession> session_of(const std::string& location) {
 }  // namespace
 
 RegistryClient::RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOptions options)
-    : engine_(engine), auth_(std::move(auth)), options_(std::move(options)), trust_(effective_trust(options_)) {}
+    : engine_(engine),
+      auth_(std::move(auth)),
+      options_(std::move(options)),
+      trust_(effective_trust(options_)),
+      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory)) {}
 
 void RegistryClient::set_scheme(const std::string& host, const std::string& scheme) {
   std::lock_guard lock(mutex_);
@@ -97,6 +101,8 @@ Task<Result<std::uint64_t>> RegistryClient::copy_blob(const Repository& from, co
   BlobCopyOptions options;
   options.bytes_moved = &bytes_moved_;
   options.session = session_of(upload_session);
+  options.segments.segment_size = options_.segment_size;
+  options.segment_budget = segment_budget_;
   co_return co_await fastsync::copy_blob(registry(from.registry), from.path, registry(to.registry), to.path, blob,
                                          options);
 }

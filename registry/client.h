@@ -70,6 +70,7 @@ class RegistryClient : public RegistryApi {
   std::map<std::string, std::unique_ptr<Registry>> registries_;
   std::map<std::string, std::shared_ptr<AsyncValue<bool>>> fresh_;
   std::atomic<std::uint64_t> bytes_moved_{0};
+  std::shared_ptr<SegmentBudget> segment_budget_;
 };
 
 }  // namespace fastsync

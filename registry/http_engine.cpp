@@ -27,6 +27,7 @@ std::optional<std::string> Response::header(std::string_view lowercase_name) con
 }
 
 void Waker::wake() const {
+  if (call) call();
   if (engine) engine->wake(id);
 }
 

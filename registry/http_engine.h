@@ -27,10 +27,12 @@ namespace fastsync {
 class HttpEngine;
 using TransferId = std::uint64_t;
 
-// Lets a body sink/source wake its paused transfer from any thread.
+// Lets a body sink/source wake its paused transfer from any thread; or, with
+// `call`, whoever stands between a channel and the transfers feeding it.
 struct Waker {
   HttpEngine* engine = nullptr;
   TransferId id = 0;
+  std::function<void()> call;
   void wake() const;
 };
 

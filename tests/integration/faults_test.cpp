@@ -21,7 +21,8 @@ struct ProxyLogEntry {
   std::string path;
   std::string range;
   std::string fault;
-  double time = 0;
+  double time = 0;   // arrived
+  double ended = 0;  // answered (0: not yet)
 };
 
 class FaultProxy {
@@ -40,6 +41,7 @@ class FaultProxy {
     host_ = "127.0.0.1:" + process_->wait_ready().at("port");
   }
   const std::string& host() const { return host_; }
+  // One per request, in order of arrival, with when it was answered.
   std::vector<ProxyLogEntry> entries() const {
     std::vector<ProxyLogEntry> out;
     std::istringstream in(read_file(log_));
@@ -48,6 +50,17 @@ class FaultProxy {
       rapidjson::Document d;
       d.Parse(line.c_str());
       if (d.HasParseError()) continue;
+      if (d.HasMember("end")) {
+        // The answer to the latest request like it still unanswered.
+        for (auto it = out.rbegin(); it != out.rend(); ++it) {
+          if (it->ended == 0 && it->method == d["method"].GetString() && it->path == d["path"].GetString() &&
+              it->range == (d["range"].IsString() ? d["range"].GetString() : "")) {
+            it->ended = d["time"].GetDouble();
+            break;
+          }
+        }
+        continue;
+      }
       ProxyLogEntry e;
       e.method = d["method"].GetString();
       e.path = d["path"].GetString();
@@ -174,6 +187,62 @@ TEST(Faults, ConnectionsResetMidBodyResumeWithRange) {
   for (const auto& e : proxy.entries()) ranged += e.range.rfind("bytes=", 0) == 0 && e.range != "bytes=0-";
   EXPECT_GE(ranged, 1u) << "no download resumed from where it was cut";
   s.expect_complete_mirror();
+}
+
+// "bytes=<first>-<last>": a segment, not a resumption ("bytes=<first>-").
+bool closed_range(const std::string& range) {
+  return range.rfind("bytes=", 0) == 0 && range.back() != '-';
+}
+
+// Large blobs (here: 2 MiB and up) come as parallel Range segments of 512 KiB,
+// reassembled in order into one upload; connections cut mid-segment resume
+// that segment alone. The result is exact, checked by digest.
+TEST(Faults, LargeBlobsComeInParallelRangeSegmentsThatSurviveCuts) {
+  MirrorSetup s(8, 0.1);
+  FaultProxy proxy(s.source, {R"({"method":"GET","path":"/blobs/","action":"reset","after":0.5,"every":3,"times":6})"},
+                   s.dir);
+  // 4 MB/s per connection: a segment takes over a tenth of a second, so the ones in parallel visibly overlap.
+  Process slow({tool_path("fastsync-wanproxy"), "--target", proxy.host(), "--rate-mbps", "4"}, s.dir.file("wan.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  auto r = run_fastsync(s.args(slow_host, s.dest.host(), {"--segment-size", "512KiB"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(proxy.faults("reset"), 6u);
+  s.expect_complete_mirror();
+
+  std::map<std::string, std::vector<ProxyLogEntry>> segments;  // by blob
+  for (const auto& e : proxy.entries()) {
+    if (e.method == "GET" && closed_range(e.range)) segments[e.path].push_back(e);
+  }
+  ASSERT_FALSE(segments.empty()) << "no blob was fetched in segments";
+  bool overlapped = false;
+  for (const auto& [path, list] : segments) {
+    EXPECT_GE(list.size(), 4u) << path;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      for (std::size_t j = i + 1; j < list.size(); ++j) {
+        overlapped |= list[j].time < list[i].ended && list[i].time < list[j].ended;
+      }
+    }
+  }
+  EXPECT_TRUE(overlapped) << "segments of one blob were fetched one after another";
+}
+
+// A source (or CDN) that ignores Range answers the first segment with the
+// whole blob: it is taken as it comes, from that one connection.
+TEST(Faults, ASourceIgnoringRangeGivesLargeBlobsWhole) {
+  MirrorSetup s(8, 0.1);
+  FaultProxy proxy(s.source, {R"({"method":"GET","path":"/blobs/","action":"ignore-range","times":100000})"}, s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--segment-size", "512KiB"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  s.expect_complete_mirror();
+  std::map<std::string, int> gets;
+  std::size_t segment_asks = 0;
+  for (const auto& e : proxy.entries()) {
+    if (e.method != "GET" || e.path.find("/blobs/") == std::string::npos) continue;
+    ++gets[e.path];
+    segment_asks += closed_range(e.range);
+  }
+  EXPECT_GE(segment_asks, 1u) << "no blob was large enough to be asked for in segments";
+  for (const auto& [path, n] : gets) EXPECT_EQ(n, 1) << path << " fetched " << n << " times";
 }
 
 TEST(Faults, TruncatedBodiesAreFetchedAgain) {

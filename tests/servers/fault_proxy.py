@@ -15,7 +15,9 @@ through), and per action:
   truncate  after: fraction sent, then a clean close (Content-Length says more)
   flip      one byte of the body changed (same length)
   stall     after: fraction sent, then silence for `seconds`
-Every request is logged as a JSON line (time, method, path, range, fault).
+  ignore-range  the Range header is dropped: the whole body comes back, 200
+Every request is logged as a JSON line (time, method, path, range, fault) when
+it arrives, and again with "end": true once its answer was sent.
 Prints "READY port=<n>".
 """
 import argparse
@@ -107,6 +109,8 @@ def main():
                     self.wfile.write(payload)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            if fault and fault["action"] == "ignore-range":
+                headers = {k: v for k, v in headers.items() if k.lower() != "range"}
             conn = http.client.HTTPConnection(args.upstream, timeout=120)
             try:
                 conn.request(self.command, self.path, body=body, headers=headers)
@@ -124,6 +128,13 @@ def main():
             self.send_header("Content-Length", resp.getheader("Content-Length") if self.command == "HEAD"
                              else str(len(data)))
             self.end_headers()
+            try:
+                self.send_body(fault, resp, data)
+            finally:
+                record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                        "fault": fault["action"] if fault else None, "status": resp.status, "end": True})
+
+        def send_body(self, fault, resp, data):
             if self.command == "HEAD":
                 return
             if not fault or not data or not (200 <= resp.status < 300):

@@ -1,0 +1,499 @@
+#include "registry/segmented_download.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace fastsync {
+
+void SegmentBudget::copy_started() {
+  std::lock_guard lock(mutex_);
+  ++in_use_;
+}
+
+void SegmentBudget::copy_finished() {
+  std::lock_guard lock(mutex_);
+  if (in_use_ > 0) --in_use_;
+}
+
+bool SegmentBudget::try_add_lane() {
+  std::lock_guard lock(mutex_);
+  if (in_use_ >= pool_) return false;
+  ++in_use_;
+  return true;
+}
+
+void SegmentBudget::remove_lane() { copy_finished(); }
+
+bool SegmentBudget::try_reserve(std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  if (bytes > memory_free_) return false;
+  memory_free_ -= bytes;
+  return true;
+}
+
+void SegmentBudget::release(std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  memory_free_ += bytes;
+}
+
+namespace {
+
+constexpr std::size_t kDrainPiece = BlobChannel::kReadBatch;
+constexpr std::size_t kMaxExtraLanes = 7;  // at most 8 connections for one blob
+
+void wake_all(const std::vector<Waker>& wakers) {
+  for (const auto& w : wakers) w.wake();
+}
+
+// The blob's segments and the order they reach the channel in. Sinks of every
+// segment write here: the head segment (the one at the channel's frontier)
+// straight into the channel, the others into their reserved buffers, drained
+// into the channel as the frontier reaches them.
+class Assembler : public std::enable_shared_from_this<Assembler> {
+ public:
+  Assembler(Registry& source, std::string repository, Descriptor blob, std::shared_ptr<BlobChannel> channel,
+            std::uint64_t segment_size, std::shared_ptr<SegmentBudget> budget)
+      : source_(source),
+        repository_(std::move(repository)),
+        blob_(std::move(blob)),
+        channel_(std::move(channel)),
+        budget_(std::move(budget)) {
+    for (std::uint64_t start = 0; start < blob_.size; start += segment_size) {
+      Segment s;
+      s.start = start;
+      s.length = std::min(segment_size, blob_.size - start);
+      segments_.push_back(std::move(s));
+    }
+  }
+
+  // The channel tells us when it has room (the reader took bytes, or gave up).
+  void start() {
+    std::weak_ptr<Assembler> weak = weak_from_this();
+    Waker room;
+    room.call = [weak] {
+      if (auto self = weak.lock()) self->on_room();
+    };
+    channel_->set_writer_waker(room);
+  }
+
+  Registry& source() { return source_; }
+  const std::string& repository() const { return repository_; }
+  const Descriptor& blob() const { return blob_; }
+  SegmentBudget& budget() { return *budget_; }
+  std::optional<Error> reader_error() const { return channel_->reader_error(); }
+  std::shared_ptr<AsyncValue<bool>> range_answer() { return range_answer_; }
+  std::shared_ptr<AsyncValue<Status>> finished() { return finished_; }
+
+  struct Pick {
+    enum Kind { Take, Wait, Stop } kind = Stop;
+    std::size_t index = 0;
+    std::shared_ptr<AsyncValue<bool>> advanced;  // Wait: set when the frontier moves on
+  };
+  // The next segment nobody fetches yet. One ahead of the frontier needs its
+  // memory reserved: an extra lane stops without it, the blob's own lane
+  // waits for the frontier (which needs none), so the blob always progresses.
+  Pick pick(bool own_lane) {
+    std::lock_guard lock(mutex_);
+    if (failed_ || next_ >= segments_.size()) return {};
+    std::size_t k = next_;
+    if (k != head_) {
+      if (!budget_->try_reserve(segments_[k].length)) {
+        if (own_lane) return {Pick::Wait, 0, advanced_};
+        return {};
+      }
+      segments_[k].reserved = true;
+    }
+    ++next_;
+    return {Pick::Take, k, nullptr};
+  }
+
+  struct Where {
+    std::uint64_t start = 0;
+    std::uint64_t length = 0;
+    std::uint64_t delivered = 0;
+  };
+  Where where(std::size_t k) {
+    std::lock_guard lock(mutex_);
+    const Segment& s = segments_[k];
+    return {s.start, s.length, s.delivered};
+  }
+  bool failed() {
+    std::lock_guard lock(mutex_);
+    return failed_;
+  }
+
+  void attach(std::size_t k, Waker waker) {
+    std::lock_guard lock(mutex_);
+    segments_[k].transfer = waker;
+  }
+
+  // The source answered segment 0 with 206 (true), or ignored Range (false):
+  // then, before any other lane started, segment 0 becomes the whole blob.
+  bool whole_body_instead(std::size_t k) {
+    {
+      std::lock_guard lock(mutex_);
+      if (k != 0 || range_answered_ || segments_[0].delivered > 0) return false;
+      segments_.resize(1);
+      segments_[0].length = blob_.size;
+      next_ = 1;
+      range_answered_ = true;
+    }
+    range_answer_->set(false);
+    return true;
+  }
+  void range_honoured() {
+    {
+      std::lock_guard lock(mutex_);
+      if (range_answered_) return;
+      range_answered_ = true;
+    }
+    range_answer_->set(true);
+  }
+
+  Flow write(std::size_t k, std::string_view bytes) {
+    std::lock_guard lock(mutex_);
+    if (failed_) return Flow::Abort;
+    Segment& s = segments_[k];
+    if (k == head_ && s.drained == s.buffer.size()) {
+      Flow flow = channel_->write(bytes);
+      if (flow == Flow::Continue) s.delivered += bytes.size();
+      if (flow == Flow::Pause) s.paused = true;  // the channel calls on_room when it has room
+      return flow;
+    }
+    if (s.buffer.capacity() < s.length) s.buffer.reserve(static_cast<std::size_t>(s.length));
+    s.buffer.append(bytes);
+    s.delivered += bytes.size();
+    return Flow::Continue;
+  }
+
+  void segment_done(std::size_t k) {
+    Moves moves;
+    {
+      std::lock_guard lock(mutex_);
+      segments_[k].done = true;
+      drain_locked(moves);
+    }
+    act(moves);
+  }
+
+  void on_room() {
+    Moves moves;
+    {
+      std::lock_guard lock(mutex_);
+      drain_locked(moves);
+    }
+    act(moves);
+  }
+
+  void fail(const Error& error) {
+    Moves moves;
+    {
+      std::lock_guard lock(mutex_);
+      if (completed_) return;
+      fail_locked(moves);
+    }
+    act(moves);
+    // The consumer's error, when it gave up first, is the story (the copy retries by its class).
+    complete(channel_->reader_error().value_or(error));
+  }
+
+  // Spawns extra lanes while the pool has free slots and segments are left.
+  void add_lanes();
+  void lane_ended() {
+    std::lock_guard lock(mutex_);
+    --extra_lanes_;
+  }
+
+ private:
+  struct Segment {
+    std::uint64_t start = 0;
+    std::uint64_t length = 0;
+    std::uint64_t delivered = 0;  // bytes its sink handed over (written through or buffered)
+    std::string buffer;           // bytes that arrived ahead of the frontier
+    std::size_t drained = 0;      // of `buffer`, written into the channel
+    bool reserved = false;        // `length` bytes of the budget are held for it
+    bool done = false;
+    bool paused = false;  // its transfer is paused on a full channel
+    Waker transfer;
+  };
+  struct Moves {
+    std::vector<Waker> wake;
+    std::vector<std::shared_ptr<AsyncValue<bool>>> advanced;
+    bool all_written = false;
+  };
+
+  void drain_locked(Moves& moves) {
+    while (!failed_ && head_ < segments_.size()) {
+      Segment& s = segments_[head_];
+      while (s.drained < s.buffer.size()) {
+        std::size_t piece = std::min(kDrainPiece, s.buffer.size() - s.drained);
+        Flow flow = channel_->write(std::string_view(s.buffer).substr(s.drained, piece));
+        if (flow == Flow::Pause) return;  // on_room comes back when the reader took some
+        if (flow == Flow::Abort) {
+          fail_locked(moves);  // the reader gave up: every lane stops
+          return;
+        }
+        s.drained += piece;
+      }
+      if (s.reserved) {
+        budget_->release(s.length);
+        s.reserved = false;
+      }
+      if (!s.buffer.empty()) {
+        std::string().swap(s.buffer);
+        s.drained = 0;
+      }
+      if (!s.done) {
+        // From here its sink writes straight through; wake it if it waited on the channel.
+        if (s.paused) {
+          s.paused = false;
+          moves.wake.push_back(s.transfer);
+        }
+        return;
+      }
+      ++head_;
+      moves.advanced.push_back(std::exchange(advanced_, std::make_shared<AsyncValue<bool>>()));
+    }
+    if (!failed_ && head_ == segments_.size() && !completed_) moves.all_written = true;
+  }
+
+  void fail_locked(Moves& moves) {
+    failed_ = true;
+    for (auto& s : segments_) {
+      if (s.reserved) budget_->release(s.length);
+      s.reserved = false;
+      std::string().swap(s.buffer);
+      if (s.paused) moves.wake.push_back(s.transfer);  // to see Abort
+      s.paused = false;
+    }
+    next_ = segments_.size();
+    moves.advanced.push_back(advanced_);
+  }
+
+  // Outside the lock: waking transfers and resuming waiters may re-enter.
+  void act(Moves& moves) {
+    wake_all(moves.wake);
+    for (auto& a : moves.advanced) a->set(true);
+    if (moves.all_written) complete(Status{});
+  }
+
+  void complete(Status status) {
+    {
+      std::lock_guard lock(mutex_);
+      if (completed_) return;
+      completed_ = true;
+      if (!range_answered_) range_answered_ = true;
+    }
+    range_answer_->set(false);
+    finished_->set(channel_->finish_writer(std::move(status)));
+  }
+
+  Registry& source_;
+  const std::string repository_;
+  const Descriptor blob_;
+  const std::shared_ptr<BlobChannel> channel_;
+  const std::shared_ptr<SegmentBudget> budget_;
+  const std::shared_ptr<AsyncValue<bool>> range_answer_ = std::make_shared<AsyncValue<bool>>();
+  const std::shared_ptr<AsyncValue<Status>> finished_ = std::make_shared<AsyncValue<Status>>();
+
+  std::mutex mutex_;
+  std::vector<Segment> segments_;
+  std::size_t head_ = 0;  // the segment at the channel's frontier
+  std::size_t next_ = 0;  // the next segment no lane has taken
+  std::size_t extra_lanes_ = 0;
+  bool range_answered_ = false;
+  bool failed_ = false;
+  bool completed_ = false;
+  std::shared_ptr<AsyncValue<bool>> advanced_ = std::make_shared<AsyncValue<bool>>();
+};
+
+// Receives one segment's response: a 206 for exactly the bytes asked, or a
+// 200 (Range ignored) from which it takes its part of the whole body.
+class SegmentSink : public BodySink {
+ public:
+  SegmentSink(std::shared_ptr<Assembler> assembler, std::size_t index, std::uint64_t offset, std::uint64_t end)
+      : assembler_(std::move(assembler)), index_(index), offset_(offset), position_(offset), end_(end) {}
+  void attach(Waker waker) override { assembler_->attach(index_, waker); }
+
+  Flow begin(long status, const HeaderList& headers) override {
+    skip_ = 0;
+    position_ = offset_;
+    if (status == 206) {
+      std::string range;
+      for (const auto& [name, value] : headers) {
+        if (name == "content-range") range = value;
+      }
+      unsigned long long first = 0;
+      if (std::sscanf(range.c_str(), "bytes %llu-", &first) != 1 || first != offset_) {
+        range_rejected_ = true;
+        return Flow::Abort;
+      }
+      assembler_->range_honoured();
+      return Flow::Continue;
+    }
+    if (assembler_->whole_body_instead(index_)) {
+      end_ = assembler_->blob().size;
+      return Flow::Continue;
+    }
+    skip_ = offset_;
+    return Flow::Continue;
+  }
+
+  Flow write(std::string_view chunk) override {
+    std::size_t drop = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, chunk.size()));
+    std::string_view rest = chunk.substr(drop);
+    if (rest.size() > end_ - position_) rest = rest.substr(0, static_cast<std::size_t>(end_ - position_));
+    if (!rest.empty()) {
+      Flow flow = assembler_->write(index_, rest);
+      if (flow != Flow::Continue) return flow;  // curl offers the same chunk again after a pause
+      position_ += rest.size();
+    }
+    skip_ -= drop;
+    // A whole body past our segment: we have what we came for.
+    if (position_ == end_ && drop + rest.size() < chunk.size()) return Flow::Abort;
+    return Flow::Continue;
+  }
+
+  bool range_rejected() const { return range_rejected_; }
+
+ private:
+  std::shared_ptr<Assembler> assembler_;
+  std::size_t index_;
+  std::uint64_t offset_;
+  std::uint64_t position_;
+  std::uint64_t end_;
+  std::uint64_t skip_ = 0;
+  bool range_rejected_ = false;
+};
+
+// One segment, resumed after a cut from the bytes it already delivered.
+Task<Status> fetch_segment(std::shared_ptr<Assembler> assembler, std::size_t index) {
+  Registry& source = assembler->source();
+  const Descriptor& blob = assembler->blob();
+  for (int retries_used = 0;;) {
+    if (auto reader_error = assembler->reader_error()) co_return *reader_error;
+    auto before = assembler->where(index);
+    if (before.delivered == before.length) break;
+    std::uint64_t first = before.start + before.delivered;
+    std::uint64_t last = before.start + before.length - 1;
+    auto sink = std::make_shared<SegmentSink>(assembler, index, first, last + 1);
+    Call call;
+    call.kind = CallKind::BlobGet;
+    call.target = fmt::format("/v2/{}/blobs/{}", assembler->repository(), blob.digest);
+    call.request.headers.push_back(fmt::format("Range: bytes={}-{}", first, last));
+    call.request.body_sink = sink;
+    call.scope.repository = assembler->repository();
+    call.follow_redirects = true;  // to a CDN, without our credentials
+    call.what = fmt::format("GET blob {} bytes {}-{}", blob.digest, first, last);
+    auto result = co_await source.send(std::move(call));
+    auto after = assembler->where(index);
+    // Complete is complete, whatever the transfer said after the last byte
+    // (a whole body is cut off once our part of it is in).
+    if (after.delivered == after.length) break;
+    if (assembler->failed()) co_return assembler->reader_error().value_or(
+        Error::make(ErrorKind::Cancelled, fmt::format("blob {}: download stopped", blob.digest)));
+    Error error = result ? Error::make(ErrorKind::Network, fmt::format("blob {}: bytes {}-{} ended {} bytes short",
+                                                                        blob.digest, first, last,
+                                                                        after.length - after.delivered))
+                         : result.error();
+    if (sink->range_rejected()) error.kind = ErrorKind::Network;
+    if (after.delivered > before.delivered) retries_used = 0;  // progress does not use up the budget
+    auto delay = source.retry_policy().next_delay(error, retries_used);
+    if (!delay || source.engine().cancelled()) co_return error;
+    ++retries_used;
+    source.counters().retries++;
+    spdlog::debug("blob {}: segment {}-{} cut at {} ({}), resuming in {} ms", blob.digest, before.start, last,
+                  after.start + after.delivered, error.message, delay->count());
+    co_await source.engine().sleep_for(*delay);
+  }
+  assembler->segment_done(index);
+  co_return Status{};
+}
+
+// `first`: a segment already taken for this lane (kNone: pick one).
+constexpr std::size_t kNone = SIZE_MAX;
+
+Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::size_t first) {
+  while (true) {
+    Assembler::Pick pick;
+    if (first != kNone) {
+      pick.kind = Assembler::Pick::Take;
+      pick.index = std::exchange(first, kNone);
+    } else {
+      pick = assembler->pick(own_lane);
+    }
+    if (pick.kind == Assembler::Pick::Stop) break;
+    if (pick.kind == Assembler::Pick::Wait) {
+      co_await pick.advanced->wait();
+      continue;
+    }
+    auto status = co_await fetch_segment(assembler, pick.index);
+    if (!status) {
+      assembler->fail(status.error());
+      break;
+    }
+    if (own_lane) assembler->add_lanes();  // slots of the pool free up as other copies end
+  }
+  if (!own_lane) {
+    assembler->budget().remove_lane();
+    assembler->lane_ended();
+  }
+}
+
+void start_lane(const std::shared_ptr<Assembler>& assembler, bool own_lane, std::size_t first = kNone) {
+  spawn(
+      run_lane(assembler, own_lane, first), [] {},
+      [assembler](std::exception_ptr) {
+        assembler->fail(Error::make(ErrorKind::Protocol,
+                                    fmt::format("blob {}: internal error while downloading", assembler->blob().digest)));
+      });
+}
+
+void Assembler::add_lanes() {
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (failed_ || !range_answered_ || segments_.size() == 1) return;
+      std::size_t unassigned = segments_.size() - next_;
+      if (extra_lanes_ >= kMaxExtraLanes || extra_lanes_ >= unassigned) return;
+    }
+    if (!budget_->try_add_lane()) return;
+    // Its first segment is taken here: a lane the memory budget cannot feed is never started.
+    auto first = pick(false);
+    if (first.kind != Pick::Take) {
+      budget_->remove_lane();
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++extra_lanes_;
+    }
+    start_lane(shared_from_this(), false, first.index);
+  }
+}
+
+}  // namespace
+
+Task<Status> download_segmented(Registry& source, std::string repository, Descriptor blob,
+                                std::shared_ptr<BlobChannel> channel, SegmentSettings settings,
+                                std::shared_ptr<SegmentBudget> budget) {
+  auto assembler = std::make_shared<Assembler>(source, std::move(repository), std::move(blob), std::move(channel),
+                                               settings.segment_size, std::move(budget));
+  assembler->start();
+  auto finished = assembler->finished();
+  auto range_answer = assembler->range_answer();
+  start_lane(assembler, true);
+  // Other connections only once the source (or the CDN it redirects to) has
+  // shown it honours Range.
+  if (co_await range_answer->wait()) assembler->add_lanes();
+  co_return co_await finished->wait();
+}
+
+}  // namespace fastsync

@@ -1,0 +1,56 @@
+// A large blob fetched as parallel Range segments, reassembled in order into
+// one channel (so one streamed PUT, digest checked as now). The segment at the
+// channel's frontier writes straight through; a later one waits in memory
+// reserved from a budget the whole run shares, so what sits out of order stays
+// bounded. Extra segments are extra connections taken from the blob pool only
+// when it has room: while many blobs are moving nothing changes, and at the
+// end of a run the last large layer stops being the long pole.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "registry/blob_channel.h"
+#include "registry/manifest.h"
+#include "registry/registry.h"
+#include "registry/task.h"
+
+namespace fastsync {
+
+struct SegmentSettings {
+  std::uint64_t segment_size = 8u << 20;  // 0: never split a blob
+  // Blobs of at least this many bytes are split.
+  std::uint64_t threshold() const { return segment_size * 4; }
+};
+
+// What segments may take: connections (the blob pool's free slots) and memory
+// for bytes that arrive ahead of the frontier. Shared by every copy of a run.
+class SegmentBudget {
+ public:
+  SegmentBudget(std::size_t pool, std::uint64_t memory) : pool_(pool), memory_free_(memory) {}
+  // Each blob copy in flight holds a slot of the pool for its own connection.
+  void copy_started();
+  void copy_finished();
+  // An extra connection for a segment, if the pool has a slot free.
+  bool try_add_lane();
+  void remove_lane();
+  bool try_reserve(std::uint64_t bytes);
+  void release(std::uint64_t bytes);
+
+ private:
+  std::mutex mutex_;
+  std::size_t pool_;
+  std::size_t in_use_ = 0;
+  std::uint64_t memory_free_;
+};
+
+// Downloads `blob` into `channel` as segments and finishes the writer side
+// with the verdict, as download_blob does. A source that ignores Range gets
+// the whole blob from one connection.
+Task<Status> download_segmented(Registry& source, std::string repository, Descriptor blob,
+                                std::shared_ptr<BlobChannel> channel, SegmentSettings settings,
+                                std::shared_ptr<SegmentBudget> budget);
+
+}  // namespace fastsync
