@@ -263,7 +263,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
        "(default: whole blobs, chunks only once a registry answers 413)")
       ("segment-size", po::value<std::string>()->value_name("SIZE"),
-       "fetch blobs of at least 4 x SIZE as parallel Range requests of SIZE, when blob transfers are free "
+       "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE, when blob transfers are free "
        "(default 8MiB; 0: never)")
       ("segment-memory", po::value<std::string>()->value_name("SIZE"),
        "at most this much of those segments held in memory ahead of the upload, in all (default 24MiB)")

@@ -36,7 +36,7 @@ struct RegistryOptions {
   // Upload in chunks of this size from the start (0: monolithic PUTs until a
   // registry answers 413, then chunks for that registry).
   std::uint64_t upload_chunk_size = 0;
-  // Blobs of at least 4 x this are fetched as parallel Range segments of this
+  // Blobs of at least 2 x this are fetched as parallel Range segments of this
   // size (0: never), with at most `segment_memory` bytes held out of order in
   // all, and extra connections only while fewer than `blob_pool` blob copies run.
   std::uint64_t segment_size = 8u << 20;

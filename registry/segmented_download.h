@@ -21,8 +21,8 @@ namespace fastsync {
 
 struct SegmentSettings {
   std::uint64_t segment_size = 8u << 20;  // 0: never split a blob
-  // Blobs of at least this many bytes are split.
-  std::uint64_t threshold() const { return segment_size * 4; }
+  // Blobs of at least this many bytes are split (into two or more).
+  std::uint64_t threshold() const { return segment_size * 2; }
 };
 
 // What segments may take: connections (the blob pool's free slots) and memory

@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <thread>
@@ -194,7 +195,7 @@ bool closed_range(const std::string& range) {
   return range.rfind("bytes=", 0) == 0 && range.back() != '-';
 }
 
-// Large blobs (here: 2 MiB and up) come as parallel Range segments of 512 KiB,
+// Large blobs (here: 1 MiB and up) come as parallel Range segments of 512 KiB,
 // reassembled in order into one upload; connections cut mid-segment resume
 // that segment alone. The result is exact, checked by digest.
 TEST(Faults, LargeBlobsComeInParallelRangeSegmentsThatSurviveCuts) {
@@ -215,14 +216,17 @@ TEST(Faults, LargeBlobsComeInParallelRangeSegmentsThatSurviveCuts) {
   }
   ASSERT_FALSE(segments.empty()) << "no blob was fetched in segments";
   bool overlapped = false;
+  std::size_t most = 0;
   for (const auto& [path, list] : segments) {
-    EXPECT_GE(list.size(), 4u) << path;
+    EXPECT_GE(list.size(), 2u) << path;  // a blob asked for in segments is asked for in two at least
+    most = std::max(most, list.size());
     for (std::size_t i = 0; i < list.size(); ++i) {
       for (std::size_t j = i + 1; j < list.size(); ++j) {
         overlapped |= list[j].time < list[i].ended && list[i].time < list[j].ended;
       }
     }
   }
+  EXPECT_GE(most, 4u) << "no blob came in more than a few segments";
   EXPECT_TRUE(overlapped) << "segments of one blob were fetched one after another";
 }
 

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Performance pass 2: the long pole, the destination's work, the client's CPU.
+Side by side in one run, ratios printed:
+
+  - loopback, ~600 MB (--scale) and ~3 GB (--big-scale): fastsync against the
+    mirror floor (curl --parallel GETs and POST+PUTs at once) and skopeo x16;
+    CPU of every process: fastsync against curl doing the same GETs and PUTs
+    plus sha256sum of the same bytes; the destination registry's CPU against
+    the floor's destination; peak RSS; a rerun with everything present;
+  - a source 100 ms away (fastsync-wanproxy) at 3, 10 and 30 MB/s per
+    connection: fastsync at each, skopeo x16 beside the 10 and 3 MB/s runs.
+
+  bench/longpole.py [--scale 1.0] [--big-scale 5.0] [--no-big] [--no-wan]
+
+Writes bench/out/longpole-<time>.json; docs/perf/longpole.json is a copy.
+"""
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+log = bench.log
+
+
+def children_cpu():
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def floor_mirror(source, blobs, blob_dir, workdir, source_host=None, parallel=64):
+    """curl GETs (to /dev/null) and POST+PUTs of the same blobs at once: seconds, curl CPU, destination CPU."""
+    get_cfg = bench.curl_get_config(source_host or source.host, blobs, workdir)
+    dest = bench.Registry(workdir, "floor")
+    try:
+        put = bench.put_floor_commands(dest, blobs, blob_dir, workdir, parallel)
+        cpu, dest_cpu, src_cpu = children_cpu(), dest.cpu_seconds(), source.cpu_seconds()
+        t0 = time.perf_counter()
+        getter = subprocess.Popen(bench.curl_parallel(get_cfg, parallel))
+        put()
+        getter.wait()
+        return {"seconds": time.perf_counter() - t0, "curl_cpu_seconds": children_cpu() - cpu,
+                "dest_cpu_seconds": dest.cpu_seconds() - dest_cpu, "source_cpu_seconds": source.cpu_seconds() - src_cpu}
+    finally:
+        dest.stop()
+
+
+def sha256_cpu(blob_dir):
+    cpu = children_cpu()
+    files = [os.path.join(blob_dir, f) for f in os.listdir(blob_dir)]
+    for i in range(0, len(files), 200):
+        subprocess.run(["sha256sum", *files[i:i + 200]], check=True, stdout=subprocess.DEVNULL)
+    return children_cpu() - cpu
+
+
+def fastsync(source, workdir, source_host=None, rerun=False, extra=()):
+    src_cpu = source.cpu_seconds()
+    m = bench.run_fastsync(source, workdir, list(extra), source_host=source_host, rerun=rerun)
+    m["source_cpu_seconds"] = source.cpu_seconds() - src_cpu
+    return m
+
+
+def loopback(label, args, scale, workdir):
+    source = bench.Registry(workdir, f"source-{label}")
+    try:
+        a = argparse.Namespace(components=args.components, scale=scale)
+        log(f"{label}: pushing the fixture (scale {scale})")
+        fixture, blobs = bench.push_fixture(source, a, workdir)
+        total = fixture["unique_blob_bytes"]
+        blob_dir = os.path.join(workdir, f"blobs-{label}")
+        bench.download_blobs(source, blobs, blob_dir)
+        hash_cpu = sha256_cpu(blob_dir)
+        rounds = []
+        for i in range(args.repeat):
+            log(f"{label}: round {i + 1}/{args.repeat}")
+            f = floor_mirror(source, blobs, blob_dir, workdir)
+            m = fastsync(source, workdir, rerun=(i == 0))
+            s = bench.run_skopeo(source, fixture, workdir) if not args.no_skopeo else None
+            log(f"  floor {f['seconds']:.2f}s  fastsync {m['seconds']:.2f}s" + (f"  skopeo {s:.2f}s" if s else ""))
+            rounds.append({"floor": f, "fastsync": m, "skopeo_seconds": s})
+        shutil.rmtree(blob_dir, ignore_errors=True)
+        med = bench.median_of
+        out = {
+            "bytes": total, "unique_blobs": len(blobs), "sha256sum_cpu_seconds": hash_cpu,
+            "floor_seconds": med([r["floor"]["seconds"] for r in rounds]),
+            "floor_curl_cpu_seconds": med([r["floor"]["curl_cpu_seconds"] for r in rounds]),
+            "floor_dest_cpu_seconds": med([r["floor"]["dest_cpu_seconds"] for r in rounds]),
+            "fastsync_seconds": med([r["fastsync"]["seconds"] for r in rounds]),
+            "fastsync_cpu_seconds": med([r["fastsync"]["cpu_seconds"] for r in rounds]),
+            "fastsync_dest_cpu_seconds": med([r["fastsync"]["dest_cpu_seconds"] for r in rounds]),
+            "fastsync_source_cpu_seconds": med([r["fastsync"]["source_cpu_seconds"] for r in rounds]),
+            "fastsync_peak_rss_mb": max(r["fastsync"]["rss_mb"] for r in rounds),
+            "requests": rounds[0]["fastsync"]["requests"],
+            "rerun": rounds[0]["fastsync"]["rerun"],
+            "rounds": rounds,
+        }
+        if not args.no_skopeo:
+            out["skopeo_seconds"] = med([r["skopeo_seconds"] for r in rounds])
+        out["ratios"] = {
+            "fastsync_over_floor": out["fastsync_seconds"] / out["floor_seconds"],
+            "client_cpu_over_curl_plus_sha256": out["fastsync_cpu_seconds"] / (out["floor_curl_cpu_seconds"] + hash_cpu),
+            "dest_cpu_over_floor_dest": out["fastsync_dest_cpu_seconds"] / out["floor_dest_cpu_seconds"],
+        }
+        if "skopeo_seconds" in out:
+            out["ratios"]["skopeo_over_fastsync"] = out["skopeo_seconds"] / out["fastsync_seconds"]
+        return out
+    finally:
+        source.stop()
+
+
+def wan(args, workdir):
+    source = bench.Registry(workdir, "source-wan")
+    try:
+        a = argparse.Namespace(components=args.components, scale=args.scale)
+        log(f"wan: pushing the fixture (scale {args.scale})")
+        fixture, blobs = bench.push_fixture(source, a, workdir)
+        total = fixture["unique_blob_bytes"]
+        rows = []
+        for rate in (30, 10, 3):
+            proxy = bench.Proxy(source.host, 50, rate)
+            try:
+                m = fastsync(source, workdir, source_host=proxy.host)
+                row = {"rate_mb_per_s_per_connection": rate, "fastsync_seconds": m["seconds"],
+                       "fastsync_peak_rss_mb": m["rss_mb"]}
+                if rate in (10, 3) and not args.no_skopeo:
+                    row["skopeo_seconds"] = bench.run_skopeo(source, fixture, workdir, source_host=proxy.host)
+                log(f"wan 100 ms RTT, {rate} MB/s per connection: fastsync {m['seconds']:.1f}s"
+                    + (f", skopeo x16 {row['skopeo_seconds']:.1f}s" if "skopeo_seconds" in row else ""))
+                rows.append(row)
+            finally:
+                proxy.stop()
+        by_rate = {r["rate_mb_per_s_per_connection"]: r for r in rows}
+        ratios = {"time_at_3_over_time_at_30": by_rate[3]["fastsync_seconds"] / by_rate[30]["fastsync_seconds"]}
+        if "skopeo_seconds" in by_rate[10]:
+            ratios["skopeo_over_fastsync_at_10"] = by_rate[10]["skopeo_seconds"] / by_rate[10]["fastsync_seconds"]
+            ratios["skopeo_over_fastsync_at_3"] = by_rate[3]["skopeo_seconds"] / by_rate[3]["fastsync_seconds"]
+        return {"rtt_ms": 100, "bytes": total, "rows": rows, "ratios": ratios}
+    finally:
+        source.stop()
+
+
+def render(r):
+    lines = []
+    checks = []
+    for label, goal in (("loopback", 1.35), ("big", 1.2)):
+        if label not in r:
+            continue
+        x = r[label]
+        gb = x["bytes"] / 1e9
+        lines.append(f"{label}: {x['bytes'] / 1e6:.0f} MB, {x['unique_blobs']} blobs: floor {x['floor_seconds']:.2f}s, "
+                     f"fastsync {x['fastsync_seconds']:.2f}s" +
+                     (f", skopeo x16 {x['skopeo_seconds']:.2f}s" if "skopeo_seconds" in x else ""))
+        lines.append(f"  CPU per GB: fastsync {x['fastsync_cpu_seconds'] / gb:.2f}s, curl+sha256sum "
+                     f"{(x['floor_curl_cpu_seconds'] + x['sha256sum_cpu_seconds']) / gb:.2f}s; destination registry "
+                     f"{x['fastsync_dest_cpu_seconds'] / gb:.2f}s vs floor's {x['floor_dest_cpu_seconds'] / gb:.2f}s; "
+                     f"source registry {x['fastsync_source_cpu_seconds'] / gb:.2f}s; peak RSS {x['fastsync_peak_rss_mb']:.0f} MB")
+        lines.append("  requests: " + ", ".join(f"{k} {v}" for k, v in x["requests"].items() if v))
+        ra = x["ratios"]
+        checks.append((f"{label}: fastsync / mirror floor", f"{ra['fastsync_over_floor']:.2f}", f"<= {goal}",
+                       ra["fastsync_over_floor"] <= goal))
+        checks.append((f"{label}: client CPU / (curl + sha256sum)", f"{ra['client_cpu_over_curl_plus_sha256']:.2f}",
+                       "<= 1.3", ra["client_cpu_over_curl_plus_sha256"] <= 1.3))
+        checks.append((f"{label}: destination CPU / floor's destination", f"{ra['dest_cpu_over_floor_dest']:.2f}",
+                       "<= 1.1", ra["dest_cpu_over_floor_dest"] <= 1.1))
+        checks.append((f"{label}: peak RSS", f"{x['fastsync_peak_rss_mb']:.0f} MB", "<= 64 MB",
+                       x["fastsync_peak_rss_mb"] <= 64))
+        if label == "loopback":
+            rr = x["rerun"]
+            checks.append(("rerun, everything present", f"{rr['seconds']:.2f} s", "<= 0.5 s", rr["seconds"] <= 0.5))
+    if "wan" in r:
+        w = r["wan"]
+        for row in w["rows"]:
+            lines.append(f"wan 100 ms RTT, {row['rate_mb_per_s_per_connection']} MB/s per connection: fastsync "
+                         f"{row['fastsync_seconds']:.1f}s" +
+                         (f", skopeo x16 {row['skopeo_seconds']:.1f}s" if "skopeo_seconds" in row else ""))
+        ra = w["ratios"]
+        checks.append(("wan: time at 3 MB/s/conn / at 30", f"{ra['time_at_3_over_time_at_30']:.2f}", "<= 1.5",
+                       ra["time_at_3_over_time_at_30"] <= 1.5))
+        if "skopeo_over_fastsync_at_10" in ra:
+            checks.append(("wan: skopeo x16 / fastsync at 10 MB/s/conn", f"{ra['skopeo_over_fastsync_at_10']:.1f}x",
+                           ">= 3x", ra["skopeo_over_fastsync_at_10"] >= 3))
+    lines += ["", "| target | measured | goal | |", "|---|---|---|---|"]
+    for name, got, goal, ok in checks:
+        lines.append(f"| {name} | {got} | {goal} | {'met' if ok else 'MISSED'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--components", type=int, default=190)
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--big-scale", type=float, default=5.0)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-big", action="store_true")
+    p.add_argument("--no-wan", action="store_true")
+    p.add_argument("--no-skopeo", action="store_true")
+    args = p.parse_args()
+    for tool in [bench.FASTSYNC, bench.FIXTURE, bench.WANPROXY]:
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"bench: {tool} is not built (run .ci/setup)")
+    workdir = tempfile.mkdtemp(prefix="fastsync-longpole-")
+    bench.PULL_SECRET = os.path.join(workdir, "pull-secret.json")
+    with open(bench.PULL_SECRET, "w") as f:
+        f.write('{"auths":{}}')
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
+    try:
+        results["loopback"] = loopback("loopback", args, args.scale, workdir)
+        if not args.no_big:
+            results["big"] = loopback("big", argparse.Namespace(**{**vars(args), "repeat": 1}), args.big_scale, workdir)
+        if not args.no_wan:
+            results["wan"] = wan(args, workdir)
+    finally:
+        bench.stop_processes()
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["summary"] = render(results)
+    bench.write_results("longpole", results)
+    print(results["summary"])
+
+
+if __name__ == "__main__":
+    main()
