@@ -60,13 +60,26 @@ Task<Result<ManifestData>> RegistryClient::get_manifest(const Repository& repo, 
   co_return co_await registry(repo.registry).get_manifest(repo.path, reference);
 }
 
-Task<Result<std::vector<Attachment>>> RegistryClient::attachments(const Repository& repo, const std::string& digest) {
-  auto found = co_await RegistryApi::attachments(repo, digest);
-  if (!found) co_return found;
-  auto referrers = co_await registry(repo.registry).referrers(repo.path, digest);
-  if (!referrers) co_return referrers.error();
-  add_referrers(*found, *referrers);
+Task<Result<std::vector<Attachment>>> RegistryClient::referrer_attachments(Repository repo, std::string digest) {
+  auto digests = co_await registry(repo.registry).referrers(repo.path, digest);
+  if (!digests) co_return digests.error();
+  std::vector<Attachment> found;
+  for (auto& d : *digests) found.push_back(Attachment{{}, std::move(d)});
   co_return found;
+}
+
+Task<Result<std::vector<Attachment>>> RegistryClient::attachments(const Repository& repo, const std::string& digest) {
+  // The tag and the referrers API asked at once: a rerun asks this for every image.
+  std::vector<Task<Result<std::vector<Attachment>>>> asks;
+  asks.push_back(RegistryApi::attachments(repo, digest));
+  asks.push_back(referrer_attachments(repo, digest));
+  auto answers = co_await when_all(std::move(asks));
+  if (!answers[0]) co_return answers[0];
+  if (!answers[1]) co_return answers[1].error();
+  std::vector<std::string> referrers;
+  for (const auto& a : *answers[1]) referrers.push_back(a.digest);
+  add_referrers(*answers[0], referrers);
+  co_return std::move(answers[0]);
 }
 
 Task<Result<std::string>> RegistryClient::manifest_digest(const Repository& repo, const std::string& reference) {

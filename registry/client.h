@@ -57,6 +57,7 @@ class RegistryClient : public RegistryApi {
   Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
 
  private:
+  Task<Result<std::vector<Attachment>>> referrer_attachments(Repository repo, std::string digest);
   // Whether `repo` had no tags when first asked in this run (asked once per repository).
   Task<bool> fresh_repository(const Repository& repo);
 

@@ -6,34 +6,42 @@ namespace fastsync::stages {
 
 Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
   if (run_.cancelled()) co_return CheckResult{std::move(job), run_.cancelled_error()};
+  if (sigstore_) {
+    // Its bytes are needed to see which children may be signed: one GET
+    // answers both questions (the HEAD would be a second request).
+    auto manifest = co_await api_.get_manifest(job.dest, job.digest);
+    if (manifest) {
+      auto signed_too = co_await attachments_present(job, *manifest);
+      if (!signed_too) co_return CheckResult{std::move(job), signed_too.error()};
+      job.present = *signed_too;
+      co_return CheckResult{std::move(job), std::nullopt};
+    }
+    co_return absent(std::move(job), manifest.error());
+  }
   auto digest = co_await api_.manifest_digest(job.dest, job.digest);
   if (digest && *digest == job.digest) {
     job.present = true;
-    if (sigstore_) {
-      auto signed_too = co_await attachments_present(job);
-      if (!signed_too) co_return CheckResult{std::move(job), signed_too.error()};
-      job.present = *signed_too;
-    }
     co_return CheckResult{std::move(job), std::nullopt};
   }
-  if (!digest && (is_run_fatal(digest.error()) || digest.error().kind == ErrorKind::Cancelled)) {
-    co_return CheckResult{std::move(job), digest.error()};
-  }
-  if (!digest && digest.error().kind != ErrorKind::NotFound) {
-    // A failing HEAD never stops a copy: copying is always safe, just slower.
-    spdlog::debug("{}: destination check failed ({}), copying", job.dest_ref(), digest.error().message);
-  }
-  job.present = false;
-  co_return CheckResult{std::move(job), std::nullopt};
+  if (digest) co_return absent(std::move(job), std::nullopt);
+  co_return absent(std::move(job), digest.error());
 }
 
-Task<Result<bool>> CheckDestination::attachments_present(const ImageJob& job) const {
+CheckResult CheckDestination::absent(ImageJob job, std::optional<Error> why) const {
+  if (why && (is_run_fatal(*why) || why->kind == ErrorKind::Cancelled)) return CheckResult{std::move(job), why};
+  if (why && why->kind != ErrorKind::NotFound) {
+    // A failing check never stops a copy: copying is always safe, just slower.
+    spdlog::debug("{}: destination check failed ({}), copying", job.dest_ref(), why->message);
+  }
+  job.present = false;
+  return CheckResult{std::move(job), std::nullopt};
+}
+
+Task<Result<bool>> CheckDestination::attachments_present(const ImageJob& job, const ManifestData& manifest) const {
   // The image and, for a list, each child may be signed: the destination's
   // copy (the same bytes as the source's) says which children there are.
   std::vector<std::string> subjects{job.digest};
-  auto manifest = co_await api_.get_manifest(job.dest, job.digest);
-  if (!manifest) co_return false;
-  if (auto parsed = parse_manifest(manifest->bytes, manifest->media_type); parsed && parsed->is_list) {
+  if (auto parsed = parse_manifest(manifest.bytes, manifest.media_type); parsed && parsed->is_list) {
     for (const auto& child : parsed->children) subjects.push_back(child.digest);
   }
   std::uint64_t found_here = 0;

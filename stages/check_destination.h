@@ -22,7 +22,9 @@ class CheckDestination {
  private:
   // A present image whose source has signatures the destination lacks is copied
   // again (its blobs and manifests are found present): false then.
-  Task<Result<bool>> attachments_present(const ImageJob& job) const;
+  Task<Result<bool>> attachments_present(const ImageJob& job, const ManifestData& manifest) const;
+  // The image is to be copied; `why` the check failed, if it did (fatal ones end it).
+  CheckResult absent(ImageJob job, std::optional<Error> why) const;
   RegistryApi& api_;
   RunControl& run_;
   bool sigstore_;

@@ -124,13 +124,14 @@ Result<ManifestData> FakeRegistry::find_manifest(const Repository& repo, const s
 Task<Result<ManifestData>> FakeRegistry::get_manifest(const Repository& repo, const std::string& reference) {
   std::lock_guard lock(mutex_);
   record("get_manifest", repo, reference);
+  if (auto f = fail_manifest_reads.find(repo.str()); f != fail_manifest_reads.end()) co_return f->second;
   co_return find_manifest(repo, reference);
 }
 
 Task<Result<std::string>> FakeRegistry::manifest_digest(const Repository& repo, const std::string& reference) {
   std::lock_guard lock(mutex_);
   record("manifest_digest", repo, reference);
-  if (auto f = fail_manifest_head.find(repo.str()); f != fail_manifest_head.end()) co_return f->second;
+  if (auto f = fail_manifest_reads.find(repo.str()); f != fail_manifest_reads.end()) co_return f->second;
   auto m = find_manifest(repo, reference);
   if (!m) co_return m.error();
   co_return m->digest;

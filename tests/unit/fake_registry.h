@@ -36,7 +36,7 @@ class FakeRegistry : public RegistryApi {
 
   // --- failure injection ---
   std::map<std::string, Error> fail_blob_copy;      // digest -> error for copy_blob/upload_blob
-  std::map<std::string, Error> fail_manifest_head;  // repository str -> error
+  std::map<std::string, Error> fail_manifest_reads;  // repository str -> error for HEADs and GETs of manifests
   std::map<std::string, Error> fail_manifest_put;   // tag/digest -> error
   // A mount that cannot be done opens an upload session (as a registry answering 202 does).
   bool mount_opens_session = false;

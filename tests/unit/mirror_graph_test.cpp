@@ -151,7 +151,7 @@ TEST(MirrorGraph, AFailedComponentKeepsTheReleaseTagAway) {
 
 TEST(MirrorGraph, ADestinationThatRefusesUsStopsTheRun) {
   FakeRelease rel(4);
-  rel.fake.fail_manifest_head[rel.dest.str()] = Error::make(ErrorKind::AuthDenied, "credentials refused", 401);
+  rel.fake.fail_manifest_reads[rel.dest.str()] = Error::make(ErrorKind::AuthDenied, "credentials refused", 401);
   stages::RunControl run;
   auto result = graph::run_mirror(rel.fake, run, rel.spec(), small_limits());
   EXPECT_TRUE(run.cancelled());

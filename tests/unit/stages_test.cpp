@@ -44,13 +44,13 @@ TEST(CheckDestination, PresentAbsentAndFailingHeads) {
   EXPECT_FALSE(r2.job.present);
 
   // A 5xx on HEAD never stops a copy: the image is copied instead.
-  fake.fail_manifest_head[kDst.str()] = Error::make(ErrorKind::Server, "HTTP 500", 500);
+  fake.fail_manifest_reads[kDst.str()] = Error::make(ErrorKind::Server, "HTTP 500", 500);
   auto r3 = sync_wait(check(job_for(2, "c", present)));
   EXPECT_FALSE(r3.error);
   EXPECT_FALSE(r3.job.present);
 
   // Refused credentials are an error (and fatal for the run).
-  fake.fail_manifest_head[kDst.str()] = Error::make(ErrorKind::AuthDenied, "denied", 401);
+  fake.fail_manifest_reads[kDst.str()] = Error::make(ErrorKind::AuthDenied, "denied", 401);
   auto r4 = sync_wait(check(job_for(3, "d", present)));
   ASSERT_TRUE(r4.error);
   EXPECT_TRUE(is_run_fatal(*r4.error));
