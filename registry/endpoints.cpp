@@ -49,8 +49,9 @@ Task<Result<MountOutcome>> Endpoints::mount_blob(const Repository& to, const std
 
 Task<Result<BlobProbe>> Endpoints::probe_blob(Repository to, std::string digest,
                                               std::optional<Repository> mount_from) {
-  if (mount_from && &route(to) != &route(*mount_from)) mount_from.reset();
-  co_return co_await route(to).probe_blob(std::move(to), std::move(digest), std::move(mount_from));
+  RegistryApi& endpoint = route(to);  // before `to` is moved into the call
+  if (mount_from && &endpoint != &route(*mount_from)) mount_from.reset();
+  co_return co_await endpoint.probe_blob(std::move(to), std::move(digest), std::move(mount_from));
 }
 
 Task<Result<std::uint64_t>> Endpoints::copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
