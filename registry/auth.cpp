@@ -48,7 +48,8 @@ std::string basic_header(const Credentials& c) {
 std::string AccessScope::str() const {
   if (repository.empty()) return {};
   std::string scope = fmt::format("repository:{}:{}", repository, push ? "pull,push" : "pull");
-  if (!mount_from.empty()) scope += fmt::format(" repository:{}:pull", mount_from);
+  // A mount from the repository itself (asking whether a blob is there) needs nothing more.
+  if (!mount_from.empty() && mount_from != repository) scope += fmt::format(" repository:{}:pull", mount_from);
   return scope;
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace fastsync {
@@ -247,17 +248,20 @@ BodySource::Chunk ChannelSource::read(char* buffer, std::size_t capacity) {
   return chunk;
 }
 
+bool range_starts_at(const HeaderList& headers, std::uint64_t offset) {
+  std::string range;
+  for (const auto& [name, value] : headers) {
+    if (name == "content-range") range = value;
+  }
+  unsigned long long first = 0;
+  return std::sscanf(range.c_str(), "bytes %llu-", &first) == 1 && first == offset;
+}
+
 Flow ChannelSink::begin(long status, const HeaderList& headers) {
   skip_ = 0;
   if (offset_ == 0) return Flow::Continue;
   if (status == 206) {
-    std::string range;
-    for (const auto& [name, value] : headers) {
-      if (name == "content-range") range = value;
-    }
-    // "bytes <first>-<last>/<total>"
-    unsigned long long first = 0;
-    if (std::sscanf(range.c_str(), "bytes %llu-", &first) != 1 || first != offset_) {
+    if (!range_starts_at(headers, offset_)) {
       range_rejected_ = true;
       return Flow::Abort;
     }

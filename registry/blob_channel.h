@@ -128,6 +128,9 @@ class ChannelSource : public BodySource {
   std::uint64_t sent_ = 0;
 };
 
+// Whether a 206's Content-Range ("bytes <first>-<last>/<total>") starts at `offset`.
+bool range_starts_at(const HeaderList& headers, std::uint64_t offset);
+
 // One download attempt feeding a channel from byte `offset` on. A 206 must
 // start exactly there; a 200 (Range ignored) has its first `offset` bytes dropped.
 class ChannelSink : public BodySink {

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -326,12 +325,7 @@ class SegmentSink : public BodySink {
     skip_ = 0;
     position_ = offset_;
     if (status == 206) {
-      std::string range;
-      for (const auto& [name, value] : headers) {
-        if (name == "content-range") range = value;
-      }
-      unsigned long long first = 0;
-      if (std::sscanf(range.c_str(), "bytes %llu-", &first) != 1 || first != offset_) {
+      if (!range_starts_at(headers, offset_)) {
         range_rejected_ = true;
         return Flow::Abort;
       }

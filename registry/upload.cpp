@@ -55,7 +55,7 @@ Task<Result<MountResult>> Registry::mount_blob(const std::string& repository, co
   call.request.set_body("");
   call.target = fmt::format("/v2/{}/blobs/uploads/?mount={}&from={}", repository, url_encode(digest),
                             url_encode(from_repository));
-  call.scope = AccessScope{repository, true, from_repository == repository ? std::string() : from_repository};
+  call.scope = AccessScope{repository, true, from_repository};
   call.what = fmt::format("mount blob {} from {}", digest, from_repository);
   auto resp = co_await send(std::move(call));
   if (!resp) {

@@ -59,6 +59,14 @@ TEST(TokenTiming, RefreshedAheadOfExpiryAndNeverSentInItsLastTenth) {
   EXPECT_EQ(Authenticator::send_margin(seconds(300)), seconds(5));
 }
 
+TEST(AccessScope, AMountAsksPullOnItsSourceUnlessItIsTheRepositoryItself) {
+  EXPECT_EQ((AccessScope{"team/app", false, {}}.str()), "repository:team/app:pull");
+  EXPECT_EQ((AccessScope{"team/app", true, "base/img"}.str()),
+            "repository:team/app:pull,push repository:base/img:pull");
+  // The probe of a fresh repository mounts from itself: its own pull,push covers it.
+  EXPECT_EQ((AccessScope{"team/app", true, "team/app"}.str()), "repository:team/app:pull,push");
+}
+
 TEST(UploadChunks, ShrinkOnEach413AndRetryOnlyWhenTheNextRequestIsSmaller) {
   constexpr std::uint64_t MiB = 1u << 20;
   UploadChunks chunks;
