@@ -52,9 +52,7 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     workdir = tempfile.mkdtemp(prefix="fastsync-airgap-bench-")
-    secret = os.path.join(workdir, "ps.json")
-    with open(secret, "w") as f:
-        f.write('{"auths":{}}')
+    secret = bench.empty_pull_secret(workdir)
     source = bench.Registry(workdir, "source")
     try:
         fixture, blobs = bench.push_fixture(source, args, workdir)

@@ -471,9 +471,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="fastsync-bench-")
     global PULL_SECRET
-    PULL_SECRET = os.path.join(workdir, "pull-secret.json")
-    with open(PULL_SECRET, "w") as f:
-        f.write('{"auths":{}}')
+    PULL_SECRET = empty_pull_secret(workdir)
     results = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
                            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                                         if l.startswith("model name")), "?"),
@@ -601,6 +599,14 @@ def stop_processes():
     for p in PROCESSES:
         if p.poll() is None:
             p.terminate()
+
+
+def empty_pull_secret(workdir):
+    """A pull secret with no credentials (every bench registry is anonymous); returns its path."""
+    path = os.path.join(workdir, "pull-secret.json")
+    with open(path, "w") as f:
+        f.write('{"auths":{}}')
+    return path
 
 
 def write_results(name, results):

@@ -202,9 +202,7 @@ def main():
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is not built (run .ci/setup)")
     workdir = tempfile.mkdtemp(prefix="fastsync-longpole-")
-    bench.PULL_SECRET = os.path.join(workdir, "pull-secret.json")
-    with open(bench.PULL_SECRET, "w") as f:
-        f.write('{"auths":{}}')
+    bench.PULL_SECRET = bench.empty_pull_secret(workdir)
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
     try:
         def then(source, fixture):
