@@ -115,10 +115,7 @@ TEST(MirrorCli, ADestinationHoldingHalfTheImagesGetsOnlyTheRest) {
   for (std::size_t i = 0; i < fixture.components.size(); i += 2) {
     const auto& c = fixture.components[i];
     std::string tag = i == 4 ? "some-other-tag" : "4.20.8-x86_64-" + c.name;
-    auto copy = run_command({"skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false",
-                             "--dest-tls-verify=false", "docker://" + source.host() + "/" + c.repository + "@" + c.digest,
-                             "docker://" + dest.host() + "/" + kRepo + ":" + tag});
-    ASSERT_EQ(copy.exit_code, 0) << copy.err;
+    ASSERT_EQ(skopeo_copy(source, c.repository + "@" + c.digest, dest, kRepo + ":" + tag), "");
     preloaded.insert(c.name);
   }
   std::set<std::string> preloaded_blobs;
@@ -164,11 +161,8 @@ TEST(MirrorCli, IntoARepositoryWithoutTagsEachBlobCostsTwoRequestsAndNoneIsSentT
   fa.components = 10;
   auto fixture = push_fixture(source, fa);
   const auto& preloaded = fixture.components[1];
-  auto copy = run_command({"skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false",
-                           "--dest-tls-verify=false",
-                           "docker://" + source.host() + "/" + preloaded.repository + "@" + preloaded.digest,
-                           "docker://" + dest.host() + "/" + kRepo + "@" + preloaded.digest});
-  ASSERT_EQ(copy.exit_code, 0) << copy.err;
+  ASSERT_EQ(skopeo_copy(source, preloaded.repository + "@" + preloaded.digest, dest, kRepo + "@" + preloaded.digest),
+            "");
   std::set<std::string> there(preloaded.blobs.begin(), preloaded.blobs.end());
   std::set<std::string> unique;
   for (const auto& c : fixture.components) unique.insert(c.blobs.begin(), c.blobs.end());

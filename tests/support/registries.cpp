@@ -181,6 +181,14 @@ std::string TestRegistry::token_log() const { return read_file(dir_.file("token.
 
 std::string TestRegistry::client_cert_dir() const { return options_.client_certs ? dir_.file("client") : std::string(); }
 
+std::string skopeo_copy(const TestRegistry& from, const std::string& from_ref, const TestRegistry& to,
+                        const std::string& to_ref) {
+  auto r = run_command({"skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false",
+                        "--dest-tls-verify=false", "docker://" + from.host() + "/" + from_ref,
+                        "docker://" + to.host() + "/" + to_ref});
+  return r.exit_code == 0 ? std::string() : "skopeo exited " + std::to_string(r.exit_code) + ": " + r.err;
+}
+
 std::string skopeo_raw_manifest(const TestRegistry& reg, const std::string& repo_ref, const std::string& creds) {
   std::vector<std::string> argv = {"skopeo", "inspect", "--raw", "--tls-verify=false"};
   if (!reg.client_cert_dir().empty()) {

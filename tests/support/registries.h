@@ -85,6 +85,11 @@ std::vector<std::string> curl_command(const TestRegistry& reg, const std::string
 // skopeo inspect --raw of host/repository@digest-or-tag; empty on failure.
 std::string skopeo_raw_manifest(const TestRegistry& reg, const std::string& repo_ref,
                                 const std::string& creds = {});
+// `from`'s image `from_ref` (every platform, digests kept) into `to` as `to_ref`
+// ("repo:tag" or "repo@digest"), with skopeo: what another tool, or an earlier
+// run, left at a destination. Empty on success, else skopeo's error.
+std::string skopeo_copy(const TestRegistry& from, const std::string& from_ref, const TestRegistry& to,
+                        const std::string& to_ref);
 // The blob's bytes, fetched with the curl command-line tool.
 std::string curl_blob(const TestRegistry& reg, const std::string& repository, const std::string& digest,
                       const std::string& creds = {});
