@@ -73,7 +73,11 @@ TEST_F(BadInput, InvalidFlagValuesNameTheFlag) {
                         Case{{"--retries", "1000"}, "--retries must be between 0 and 100"},
                         Case{{"--stall-timeout", "0"}, "--stall-timeout must be between"},
                         Case{{"--dest-repo", "Not/Valid"}, "--dest-repo \"Not/Valid\""},
-                        Case{{"--resolve", "nonsense"}, "--resolve \"nonsense\" must look like host:port:address"}}) {
+                        Case{{"--resolve", "nonsense"}, "--resolve \"nonsense\" must look like host:port:address"},
+                        Case{{"--upload-chunk-size", "12"}, "--upload-chunk-size \"12\" is not a size of at least 1KiB"},
+                        Case{{"--segment-size", "abc"}, "--segment-size \"abc\" is not a size of at least 64KiB"},
+                        Case{{"--segment-memory", "0"}, "--segment-memory \"0\" is not a size of at least 1MiB"},
+                        Case{{"--archive-size", "1KiB"}, "--archive-size \"1KiB\" is not a size of at least 1MiB"}}) {
     std::vector<std::string> a = {"--version", "4.20.8", "--dest-registry", "127.0.0.1:2", "--pull-secret", secret};
     a.insert(a.end(), c.extra.begin(), c.extra.end());
     auto r = run_fastsync(a);

@@ -17,7 +17,8 @@ TEST(CliBasics, HelpShowsTheSeedFlagsWithTheirDefaults) {
         "--arch ARCH (=x86_64)", "--dry-run", "--report FILE", "--retries N (=3)", "--stall-timeout SECONDS (=60)",
         "--check-workers N", "--manifest-workers N", "--blob-concurrency N", "--push-workers N", "--icsp",
         "--idms-out FILE", "--ca-file FILE", "--http2", "--quiet", "--certs-dir DIR", "--upload-chunk-size SIZE",
-        "--to-dir DIR", "--from-dir DIR", "--archive-size SIZE", "--since PREV", "--archive-writers N (=4)"}) {
+        "--to-dir DIR", "--from-dir DIR", "--archive-size SIZE", "--since PREV", "--archive-writers N (=4)",
+        "--segment-size SIZE", "--segment-memory SIZE"}) {
     EXPECT_NE(r.out.find(expected), std::string::npos) << "missing from --help: " << expected;
   }
   // Required for a registry-to-registry run; an archive takes the place of one end, a channel of --version.
