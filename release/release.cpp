@@ -111,16 +111,26 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
     rel.payload_digest = child_manifest->digest;
   }
 
-  // Read the layers from a copy the destination already has, when it has one.
-  Repository layer_repo = request.source;
+  // Read each layer from the destination when it already has it: a rerun after
+  // an interrupted run must not download the release's layers again.
+  std::vector<Repository> layer_repos(payload.layers.size(), request.source);
   if (request.local_copy) {
     auto present = co_await api.manifest_digest(*request.local_copy, rel.payload_digest);
-    if (present && *present == rel.payload_digest) layer_repo = *request.local_copy;
+    if (present && *present == rel.payload_digest) {
+      std::fill(layer_repos.begin(), layer_repos.end(), *request.local_copy);
+    } else {
+      std::vector<Task<Status>> probes;
+      for (const auto& layer : payload.layers) probes.push_back(api.blob_exists(*request.local_copy, layer.digest));
+      auto there = co_await when_all(std::move(probes));
+      for (std::size_t i = 0; i < there.size(); ++i) {
+        if (there[i]) layer_repos[i] = *request.local_copy;
+      }
+    }
   }
   std::vector<Layer> layers;
   std::mutex kept_mutex;
-  for (const auto& layer : payload.layers) {
-    layers.push_back(Layer{layer.digest, [&api, &rel, &kept_mutex, repo = layer_repo, layer] {
+  for (std::size_t i = 0; i < payload.layers.size(); ++i) {
+    layers.push_back(Layer{payload.layers[i].digest, [&api, &rel, &kept_mutex, repo = layer_repos[i], layer = payload.layers[i]] {
                              return std::make_unique<KeepingReader>(api.open_blob(repo, layer), layer.digest,
                                                                     rel.fetched_layers, kept_mutex);
                            }});

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "tests/support/mirror_check.h"
@@ -355,9 +356,26 @@ TEST(Faults, SignalsAtRandomPointsNeverLeaveHalfPushedImages) {
     auto dangling = check_no_dangling_manifests(s.dest, kRepo);
     EXPECT_TRUE(dangling.empty()) << "round " << round << ": " << dangling.front();
   }
-  auto rerun = run_fastsync(s.args(s.source.host(), s.dest.host()));
+  // The rerun fetches only what is missing: nothing the interrupted runs left
+  // there, the release image's layers included (stage 1 reads those too).
+  std::set<std::string> there;
+  for (const auto& d : s.fixture.all_blobs()) {
+    if (curl_blob_status(s.dest, kRepo, d) == 200) there.insert(d);
+  }
+  ASSERT_FALSE(there.empty());
+  FaultProxy watch(s.source, {}, s.dir, "rerun");
+  auto rerun = run_fastsync(s.args(watch.host(), s.dest.host()));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
   s.expect_complete_mirror();
+  const auto& release_blobs = s.fixture.release.blobs;
+  for (const auto& e : watch.entries()) {
+    auto at = e.path.find("/blobs/");
+    if (e.method != "GET" || at == std::string::npos) continue;
+    std::string d = e.path.substr(at + 7);
+    bool of_release = std::find(release_blobs.begin(), release_blobs.end(), d) != release_blobs.end();
+    EXPECT_FALSE(there.count(d)) << "the rerun fetched " << d << ", which the destination had"
+                                 << (of_release ? " (a layer of the release image)" : "");
+  }
 }
 
 }  // namespace
