@@ -246,6 +246,8 @@ int run_mirror_command(const CliOptions& o) {
   spec.check_destination = !o.dry_run;
   spec.signatures = signature_settings;
   spec.sigstore = !o.no_sigstore;
+  spec.blobs_only = o.blobs_only;
+  if (!o.shard.empty()) spec.shard = stages::parse_shard(o.shard);  // validated with the options
   // Where the cluster pulls each release from (an archive remembers it).
   auto release_source = [&](std::size_t i, const release::Release& rel) {
     return archive_in ? archive_in->releases[i].source : rel.repository.str();
@@ -255,6 +257,17 @@ int run_mirror_command(const CliOptions& o) {
   summary.version = spec.releases.front().version;
   summary.arch = spec.arch;
   summary.dry_run = o.dry_run;
+  summary.blobs_only.on = spec.blobs_only;
+  // With a shard: its share of the plan, once stage 1 has computed it.
+  auto summarize_share = [&](const stages::Plan& plan) {
+    if (!plan.shard) return;
+    summary.blobs_only.shard = plan.shard->shard.str();
+    summary.blobs_only.share_blobs = plan.shard->blobs.size();
+    summary.blobs_only.share_bytes = plan.shard->bytes;
+    summary.blobs_only.plan_blobs = plan.shard->plan_blobs;
+    summary.blobs_only.plan_bytes = plan.shard->plan_bytes;
+    summary.blobs_only.unread_images = plan.shard->unread_images;
+  };
   summary.release_source = spec.source.str() + ":" + release::release_tag(summary.version, spec.arch);
   summary.pull_secret = secret->path;
   summary.dest_repository = spec.dest.str();
@@ -301,7 +314,8 @@ int run_mirror_command(const CliOptions& o) {
       for (auto id : planned.components) {
         if (outcomes.empty() || !outcomes[id] || outcomes[id]->status == stages::ImageStatus::Failed) {
           r.failed += outcomes.empty() ? 0 : 1;
-        } else if (outcomes[id]->status == stages::ImageStatus::Copied) {
+        } else if (outcomes[id]->status == stages::ImageStatus::Copied ||
+                   outcomes[id]->status == stages::ImageStatus::BlobsIn) {
           ++r.copied;
         } else {
           ++r.skipped;
@@ -325,6 +339,15 @@ int run_mirror_command(const CliOptions& o) {
     if (!resolved.plan) return resolve_failed(*resolved.error);
     const auto& plan = *resolved.plan;
     std::fputs(format_plan(plan).c_str(), stdout);
+    summarize_share(plan);
+    if (plan.shard) {
+      std::fputs(fmt::format("# shard {}: {} of the plan's {} blobs, {} of {}\n", plan.shard->shard.str(),
+                             plan.shard->blobs.size(), plan.shard->plan_blobs,
+                             human_bytes(static_cast<double>(plan.shard->bytes)),
+                             human_bytes(static_cast<double>(plan.shard->plan_bytes)))
+                     .c_str(),
+                 stdout);
+    }
     summarize_releases(plan, {}, {});
     for (const auto& r : summary.releases) {
       if (r.signatures.checked) {
@@ -380,6 +403,7 @@ int run_mirror_command(const CliOptions& o) {
   }
   const auto& plan = *result.plan;
   std::string stopped = run.cancelled() ? run.reason() : "";
+  summarize_share(plan);
   summarize_releases(plan, result.outcomes, stopped);
   summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
   for (std::size_t i = 0; i < plan.images.size(); ++i) {
@@ -387,6 +411,7 @@ int run_mirror_command(const CliOptions& o) {
     summary.images_copied += row.status == "copied";
     summary.images_skipped += row.status == "skipped";
     summary.images_failed += row.status == "failed";
+    summary.images_blobs_in += row.status == "blobs-in";
     if (!plan.images[i].is_release) summary.components.push_back(std::move(row));
   }
   const auto& p = run.progress;
@@ -420,6 +445,13 @@ int run_mirror_command(const CliOptions& o) {
   };
   bool any_in_place = false;
   for (std::size_t i = 0; i < plan.releases.size(); ++i) any_in_place = any_in_place || in_place(i);
+  if (spec.blobs_only && !any_in_place) {
+    std::fputs(fmt::format("\n# No manifest or tag was pushed. Once every {} is done, run the same command without "
+                           "--shard/--blobs-only: it finds the blobs there and pushes the manifests.\n",
+                           spec.shard ? "shard" : "blobs-only run")
+                   .c_str(),
+               stdout);
+  }
   if (archive_out) {
     std::vector<release::ArchiveRelease> releases;
     for (std::size_t i = 0; i < plan.releases.size(); ++i) {

@@ -9,6 +9,7 @@
 #include "registry/reference.h"
 #include "release/release.h"
 #include "release/update_graph.h"
+#include "stages/shard.h"
 
 namespace po = boost::program_options;
 
@@ -77,6 +78,16 @@ std::optional<std::string> validate(CliOptions& o) {
     return std::string("--version (or --channel) is required (see fastsync --help)");
   }
   if (!o.since.empty() && o.to_dir.empty()) return std::string("--since goes with --to-dir");
+  if (!o.shard.empty() && !stages::parse_shard(o.shard)) {
+    return fmt::format("--shard \"{}\" must be K/N with 0 <= K < N, e.g. 0/4 (K is 0-based, as JOB_COMPLETION_INDEX)",
+                       o.shard);
+  }
+  if ((!o.shard.empty() || o.blobs_only) && (!o.to_dir.empty() || !o.from_dir.empty())) {
+    return fmt::format("--{} splits a registry-to-registry mirror: an archive (--to-dir, --from-dir) is written or "
+                       "read by one process",
+                       o.shard.empty() ? "blobs-only" : "shard");
+  }
+  if (!o.shard.empty()) o.blobs_only = true;
   if (o.no_signatures && o.require_signatures) {
     return std::string("--no-signatures and --require-signatures cannot be combined");
   }
@@ -208,6 +219,13 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "with --to-dir: leave out blobs an earlier archive (directory or index file) carried; repeatable")
       ("archive-writers", po::value(&o.archive_writers)->default_value(o.archive_writers)->value_name("N"),
        "with --to-dir: volumes written at once (blob transfers in flight)");
+  po::options_description scale("Scale-out (see deploy/kubernetes)");
+  scale.add_options()
+      ("shard", po::value(&o.shard)->value_name("K/N"),
+       "copy only shard K of N of the release's blobs (K from 0; balanced by bytes, the same split in every shard); "
+       "implies --blobs-only")
+      ("blobs-only", po::bool_switch(&o.blobs_only),
+       "copy blobs and push no manifest or tag; exit 0 once they are in. A run without it then pushes the manifests");
   po::options_description signatures("Signatures");
   signatures.add_options()
       ("signature-store", po::value(&o.signature_stores)->composing()->value_name("URL"),
@@ -279,7 +297,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       ("verbose,v", po::bool_switch(&o.verbose), "log every retry and redirect")
       ("help,h", "show this help");
   po::options_description all;
-  all.add(main).add(airgap).add(signatures).add(release_opts).add(tuning).add(output);
+  all.add(main).add(airgap).add(scale).add(signatures).add(release_opts).add(tuning).add(output);
 
   ParsedCommandLine result;
   try {

@@ -27,6 +27,10 @@ struct CliOptions {
   std::vector<std::string> since;
   int archive_writers = 4;
 
+  // Scale-out: this process copies one shard's blobs (--shard K/N implies --blobs-only).
+  std::string shard;  // "K/N", empty: all
+  bool blobs_only = false;
+
   // Signatures.
   std::vector<std::string> signature_stores;  // empty: the official two (registry/signature_stores.h)
   std::string signature_keyring;              // empty: the keys the release payload carries

@@ -35,6 +35,7 @@ std::string format_summary(const RunSummary& s) {
   std::string out;
   std::string verdict = !s.stopped_because.empty() ? "stopped"
                         : s.images_failed > 0      ? "finished with failures"
+                        : s.blobs_only.on          ? "blobs in, no manifest pushed"
                                                    : "done";
   if (s.releases.size() > 1) {
     std::string versions;
@@ -45,8 +46,19 @@ std::string format_summary(const RunSummary& s) {
   }
   if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
   std::uint64_t total = s.components.size() + 1;
-  out += fmt::format("  images:  {} copied, {} skipped (already there), {} failed, of {}\n", s.images_copied,
-                     s.images_skipped, s.images_failed, total);
+  const auto& b = s.blobs_only;
+  if (b.on && !b.shard.empty()) {
+    out += fmt::format("  shard:   {}: {} of the plan's {} blobs, {} of {}{}\n", b.shard, b.share_blobs, b.plan_blobs,
+                       human_bytes(static_cast<double>(b.share_bytes)), human_bytes(static_cast<double>(b.plan_bytes)),
+                       b.unread_images ? fmt::format(" ({} images unreadable, left out)", b.unread_images) : "");
+  }
+  if (b.on) {
+    out += fmt::format("  images:  {} with their blobs in, {} skipped (already there), {} failed, of {}\n",
+                       s.images_blobs_in, s.images_skipped, s.images_failed, total);
+  } else {
+    out += fmt::format("  images:  {} copied, {} skipped (already there), {} failed, of {}\n", s.images_copied,
+                       s.images_skipped, s.images_failed, total);
+  }
   out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed, of {} unique\n", s.blobs_copied,
                      s.blobs_mounted, s.blobs_present, s.blobs_failed, s.blobs_unique);
   double mbps = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / 1e6 / s.seconds : 0;
@@ -236,6 +248,20 @@ std::string report_json(const RunSummary& s) {
   w.Uint64(s.images_skipped);
   w.Key("failed");
   w.Uint64(s.images_failed);
+  if (s.blobs_only.on) {
+    w.Key("blobs_in");
+    w.Uint64(s.images_blobs_in);
+    w.Key("blobs_only");
+    w.StartObject();
+    if (!s.blobs_only.shard.empty()) str("shard", s.blobs_only.shard);
+    for (auto [key, value] : {std::pair{"share_blobs", s.blobs_only.share_blobs}, {"share_bytes", s.blobs_only.share_bytes},
+                              {"plan_blobs", s.blobs_only.plan_blobs}, {"plan_bytes", s.blobs_only.plan_bytes},
+                              {"unread_images", s.blobs_only.unread_images}}) {
+      w.Key(key);
+      w.Uint64(value);
+    }
+    w.EndObject();
+  }
   w.Key("blobs");
   w.StartObject();
   w.Key("unique");

@@ -53,6 +53,14 @@ struct ReleaseSummary {
   std::vector<std::string> risks;  // of a conditional upgrade into it (--shortest-path)
 };
 
+// A --blobs-only run: what it copied, and with a shard, its share of the plan.
+struct BlobsOnlySummary {
+  bool on = false;
+  std::string shard;  // "K/N", empty: every blob
+  std::uint64_t share_blobs = 0, share_bytes = 0, plan_blobs = 0, plan_bytes = 0;
+  std::uint64_t unread_images = 0;  // manifests unreadable while sharing out
+};
+
 struct RunSummary {
   std::string version;
   std::string arch;
@@ -62,7 +70,8 @@ struct RunSummary {
   std::string pull_secret;      // the file credentials came from
   ImageRow release;
   std::vector<ImageRow> components;
-  std::uint64_t images_copied = 0, images_skipped = 0, images_failed = 0;
+  std::uint64_t images_copied = 0, images_skipped = 0, images_failed = 0, images_blobs_in = 0;
+  BlobsOnlySummary blobs_only;
   std::uint64_t blobs_unique = 0, blobs_copied = 0, blobs_mounted = 0, blobs_present = 0, blobs_failed = 0;
   std::uint64_t bytes_moved = 0;
   double seconds = 0;

@@ -7,7 +7,9 @@
 //                                              ledger ◀── push ◀────────────────────┘
 //                                                 └── each release image, once its components are in ──▶ push
 //
-// Failures at any step go straight to the ledger as outcomes.
+// Failures at any step go straight to the ledger as outcomes. A shard's run
+// (--shard K/N) fans out only its share of the blobs; a --blobs-only run's push
+// stage pushes nothing and records each image as having its blobs in.
 #include "graph/mirror_graph.h"
 
 #include <tbb/flow_graph.h>
@@ -60,7 +62,7 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   FetchManifests fetch_body(api, run, spec.sigstore);
   BlobFanout fanout(run.progress);
   CopyBlob copy_body(api, run);
-  PushManifests push_body(api, run);
+  PushManifests push_body(api, run, spec.blobs_only);
   std::unique_ptr<RunLedger> ledger;  // sized once the plan is known
 
   // 1. Resolve the release into a plan; every image enters the graph.
@@ -75,6 +77,7 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
     result.plan = r.plan;
     ledger = std::make_unique<RunLedger>(r.plan->images.size(), r.plan->gates(), run);
     fanout.set_fetched(r.plan->fetched_layers());
+    if (r.plan->shard) fanout.set_owned(r.plan->shard->blobs);
     for (const auto& job : r.plan->images) std::get<0>(out).try_put(job);
   });
 

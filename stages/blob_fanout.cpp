@@ -14,6 +14,7 @@ BlobFanout::Added BlobFanout::add(ImageJob job) {
   }
   Waiting w;
   for (const auto& b : job.blobs) {
+    if (owned_ && !owned_->count(b.digest)) continue;  // another shard's
     auto [it, inserted] = blobs_.try_emplace(key(job.dest, b.digest));
     if (inserted) {
       auto fetched = fetched_.find(b.digest);

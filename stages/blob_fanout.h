@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "stages/types.h"
@@ -17,6 +18,8 @@ class BlobFanout {
   explicit BlobFanout(Progress& progress) : progress_(progress) {}
   // Blobs already downloaded (while resolving the release): uploaded from memory.
   void set_fetched(std::map<std::string, std::shared_ptr<const std::string>> fetched) { fetched_ = std::move(fetched); }
+  // A shard's run: only these blobs are copied; an image waits for no other.
+  void set_owned(std::set<std::string> owned) { owned_ = std::move(owned); }
 
   struct Added {
     std::vector<BlobJob> start;           // blobs no one has started yet
@@ -47,6 +50,7 @@ class BlobFanout {
 
   Progress& progress_;
   std::map<std::string, std::shared_ptr<const std::string>> fetched_;
+  std::optional<std::set<std::string>> owned_;
   std::mutex mutex_;
   std::map<std::string, Blob> blobs_;
   std::map<std::size_t, Waiting> images_;

@@ -8,6 +8,7 @@ namespace fastsync::stages {
 
 Task<FetchResult> FetchManifests::operator()(ImageJob job) const {
   if (run_.cancelled()) co_return FetchResult{std::move(job), run_.cancelled_error()};
+  if (job.fetched) co_return FetchResult{std::move(job), std::nullopt};
   job.manifests.clear();
   job.blobs.clear();
   job.attachments.clear();
@@ -24,6 +25,7 @@ Task<FetchResult> FetchManifests::operator()(ImageJob job) const {
     if (seen.insert(b.digest).second) unique.push_back(std::move(b));
   }
   job.blobs = std::move(unique);
+  job.fetched = true;
   co_return FetchResult{std::move(job), std::nullopt};
 }
 

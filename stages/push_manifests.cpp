@@ -4,6 +4,12 @@ namespace fastsync::stages {
 
 Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
   if (run_.cancelled()) co_return ImageOutcome::failed(job, run_.cancelled_error());
+  if (blobs_only_) {
+    ImageOutcome o;
+    o.id = job.id;
+    o.status = job.present ? ImageStatus::Skipped : ImageStatus::BlobsIn;
+    co_return o;
+  }
   if (job.present) co_return co_await tag_existing(std::move(job));
   for (std::size_t i = 0; i < job.manifests.size(); ++i) {
     bool top = i + 1 == job.manifests.size();

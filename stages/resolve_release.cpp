@@ -81,7 +81,32 @@ Task<ResolveResult> ResolveRelease::operator()() const {
     planned.job = rj.id;
     plan.images.push_back(std::move(rj));
   }
+  if (spec_.shard) co_await share_out(plan);
   co_return ResolveResult{std::move(plan), std::nullopt};
+}
+
+// Every shard reads the same manifests (digest-pinned), so every shard computes
+// the same assignment. An image whose manifests cannot be read adds no blob
+// here; stage 3 tries it again and reports it. If shards disagree about such an
+// image, a blob may go to two shards or to none: the manifests pass copies
+// whatever is missing, so the mirror is right either way.
+Task<void> ResolveRelease::share_out(Plan& plan) const {
+  FetchManifests fetch(api_, run_, spec_.sigstore);
+  std::vector<Task<FetchResult>> fetches;
+  for (const auto& job : plan.images) fetches.push_back(fetch(job));
+  auto fetched = co_await when_all(std::move(fetches));
+  std::vector<Descriptor> blobs;
+  std::size_t unread = 0;
+  for (auto& r : fetched) {
+    if (r.error) {
+      ++unread;
+      continue;
+    }
+    blobs.insert(blobs.end(), r.job.blobs.begin(), r.job.blobs.end());
+    plan.images[r.job.id] = std::move(r.job);
+  }
+  plan.shard = share_of(blobs, *spec_.shard);
+  plan.shard->unread_images = unread;
 }
 
 Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, RunControl& run,

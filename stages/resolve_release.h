@@ -9,6 +9,7 @@
 #include "registry/task.h"
 #include "release/release.h"
 #include "stages/run_ledger.h"
+#include "stages/shard.h"
 #include "stages/types.h"
 #include "stages/verify_release.h"
 
@@ -29,6 +30,10 @@ struct MirrorSpec {
   bool check_destination = true;  // fail early if the destination refuses our credentials
   SignatureSettings signatures;    // the release's GPG signatures
   bool sigstore = true;            // cosign signatures (sha256-<hex>.sig tags, referrers) travel with images
+  // Copy blobs and push no manifest or tag (a manifests pass follows); with a
+  // shard, only that shard's blobs.
+  bool blobs_only = false;
+  std::optional<Shard> shard;
 };
 
 struct PlannedRelease {
@@ -48,6 +53,9 @@ struct Plan {
   const ImageJob& release_job(std::size_t i = 0) const { return images[releases[i].job]; }
   std::vector<ReleaseGate> gates() const;
   release::FetchedBlobs fetched_layers() const;
+  // With a shard: its share of the plan's blobs. Stage 1 reads every image's
+  // manifests to compute it (and hands them on in `images`).
+  std::optional<ShardShare> shard;
 };
 
 struct ResolveResult {
@@ -58,13 +66,14 @@ struct ResolveResult {
 class ResolveRelease {
  public:
   // `known`: a plan resolved before the graph ran (to size an archive), handed on as is.
-  ResolveRelease(RegistryApi& api, const RunControl& run, MirrorSpec spec, std::optional<Plan> known = std::nullopt)
+  ResolveRelease(RegistryApi& api, RunControl& run, MirrorSpec spec, std::optional<Plan> known = std::nullopt)
       : api_(api), run_(run), spec_(std::move(spec)), known_(std::move(known)) {}
   Task<ResolveResult> operator()() const;
 
  private:
+  Task<void> share_out(Plan& plan) const;
   RegistryApi& api_;
-  const RunControl& run_;
+  RunControl& run_;
   MirrorSpec spec_;
   std::optional<Plan> known_;
 };

@@ -28,7 +28,8 @@ void RunLedger::store_locked(const ImageOutcome& o) {
   if (outcomes_[o.id]) return;  // first outcome wins
   outcomes_[o.id] = o;
   switch (o.status) {
-    case ImageStatus::Copied: run_.progress.images_copied++; break;
+    case ImageStatus::Copied:
+    case ImageStatus::BlobsIn: run_.progress.images_copied++; break;
     case ImageStatus::Skipped: run_.progress.images_skipped++; break;
     default: run_.progress.images_failed++; break;
   }

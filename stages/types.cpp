@@ -8,6 +8,7 @@ const char* to_string(ImageStatus status) {
     case ImageStatus::Copied: return "copied";
     case ImageStatus::Skipped: return "skipped";
     case ImageStatus::Failed: return "failed";
+    case ImageStatus::BlobsIn: return "blobs-in";
   }
   return "unknown";
 }

@@ -16,7 +16,8 @@
 
 namespace fastsync::stages {
 
-enum class ImageStatus { Planned, Copied, Skipped, Failed };
+// BlobsIn: a --blobs-only run copied the image's blobs (its share of them) and pushed no manifest.
+enum class ImageStatus { Planned, Copied, Skipped, Failed, BlobsIn };
 const char* to_string(ImageStatus status);
 
 // One image to mirror: a component, or the release image itself.
@@ -30,7 +31,8 @@ struct ImageJob {
   std::string tag;
   std::vector<std::string> extra_tags;  // the same image in other releases of the run
   bool present = false;  // the destination already has this digest (set by CheckDestination)
-  // Set by FetchManifests:
+  // Set by FetchManifests (by stage 1 already, for a shard's assignment):
+  bool fetched = false;
   std::vector<ManifestData> manifests;  // push order: list children first, the image itself last
   std::vector<Descriptor> blobs;        // unique blobs of the image, its children and its attachments
   // Cosign signatures and referrers of the image and its children, pushed after it.

@@ -26,14 +26,6 @@ std::vector<std::string> mirror_args(const TestRegistry& source, const TestRegis
           "--quiet",         "--retry-delay-ms", "20"};
 }
 
-rapidjson::Document load_json(const std::string& path) {
-  rapidjson::Document d;
-  std::string text = read_file(path);
-  d.Parse(text.c_str());
-  EXPECT_FALSE(d.HasParseError()) << path << ": " << text;
-  return d;
-}
-
 std::map<std::string, std::string> statuses(const rapidjson::Document& report) {
   std::map<std::string, std::string> out;
   for (const auto& img : report["images"].GetArray()) out[img["name"].GetString()] = img["status"].GetString();

@@ -6,6 +6,11 @@
 //   fastsync-wanproxy --target 127.0.0.1:5000 --delay-ms 25 --rate-mbps 30
 //   -> prints "READY port=<n>" and proxies 127.0.0.1:<n> to the target.
 //
+// One machine's network interface (a pod's): --total-mbps caps all
+// connections together, per direction (receive and send, as a NIC's), and
+// --target may be repeated (one listener each: "READY port=<n> port1=<m> ...")
+// so a source and a destination can sit behind the same interface.
+//
 // One thread, epoll, non-blocking sockets; bounded buffering per direction.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -57,14 +62,36 @@ struct Chunk {
   std::size_t offset = 0;
 };
 
+// Token bucket: bytes allowed at `rate` per second, at most a burst ahead.
+struct Bucket {
+  double rate = 0;  // bytes per second; 0 = unlimited
+  double tokens = 0;
+  Clock::time_point refilled = Clock::now();
+  double burst() const { return std::max(64.0 * 1024, rate * 0.01); }
+  void refill(Clock::time_point now) {
+    if (rate <= 0) return;
+    double dt = std::chrono::duration<double>(now - refilled).count();
+    tokens = std::min(burst(), tokens + dt * rate);
+    refilled = now;
+  }
+  // How much of `want` may go now.
+  std::size_t allow(std::size_t want) const {
+    if (rate <= 0) return want;
+    return tokens < 1 ? 0 : std::min<std::size_t>(want, static_cast<std::size_t>(tokens));
+  }
+  void take(std::size_t n) {
+    if (rate > 0) tokens -= static_cast<double>(n);
+  }
+};
+
 // Bytes travelling one way: read from `from`, written to `to` once due.
 struct Direction {
   int from = -1;
   int to = -1;
   std::deque<Chunk> queue;
   std::size_t queued = 0;
-  double tokens = 0;
-  Clock::time_point refilled = Clock::now();
+  Bucket own;                // this connection's cap
+  Bucket* shared = nullptr;  // the interface's cap, over all connections
   bool eof = false;       // `from` closed its side
   bool shut = false;      // we shut down `to` for writing
   bool reading = true;    // EPOLLIN wanted on `from`
@@ -80,21 +107,26 @@ struct Connection {
 
 class Proxy {
  public:
-  Proxy(sockaddr_in target, std::chrono::microseconds delay, double rate_bytes)
-      : target_(target), delay_(delay), rate_(rate_bytes), epoll_(epoll_create1(EPOLL_CLOEXEC)) {}
+  Proxy(std::chrono::microseconds delay, double rate_bytes, double total_bytes)
+      : delay_(delay), rate_(rate_bytes), epoll_(epoll_create1(EPOLL_CLOEXEC)) {
+    received_.rate = sent_.rate = total_bytes;
+    received_.tokens = sent_.tokens = total_bytes > 0 ? received_.burst() : 0;
+  }
 
-  int listen_on(const std::string& host_port) {
-    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Connections to `host_port` go to `target`.
+  int listen_on(const std::string& host_port, sockaddr_in target) {
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
-    setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in a = parse_address(host_port);
-    if (bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener_, 512) != 0) {
+    if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 512) != 0) {
       throw std::runtime_error(std::string("cannot listen: ") + std::strerror(errno));
     }
     socklen_t len = sizeof a;
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
-    set_nonblocking(listener_);
-    watch(listener_, EPOLLIN);
+    getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+    set_nonblocking(listener);
+    watch(listener, EPOLLIN);
+    listeners_[listener] = target;
     return ntohs(a.sin_port);
   }
 
@@ -106,8 +138,8 @@ class Proxy {
       if (n < 0 && errno != EINTR) throw std::runtime_error("epoll_wait failed");
       for (int i = 0; i < n; ++i) {
         int fd = events[static_cast<std::size_t>(i)].data.fd;
-        if (fd == listener_) {
-          accept_all();
+        if (auto l = listeners_.find(fd); l != listeners_.end()) {
+          accept_all(l->first, l->second);
           continue;
         }
         auto it = by_fd_.find(fd);
@@ -129,13 +161,13 @@ class Proxy {
     if (epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &e) != 0) epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &e);
   }
 
-  void accept_all() {
+  void accept_all(int listener, const sockaddr_in& address) {
     while (true) {
-      int client = accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int client = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (client < 0) return;
       int target = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       // Loopback connects complete at once; blocking keeps this simple.
-      if (connect(target, reinterpret_cast<const sockaddr*>(&target_), sizeof target_) != 0) {
+      if (connect(target, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         close(client);
         close(target);
         continue;
@@ -151,15 +183,21 @@ class Proxy {
       conn->up.to = target;
       conn->down.from = target;
       conn->down.to = client;
-      conn->up.tokens = conn->down.tokens = burst();
+      for (Direction* d : {&conn->up, &conn->down}) {
+        d->own.rate = rate_;
+        d->own.tokens = rate_ > 0 ? d->own.burst() : 0;
+      }
+      // Seen from the machine behind the interface: what it sends, what it receives.
+      if (sent_.rate > 0) {
+        conn->up.shared = &sent_;
+        conn->down.shared = &received_;
+      }
       by_fd_[client] = conn;
       by_fd_[target] = conn;
       watch(client, EPOLLIN);
       watch(target, EPOLLIN);
     }
   }
-
-  double burst() const { return rate_ > 0 ? std::max(64.0 * 1024, rate_ * 0.01) : 0; }
 
   void read_into(Connection& c, Direction& d) {
     if (c.dead || d.eof) return;
@@ -183,6 +221,8 @@ class Proxy {
   // Writes what is due and allowed by the rate; closes finished connections.
   void pump_all() {
     auto now = Clock::now();
+    received_.refill(now);
+    sent_.refill(now);
     std::vector<std::shared_ptr<Connection>> finished;
     for (auto& [fd, conn] : by_fd_) {
       if (fd != conn->client) continue;  // visit each connection once
@@ -201,18 +241,12 @@ class Proxy {
 
   void pump(Connection& c, Direction& d, Clock::time_point now) {
     if (c.dead) return;
-    if (rate_ > 0) {
-      double dt = std::chrono::duration<double>(now - d.refilled).count();
-      d.tokens = std::min(burst(), d.tokens + dt * rate_);
-      d.refilled = now;
-    }
+    d.own.refill(now);
     while (!d.queue.empty() && d.queue.front().ready <= now) {
       Chunk& chunk = d.queue.front();
-      std::size_t want = chunk.bytes.size() - chunk.offset;
-      if (rate_ > 0) {
-        if (d.tokens < 1) break;
-        want = std::min<std::size_t>(want, static_cast<std::size_t>(d.tokens));
-      }
+      std::size_t want = d.own.allow(chunk.bytes.size() - chunk.offset);
+      if (d.shared) want = d.shared->allow(want);
+      if (want == 0) break;
       ssize_t n = write(d.to, chunk.bytes.data() + chunk.offset, want);
       if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) c.dead = true;
@@ -220,7 +254,8 @@ class Proxy {
       }
       chunk.offset += static_cast<std::size_t>(n);
       d.queued -= static_cast<std::size_t>(n);
-      if (rate_ > 0) d.tokens -= static_cast<double>(n);
+      d.own.take(static_cast<std::size_t>(n));
+      if (d.shared) d.shared->take(static_cast<std::size_t>(n));
       if (chunk.offset == chunk.bytes.size()) d.queue.pop_front();
       if (static_cast<std::size_t>(n) < want) break;  // socket buffer full
     }
@@ -248,26 +283,30 @@ class Proxy {
     if (!pending) return 1000;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(soonest - Clock::now()).count();
     // Rate-limited queues need a tick to refill their tokens.
-    return static_cast<int>(std::clamp<long>(ms, 0, rate_ > 0 ? 2 : 1000));
+    return static_cast<int>(std::clamp<long>(ms, 0, rate_ > 0 || sent_.rate > 0 ? 2 : 1000));
   }
 
-  sockaddr_in target_;
   std::chrono::microseconds delay_;
   double rate_;  // bytes per second per direction per connection; 0 = unlimited
+  Bucket received_, sent_;  // the interface's caps (rate 0: none)
   int epoll_;
-  int listener_ = -1;
+  std::map<int, sockaddr_in> listeners_;  // listening socket -> its target
   std::map<int, std::shared_ptr<Connection>> by_fd_;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen = "127.0.0.1:0", target;
-  double delay_ms = 0, rate_mbps = 0;
+  std::string listen = "127.0.0.1:0";
+  std::vector<std::string> targets;
+  double delay_ms = 0, rate_mbps = 0, total_mbps = 0;
   po::options_description desc("fastsync-wanproxy: delay and rate-limit TCP connections to a target");
   desc.add_options()("help,h", "show this help")(
-      "target", po::value(&target)->required(), "IPv4 host:port to forward to")(
+      "target", po::value(&targets)->required()->composing(),
+      "IPv4 host:port to forward to; repeatable, one listener each (the first on --listen)")(
       "listen", po::value(&listen)->default_value(listen), "address to listen on (port 0 = any free port)")(
+      "total-mbps", po::value(&total_mbps)->default_value(0),
+      "cap in MB/s over all connections, per direction, like one network interface (0 = none)")(
       "delay-ms", po::value(&delay_ms)->default_value(0), "one-way delay added in each direction (RTT grows 2x this)")(
       "rate-mbps", po::value(&rate_mbps)->default_value(0), "per connection, per direction cap in MB/s (0 = none)");
   try {
@@ -279,9 +318,13 @@ int main(int argc, char** argv) {
     }
     po::notify(vm);
     signal(SIGPIPE, SIG_IGN);
-    Proxy proxy(parse_address(target), std::chrono::microseconds(static_cast<long>(delay_ms * 1000)), rate_mbps * 1e6);
-    int port = proxy.listen_on(listen);
-    std::printf("READY port=%d\n", port);
+    Proxy proxy(std::chrono::microseconds(static_cast<long>(delay_ms * 1000)), rate_mbps * 1e6, total_mbps * 1e6);
+    std::string ready = "READY";
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      int port = proxy.listen_on(i == 0 ? listen : "127.0.0.1:0", parse_address(targets[i]));
+      ready += " port" + (i == 0 ? std::string() : std::to_string(i)) + "=" + std::to_string(port);
+    }
+    std::printf("%s\n", ready.c_str());
     std::fflush(stdout);
     proxy.run();
   } catch (const std::exception& e) {

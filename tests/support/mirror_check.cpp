@@ -1,5 +1,6 @@
 #include "tests/support/mirror_check.h"
 
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include <functional>
@@ -87,6 +88,7 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
   for (const auto& c : d["components"].GetArray()) f.components.push_back(image_from(c));
   f.unique_blobs = d["unique_blobs"].GetUint64();
   f.unique_blob_bytes = d["unique_blob_bytes"].GetUint64();
+  f.largest_blob = d["largest_blob"].GetUint64();
   f.release_signature = d["release_signature"].GetString();
   for (const auto& sig : d["sigstore"].GetArray()) {
     f.sigstore.push_back(FixtureSignature{sig["repository"].GetString(), sig["tag"].GetString(),
@@ -215,6 +217,14 @@ std::vector<std::string> catalog(const TestRegistry& reg, const std::string& cre
     throw std::runtime_error("catalog unreadable: " + r.out + r.err);
   }
   return strings(d["repositories"]);
+}
+
+rapidjson::Document load_json(const std::string& path) {
+  rapidjson::Document d;
+  std::string text = read_file(path);
+  d.Parse(text.c_str());
+  EXPECT_FALSE(d.HasParseError()) << path << ": " << text;
+  return d;
 }
 
 }  // namespace fastsync::testing

@@ -3,6 +3,8 @@
 // the curl CLI, which share no code with fastsync).
 #pragma once
 
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -37,6 +39,7 @@ struct FixtureRelease {
   std::vector<FixtureImage> components;
   std::uint64_t unique_blobs = 0;
   std::uint64_t unique_blob_bytes = 0;
+  std::uint64_t largest_blob = 0;
   std::string release_signature;            // the signature file the fixture wrote
   std::vector<FixtureSignature> sigstore;   // cosign .sig tags it pushed
   std::vector<std::string> all_blobs() const;  // unique, release included
@@ -80,6 +83,9 @@ std::vector<std::string> fastsync_argv(std::vector<std::string> args);
 // With a deadline, a run still going at it is killed and reports exit code 124.
 RunResult run_fastsync(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
                        std::chrono::seconds deadline = std::chrono::seconds(0));
+
+// A JSON file (a --report), parsed; a parse error fails the test.
+rapidjson::Document load_json(const std::string& path);
 
 // A pull secret with the given "host user password" entries.
 std::string write_pull_secret(const std::string& path, const std::vector<std::vector<std::string>>& entries);

@@ -4,6 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
 #include "release/fixture/fixture.h"
 #include "graph/mirror_graph.h"
 #include "tests/unit/fake_registry.h"
@@ -175,6 +180,107 @@ TEST(MirrorGraph, ResolutionErrorsEndTheRunWithTheReason) {
   EXPECT_NE(result.resolve_error->message.find("release 4.20.99-x86_64 not found at src.example:5000/openshift-release-dev/ocp-release"),
             std::string::npos)
       << result.resolve_error->message;
+}
+
+// Three shards on the same fake, then an ordinary run: each blob moves once, in
+// exactly one shard; no shard writes a manifest; the last run only pushes manifests.
+TEST(MirrorGraph, ShardsCopyEachBlobOnceAndTheManifestsPassMovesNone) {
+  FakeRelease rel(8);
+  constexpr std::size_t kShards = 3;
+  std::map<std::string, std::size_t> mover;  // blob -> the shard that moved it
+  std::uint64_t shared_out = 0;
+  std::set<std::size_t> plan_blobs;  // as each shard counted them: the same
+  for (std::size_t k = 0; k < kShards; ++k) {
+    auto spec = rel.spec();
+    spec.blobs_only = true;
+    spec.shard = stages::Shard{k, kShards};
+    std::size_t events_before = rel.fake.events().size();
+    stages::RunControl run;
+    auto result = graph::run_mirror(rel.fake, run, spec, small_limits());
+    ASSERT_TRUE(result.plan && result.plan->shard);
+    for (const auto& o : result.outcomes) {
+      ASSERT_TRUE(o);
+      EXPECT_EQ(o->status, ImageStatus::BlobsIn) << o->error;
+    }
+    auto events = rel.fake.events();
+    std::set<std::string> moved;
+    for (std::size_t i = events_before; i < events.size(); ++i) {
+      const auto& e = events[i];
+      EXPECT_NE(e.op, "put_manifest") << "shard " << k << " pushed " << e.ref;
+      if (e.op == "copy_blob" || e.op == "upload_blob") {
+        EXPECT_TRUE(mover.emplace(e.ref, k).second) << e.ref << " moved by shards " << mover[e.ref] << " and " << k;
+        moved.insert(e.ref);
+      }
+    }
+    EXPECT_EQ(moved, result.plan->shard->blobs) << "shard " << k << " moved other than its share";
+    shared_out += result.plan->shard->blobs.size();
+    plan_blobs.insert(result.plan->shard->plan_blobs);
+  }
+  EXPECT_TRUE(rel.fake.snapshot(rel.dest).tags.empty());
+
+  std::size_t moves_before = rel.fake.count("copy_blob") + rel.fake.count("upload_blob");
+  stages::RunControl run;
+  auto result = graph::run_mirror(rel.fake, run, rel.spec(), small_limits());
+  ASSERT_TRUE(result.plan);
+  EXPECT_EQ(shared_out, mover.size());
+  EXPECT_EQ(rel.fake.count("copy_blob") + rel.fake.count("upload_blob"), moves_before) << "the manifests pass moved blobs";
+  for (const auto& o : result.outcomes) {
+    ASSERT_TRUE(o);
+    EXPECT_EQ(o->status, ImageStatus::Copied) << o->error;
+  }
+  auto dest = rel.fake.snapshot(rel.dest);
+  for (const auto& [name, digest] : rel.components) EXPECT_EQ(dest.tags.at("4.20.8-x86_64-" + name), digest);
+  EXPECT_EQ(dest.blobs.size(), mover.size());
+  EXPECT_EQ(plan_blobs, std::set<std::size_t>{mover.size()});
+  EXPECT_TRUE(rel.fake.violations().empty()) << rel.fake.violations().front();
+}
+
+TEST(Shard, ParsesKOfNFromZero) {
+  auto s = stages::parse_shard("3/4");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->index, 3u);
+  EXPECT_EQ(s->count, 4u);
+  EXPECT_EQ(s->str(), "3/4");
+  for (const char* bad : {"4/4", "1", "/4", "1/", "-1/4", "1/0", "a/4", "1/4x", "0/5000", ""}) {
+    EXPECT_FALSE(stages::parse_shard(bad)) << bad;
+  }
+}
+
+// Balanced by bytes, one owner per blob, the same whatever the order it is given in.
+TEST(Shard, AssignmentIsBalancedAndIndependentOfOrder) {
+  std::vector<Descriptor> blobs;
+  std::mt19937_64 rng(15);
+  blobs.push_back(Descriptor{"", "sha256:huge", 1000u << 20, {}});  // one 1 GB layer
+  for (int i = 0; i < 400; ++i) {
+    blobs.push_back(Descriptor{"", fmt::format("sha256:{:04d}", i), rng() % (40u << 20), {}});
+  }
+  blobs.push_back(blobs[7]);  // the same blob named by two images
+  for (std::size_t n : {1u, 2u, 4u, 7u}) {
+    auto owner = stages::assign_blobs(blobs, n);
+    EXPECT_EQ(owner.size(), blobs.size() - 1);
+    std::vector<std::uint64_t> load(n, 0);
+    std::uint64_t total = 0;
+    std::map<std::string, std::uint64_t> sizes;
+    for (const auto& b : blobs) sizes[b.digest] = b.size;
+    for (const auto& [digest, k] : owner) {
+      ASSERT_LT(k, n);
+      load[k] += sizes[digest];
+    }
+    for (auto l : load) total += l;
+    auto [least, most] = std::minmax_element(load.begin(), load.end());
+    // Greedy largest-first: no share exceeds the fair share by more than one blob
+    // (here: the 1 GB one may stand alone, the others absorb the rest).
+    EXPECT_LE(*most, std::max<std::uint64_t>(total / n + (40u << 20), 1000u << 20)) << n << " shards";
+    if (n <= 4) {
+      EXPECT_LE(*most - *least, 40u << 20) << n << " shards";
+    }
+    auto shuffled = blobs;
+    std::shuffle(shuffled.begin(), shuffled.end(), rng);
+    EXPECT_EQ(stages::assign_blobs(shuffled, n), owner) << n << " shards";
+    std::size_t covered = 0;
+    for (std::size_t k = 0; k < n; ++k) covered += stages::share_of(blobs, stages::Shard{k, n}).blobs.size();
+    EXPECT_EQ(covered, owner.size());
+  }
 }
 
 }  // namespace
