@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -74,10 +75,21 @@ struct Bucket {
     tokens = std::min(burst(), tokens + dt * rate);
     refilled = now;
   }
+  // Rate-limited bytes go in pieces of at least this much (or what is left):
+  // fewer, larger writes keep the proxy's own CPU out of the measurement.
+  static constexpr double kQuantum = 16 * 1024;
   // How much of `want` may go now.
   std::size_t allow(std::size_t want) const {
     if (rate <= 0) return want;
-    return tokens < 1 ? 0 : std::min<std::size_t>(want, static_cast<std::size_t>(tokens));
+    if (tokens < std::min(kQuantum, static_cast<double>(want))) return 0;
+    return std::min<std::size_t>(want, static_cast<std::size_t>(tokens));
+  }
+  // Seconds until `want` (up to a quantum) may go.
+  double wait_for(std::size_t want, Clock::time_point now) const {
+    if (rate <= 0) return 0;
+    double have = std::min(burst(), tokens + std::chrono::duration<double>(now - refilled).count() * rate);
+    double need = std::min(kQuantum, static_cast<double>(want));
+    return have >= need ? 0 : (need - have) / rate;
   }
   void take(std::size_t n) {
     if (rate > 0) tokens -= static_cast<double>(n);
@@ -269,21 +281,22 @@ class Proxy {
     }
   }
 
+  // Until the soonest queue has bytes due and the tokens to send them.
   int next_timeout_ms() const {
-    bool pending = false;
-    auto soonest = Clock::now() + std::chrono::seconds(1);
+    auto now = Clock::now();
+    double soonest = 1.0;  // seconds
     for (const auto& [fd, c] : by_fd_) {
       for (const Direction* d : {&c->up, &c->down}) {
-        if (!d->queue.empty()) {
-          pending = true;
-          soonest = std::min(soonest, d->queue.front().ready);
-        }
+        if (d->queue.empty()) continue;
+        const Chunk& front = d->queue.front();
+        double wait = std::chrono::duration<double>(front.ready - now).count();
+        std::size_t left = front.bytes.size() - front.offset;
+        wait = std::max(wait, d->own.wait_for(left, now));
+        if (d->shared) wait = std::max(wait, d->shared->wait_for(left, now));
+        soonest = std::min(soonest, wait);
       }
     }
-    if (!pending) return 1000;
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(soonest - Clock::now()).count();
-    // Rate-limited queues need a tick to refill their tokens.
-    return static_cast<int>(std::clamp<long>(ms, 0, rate_ > 0 || sent_.rate > 0 ? 2 : 1000));
+    return soonest <= 0 ? 0 : std::max(1, static_cast<int>(std::ceil(soonest * 1000)));
   }
 
   std::chrono::microseconds delay_;
