@@ -77,13 +77,23 @@ TEST_F(BadInput, InvalidFlagValuesNameTheFlag) {
                         Case{{"--upload-chunk-size", "12"}, "--upload-chunk-size \"12\" is not a size of at least 1KiB"},
                         Case{{"--segment-size", "abc"}, "--segment-size \"abc\" is not a size of at least 64KiB"},
                         Case{{"--segment-memory", "0"}, "--segment-memory \"0\" is not a size of at least 1MiB"},
-                        Case{{"--archive-size", "1KiB"}, "--archive-size \"1KiB\" is not a size of at least 1MiB"}}) {
+                        Case{{"--archive-size", "1KiB"}, "--archive-size \"1KiB\" is not a size of at least 1MiB"},
+                        Case{{"--shard", "4/4"}, "--shard \"4/4\" must be K/N with 0 <= K < N"},
+                        Case{{"--shard", "1"}, "--shard \"1\" must be K/N"},
+                        Case{{"--shard", "$(JOB_COMPLETION_INDEX)/4"}, "--shard \"$(JOB_COMPLETION_INDEX)/4\" must be K/N"}}) {
     std::vector<std::string> a = {"--version", "4.20.8", "--dest-registry", "127.0.0.1:2", "--pull-secret", secret};
     a.insert(a.end(), c.extra.begin(), c.extra.end());
     auto r = run_fastsync(a);
     EXPECT_EQ(r.exit_code, 2) << c.extra[0];
     EXPECT_NE(one_line(r.err).find(c.expected), std::string::npos) << r.err;
   }
+  // Shards split a registry-to-registry mirror; an archive is one process's.
+  auto sharded_archive = run_fastsync({"--version", "4.20.8", "--to-dir", dir.file("a"), "--pull-secret", secret,
+                                       "--shard", "0/2"});
+  EXPECT_EQ(sharded_archive.exit_code, 2);
+  EXPECT_NE(one_line(sharded_archive.err).find("--shard splits a registry-to-registry mirror"), std::string::npos)
+      << sharded_archive.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a")));
   auto missing = run_fastsync({"--version", "4.20.8", "--pull-secret", secret});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(one_line(missing.err).find("dest-registry"), std::string::npos) << missing.err;

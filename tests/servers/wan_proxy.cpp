@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -42,6 +43,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kMaxQueued = 4u << 20;  // per direction, then stop reading
+// Behind one interface cap a connection holds little: what a socket buffer
+// would, so a sender learns of the cap as it would from a real NIC.
+constexpr std::size_t kMaxQueuedShared = 256u << 10;
 constexpr std::size_t kReadChunk = 64 * 1024;
 
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
@@ -123,6 +127,7 @@ class Proxy {
       : delay_(delay), rate_(rate_bytes), epoll_(epoll_create1(EPOLL_CLOEXEC)) {
     received_.rate = sent_.rate = total_bytes;
     received_.tokens = sent_.tokens = total_bytes > 0 ? received_.burst() : 0;
+    max_queued_ = total_bytes > 0 ? kMaxQueuedShared : kMaxQueued;
   }
 
   // Connections to `host_port` go to `target`.
@@ -218,7 +223,7 @@ class Proxy {
     if (n > 0) {
       d.queue.push_back(Chunk{Clock::now() + delay_, std::string(buf, static_cast<std::size_t>(n))});
       d.queued += static_cast<std::size_t>(n);
-      if (d.queued > kMaxQueued && d.reading) {
+      if (d.queued > max_queued_ && d.reading) {
         d.reading = false;
         watch(d.from, 0);
       }
@@ -235,14 +240,19 @@ class Proxy {
     auto now = Clock::now();
     received_.refill(now);
     sent_.refill(now);
-    std::vector<std::shared_ptr<Connection>> finished;
+    std::vector<std::shared_ptr<Connection>> all, finished;
     for (auto& [fd, conn] : by_fd_) {
-      if (fd != conn->client) continue;  // visit each connection once
+      if (fd == conn->client) all.push_back(conn);  // each connection once
+    }
+    // Round robin: under a shared cap, whoever goes first gets the tokens.
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      auto& conn = all[(i + turn_) % all.size()];
       pump(*conn, conn->up, now);
       pump(*conn, conn->down, now);
       bool done = conn->up.shut && conn->down.shut;
       if (conn->dead || done) finished.push_back(conn);
     }
+    ++turn_;
     for (auto& c : finished) {
       by_fd_.erase(c->client);
       by_fd_.erase(c->target);
@@ -254,9 +264,11 @@ class Proxy {
   void pump(Connection& c, Direction& d, Clock::time_point now) {
     if (c.dead) return;
     d.own.refill(now);
-    while (!d.queue.empty() && d.queue.front().ready <= now) {
+    // Under a shared cap, one quantum per turn: the connections take turns.
+    std::size_t turn_left = d.shared ? static_cast<std::size_t>(Bucket::kQuantum) : SIZE_MAX;
+    while (!d.queue.empty() && d.queue.front().ready <= now && turn_left > 0) {
       Chunk& chunk = d.queue.front();
-      std::size_t want = d.own.allow(chunk.bytes.size() - chunk.offset);
+      std::size_t want = d.own.allow(std::min(chunk.bytes.size() - chunk.offset, turn_left));
       if (d.shared) want = d.shared->allow(want);
       if (want == 0) break;
       ssize_t n = write(d.to, chunk.bytes.data() + chunk.offset, want);
@@ -268,10 +280,11 @@ class Proxy {
       d.queued -= static_cast<std::size_t>(n);
       d.own.take(static_cast<std::size_t>(n));
       if (d.shared) d.shared->take(static_cast<std::size_t>(n));
+      turn_left -= std::min(turn_left, static_cast<std::size_t>(n));
       if (chunk.offset == chunk.bytes.size()) d.queue.pop_front();
       if (static_cast<std::size_t>(n) < want) break;  // socket buffer full
     }
-    if (!d.reading && d.queued < kMaxQueued / 2 && !d.eof) {
+    if (!d.reading && d.queued < max_queued_ / 2 && !d.eof) {
       d.reading = true;
       watch(d.from, EPOLLIN);
     }
@@ -302,6 +315,8 @@ class Proxy {
   std::chrono::microseconds delay_;
   double rate_;  // bytes per second per direction per connection; 0 = unlimited
   Bucket received_, sent_;  // the interface's caps (rate 0: none)
+  std::size_t max_queued_ = kMaxQueued;
+  std::size_t turn_ = 0;
   int epoll_;
   std::map<int, sockaddr_in> listeners_;  // listening socket -> its target
   std::map<int, std::shared_ptr<Connection>> by_fd_;
