@@ -97,19 +97,20 @@ http:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def blob_gets(self, user_agent_prefix="fastsync"):
-        n = 0
+    def log_entries(self):
+        """The registry's JSON log lines, parsed (others skipped)."""
         with open(self.log_path) as f:
             for line in f:
                 try:
-                    d = json.loads(line)
+                    yield json.loads(line)
                 except ValueError:
                     continue
-                if (d.get("http.request.method") == "GET" and "/blobs/sha256:" in d.get("http.request.uri", "")
-                        and d.get("http.response.status") in (200, 206)
-                        and d.get("http.request.useragent", "").startswith(user_agent_prefix)):
-                    n += 1
-        return n
+
+    def blob_gets(self, user_agent_prefix="fastsync"):
+        return sum(1 for d in self.log_entries()
+                   if d.get("http.request.method") == "GET" and "/blobs/sha256:" in d.get("http.request.uri", "")
+                   and d.get("http.response.status") in (200, 206)
+                   and d.get("http.request.useragent", "").startswith(user_agent_prefix))
 
     def stop(self):
         self.proc.terminate()

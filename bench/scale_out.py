@@ -4,7 +4,7 @@ its own capped network interface (fastsync-wanproxy --total-mbps, source and
 destination both through it: one pod's NIC), then the manifests pass.
 Side by side in one run; speed-ups are ratios to the one-process run.
 
-  bench/scale_out.py [--components 96] [--scale 0.3] [--mbps 2] [--repeat 1]
+  bench/scale_out.py [--components 96] [--scale 0.3] [--mbps 2] [--repeat 1] [--fastsync-arg=--segment-size=0 ...]
 
 Writes bench/out/scale-out-<time>.json and scale-out.png (gnuplot);
 docs/perf/scale-out.json and docs/perf/scale-out.png are copies.
@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
 log = bench.log
+FASTSYNC_ARGS = []  # --fastsync-arg: given to every run
 
 
 class Interface:
@@ -38,7 +39,7 @@ class Interface:
     def argv(self, report, extra=()):
         return [bench.FASTSYNC, "--version", bench.VERSION, "--source-registry",
                 f"{self.source}/openshift-release-dev/ocp-release", "--dest-registry", self.dest, "--pull-secret",
-                bench.PULL_SECRET, "--quiet", "--no-signatures", "--report", report, *extra]
+                bench.PULL_SECRET, "--quiet", "--no-signatures", "--report", report, *FASTSYNC_ARGS, *extra]
 
     def stop(self):
         self.proc.terminate()
@@ -47,17 +48,9 @@ class Interface:
 
 def blob_puts(dest):
     """Committed blob uploads (PUT ...?digest=, 201) in the destination's log."""
-    n = 0
-    with open(dest.log_path) as f:
-        for line in f:
-            try:
-                d = json.loads(line)
-            except ValueError:
-                continue
-            if (d.get("http.request.method") == "PUT" and "digest=" in d.get("http.request.uri", "")
-                    and d.get("http.response.status") == 201):
-                n += 1
-    return n
+    return sum(1 for d in dest.log_entries()
+               if d.get("http.request.method") == "PUT" and "digest=" in d.get("http.request.uri", "")
+               and d.get("http.response.status") == 201)
 
 
 def mirror(source, workdir, shards, mbps):
@@ -130,13 +123,16 @@ def main():
     p.add_argument("--scale", type=float, default=0.3)
     p.add_argument("--mbps", type=float, default=2.0, help="MB/s each way through one interface")
     p.add_argument("--repeat", type=int, default=1, help="rounds; the median of each shard count is kept")
+    p.add_argument("--fastsync-arg", action="append", default=[], help="passed to every fastsync run; repeatable")
     args = p.parse_args()
+    FASTSYNC_ARGS.extend(args.fastsync_arg)
     for tool in [bench.FASTSYNC, bench.FIXTURE, bench.WANPROXY]:
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is not built (run .ci/setup)")
     workdir = tempfile.mkdtemp(prefix="fastsync-scale-out-")
     bench.PULL_SECRET = bench.empty_pull_secret(workdir)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "mbps_per_interface": args.mbps}
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "mbps_per_interface": args.mbps,
+               "fastsync_args": args.fastsync_arg}
     try:
         source = bench.Registry(workdir, "source")
         fixture, blobs = bench.push_fixture(source, args, workdir)
