@@ -258,16 +258,6 @@ int run_mirror_command(const CliOptions& o) {
   summary.arch = spec.arch;
   summary.dry_run = o.dry_run;
   summary.blobs_only.on = spec.blobs_only;
-  // With a shard: its share of the plan, once stage 1 has computed it.
-  auto summarize_share = [&](const stages::Plan& plan) {
-    if (!plan.shard) return;
-    summary.blobs_only.shard = plan.shard->shard.str();
-    summary.blobs_only.share_blobs = plan.shard->blobs.size();
-    summary.blobs_only.share_bytes = plan.shard->bytes;
-    summary.blobs_only.plan_blobs = plan.shard->plan_blobs;
-    summary.blobs_only.plan_bytes = plan.shard->plan_bytes;
-    summary.blobs_only.unread_images = plan.shard->unread_images;
-  };
   summary.release_source = spec.source.str() + ":" + release::release_tag(summary.version, spec.arch);
   summary.pull_secret = secret->path;
   summary.dest_repository = spec.dest.str();
@@ -339,15 +329,8 @@ int run_mirror_command(const CliOptions& o) {
     if (!resolved.plan) return resolve_failed(*resolved.error);
     const auto& plan = *resolved.plan;
     std::fputs(format_plan(plan).c_str(), stdout);
-    summarize_share(plan);
-    if (plan.shard) {
-      std::fputs(fmt::format("# shard {}: {} of the plan's {} blobs, {} of {}\n", plan.shard->shard.str(),
-                             plan.shard->blobs.size(), plan.shard->plan_blobs,
-                             human_bytes(static_cast<double>(plan.shard->bytes)),
-                             human_bytes(static_cast<double>(plan.shard->plan_bytes)))
-                     .c_str(),
-                 stdout);
-    }
+    summary.blobs_only.share = plan.shard;
+    if (plan.shard) std::fputs(("# shard " + format_share(*plan.shard) + "\n").c_str(), stdout);
     summarize_releases(plan, {}, {});
     for (const auto& r : summary.releases) {
       if (r.signatures.checked) {
@@ -403,7 +386,7 @@ int run_mirror_command(const CliOptions& o) {
   }
   const auto& plan = *result.plan;
   std::string stopped = run.cancelled() ? run.reason() : "";
-  summarize_share(plan);
+  summary.blobs_only.share = plan.shard;
   summarize_releases(plan, result.outcomes, stopped);
   summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
   for (std::size_t i = 0; i < plan.images.size(); ++i) {

@@ -46,13 +46,8 @@ std::string format_summary(const RunSummary& s) {
   }
   if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
   std::uint64_t total = s.components.size() + 1;
-  const auto& b = s.blobs_only;
-  if (b.on && !b.shard.empty()) {
-    out += fmt::format("  shard:   {}: {} of the plan's {} blobs, {} of {}{}\n", b.shard, b.share_blobs, b.plan_blobs,
-                       human_bytes(static_cast<double>(b.share_bytes)), human_bytes(static_cast<double>(b.plan_bytes)),
-                       b.unread_images ? fmt::format(" ({} images unreadable, left out)", b.unread_images) : "");
-  }
-  if (b.on) {
+  if (s.blobs_only.share) out += "  shard:   " + format_share(*s.blobs_only.share) + "\n";
+  if (s.blobs_only.on) {
     out += fmt::format("  images:  {} with their blobs in, {} skipped (already there), {} failed, of {}\n",
                        s.images_blobs_in, s.images_skipped, s.images_failed, total);
   } else {
@@ -98,6 +93,12 @@ std::string format_summary(const RunSummary& s) {
     }
   }
   return out;
+}
+
+std::string format_share(const stages::ShardShare& share) {
+  return fmt::format("{}: {} of the plan's {} blobs, {} of {}{}", share.shard.str(), share.blobs.size(), share.plan_blobs,
+                     human_bytes(static_cast<double>(share.bytes)), human_bytes(static_cast<double>(share.plan_bytes)),
+                     share.unread_images ? fmt::format(" ({} images unreadable, left out)", share.unread_images) : "");
 }
 
 std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::vector<std::string>& release_sources) {
@@ -253,10 +254,12 @@ std::string report_json(const RunSummary& s) {
     w.Uint64(s.images_blobs_in);
     w.Key("blobs_only");
     w.StartObject();
-    if (!s.blobs_only.shard.empty()) str("shard", s.blobs_only.shard);
-    for (auto [key, value] : {std::pair{"share_blobs", s.blobs_only.share_blobs}, {"share_bytes", s.blobs_only.share_bytes},
-                              {"plan_blobs", s.blobs_only.plan_blobs}, {"plan_bytes", s.blobs_only.plan_bytes},
-                              {"unread_images", s.blobs_only.unread_images}}) {
+    const stages::ShardShare none;  // without --shard: every blob, no share to report
+    const auto& share = s.blobs_only.share ? *s.blobs_only.share : none;
+    if (s.blobs_only.share) str("shard", share.shard.str());
+    for (auto [key, value] : {std::pair<const char*, std::uint64_t>{"share_blobs", share.blobs.size()},
+                              {"share_bytes", share.bytes}, {"plan_blobs", share.plan_blobs},
+                              {"plan_bytes", share.plan_bytes}, {"unread_images", share.unread_images}}) {
       w.Key(key);
       w.Uint64(value);
     }

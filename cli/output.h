@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,12 +54,10 @@ struct ReleaseSummary {
   std::vector<std::string> risks;  // of a conditional upgrade into it (--shortest-path)
 };
 
-// A --blobs-only run: what it copied, and with a shard, its share of the plan.
+// A --blobs-only run, and with a shard, its share of the plan.
 struct BlobsOnlySummary {
   bool on = false;
-  std::string shard;  // "K/N", empty: every blob
-  std::uint64_t share_blobs = 0, share_bytes = 0, plan_blobs = 0, plan_bytes = 0;
-  std::uint64_t unread_images = 0;  // manifests unreadable while sharing out
+  std::optional<stages::ShardShare> share;
 };
 
 struct RunSummary {
@@ -92,6 +91,8 @@ SignatureSummary summarize_signatures(const stages::SignatureCheck& check, const
 // One line per image: name, source, destination.
 std::string format_plan(const stages::Plan& plan);
 std::string format_summary(const RunSummary& s);
+// "K/N: <n> of the plan's <m> blobs, <bytes> of <bytes>" (and images left out, if any).
+std::string format_share(const stages::ShardShare& share);
 // Source repositories the cluster will ask for, each mapped to the mirror.
 // `release_sources`: where the releases came from when the plan's own source is not it (an archive).
 std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::vector<std::string>& release_sources = {});
