@@ -41,6 +41,19 @@ std::size_t tokens_needed(const std::vector<BearerFront::Entry>& log, double lif
   return tokens;
 }
 
+// For a failure message: each request as seconds since the first arrival.
+std::string describe_arrivals(const std::vector<BearerFront::Entry>& log) {
+  std::string out;
+  double first = log.empty() ? 0 : log.front().arrived;
+  for (const auto& e : log) first = e.arrived > 0 ? std::min(first, e.arrived) : first;
+  for (const auto& e : log) {
+    char line[64];
+    std::snprintf(line, sizeof line, "%+8.3f %3d %-5s ", e.arrived - first, e.status, e.method.c_str());
+    out += line + e.path.substr(0, 100) + "\n";
+  }
+  return out;
+}
+
 class ShortTokens : public ::testing::TestWithParam<TokenCase> {};
 
 // Both sides behind fronts whose tokens live 2 s, checked when a request
@@ -69,11 +82,17 @@ TEST_P(ShortTokens, OnBothSidesAreRenewedAndNoTransferStalls) {
   std::string secret =
       write_pull_secret(dir.file("ps.json"), {{slow_host, "bot", "pw"}, {dest_front.host(), "bot", "pw"}});
 
+  // Four blob slots: with the default 64 every GET of this small release
+  // starts in the first two seconds (most blobs are tiny) and only the largest
+  // layer runs on, so the source would never need a second token. Four slots,
+  // largest blobs first, spread the requests over the whole run as on a real
+  // release, where they keep coming for an hour.
   // A stall would end the run only after minutes (5 x 30 s for a sent body):
   // the deadline turns that into a failure instead of a slow pass.
   auto r = run_fastsync({"--version", "4.20.8", "--source-registry", slow_host + "/openshift-release-dev/ocp-release",
                          "--dest-registry", dest_front.host(), "--pull-secret", secret, "--quiet", "--verbose",
-                         "--stall-timeout", "30", "--retry-delay-ms", "50", "--report", dir.file("report.json")},
+                         "--stall-timeout", "30", "--retry-delay-ms", "50", "--blob-concurrency", "4", "--report",
+                         dir.file("report.json")},
                         {}, std::chrono::seconds(150));
   write_file(dir.file("fastsync.err"), r.err);  // for FASTSYNC_KEEP_TEST_DIRS post-mortems
   ASSERT_EQ(r.exit_code, 0) << "exit " << r.exit_code << " (124: still running at the deadline)\n" << r.out << r.err;
@@ -91,7 +110,9 @@ TEST_P(ShortTokens, OnBothSidesAreRenewedAndNoTransferStalls) {
   // shifts them), so it is read from the log rather than fixed in advance.
   for (const BearerFront* front : {&source_front, &dest_front}) {
     std::size_t needed = tokens_needed(front->entries(), fo.lifetime_seconds);
-    EXPECT_GE(needed, 2u) << "every request fitted in one token's life: no renewal was exercised";
+    EXPECT_GE(needed, 2u) << (front == &source_front ? "source" : "destination")
+                          << ": every request fitted in one token's life: no renewal was exercised\n"
+                          << describe_arrivals(front->entries());
     EXPECT_GE(front->tokens_issued(), needed);
   }
   if (c.refuse_every_put > 0) {
