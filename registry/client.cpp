@@ -90,6 +90,10 @@ Task<Result<std::string>> RegistryClient::manifest_digest(const Repository& repo
 
 Task<Status> RegistryClient::put_manifest(const Repository& repo, const std::string& reference,
                                           const ManifestData& manifest) {
+  // Freshness is about the repository as this run found it: ask before our
+  // first tag lands there, or a blob probed after it (an image whose blobs were
+  // all present is tagged early) would see our own tag and fall back to HEADs.
+  if (!is_sha256_digest(reference)) co_await fresh_repository(repo);
   co_return co_await registry(repo.registry).put_manifest(repo.path, reference, manifest);
 }
 

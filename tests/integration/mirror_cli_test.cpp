@@ -168,7 +168,15 @@ TEST(MirrorCli, IntoARepositoryWithoutTagsEachBlobCostsTwoRequestsAndNoneIsSentT
   ASSERT_GT(shared, 0u) << "the fixture's images share no layer: the case is not exercised";
   auto requests_before = dest.requests().size();
 
-  auto r = run_fastsync(mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {})));
+  // The preloaded image needs nothing from the source and is tagged at once;
+  // the others wait for their manifests from a source 300 ms away. So our own
+  // tag lands before any blob is probed, every time: the run must still judge
+  // the repository as it found it (CI under load once saw that tag and HEADed all).
+  Process far({tool_path("fastsync-wanproxy"), "--target", source.host(), "--delay-ms", "150"}, dir.file("wan.log"));
+  std::string far_host = "127.0.0.1:" + far.wait_ready().at("port");
+  auto args = mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {}));
+  args[3] = far_host + "/openshift-release-dev/ocp-release";
+  auto r = run_fastsync(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto problems = check_mirror(source, dest, kRepo, fixture);
   EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
@@ -194,6 +202,16 @@ TEST(MirrorCli, IntoARepositoryWithoutTagsEachBlobCostsTwoRequestsAndNoneIsSentT
       EXPECT_TRUE(put.insert(digest).second) << "sent twice: " << digest;
     }
   }
+  std::size_t tag_list = requests.size(), first_tag = requests.size();
+  for (std::size_t i = requests_before; i < requests.size(); ++i) {
+    const auto& q = requests[i];
+    if (q.method == "GET" && q.uri.find("/tags/list") != std::string::npos) tag_list = std::min(tag_list, i);
+    bool tag_put = q.method == "PUT" && q.uri.find("/manifests/") != std::string::npos &&
+                   q.uri.find("/manifests/sha256:") == std::string::npos;
+    if (tag_put) first_tag = std::min(first_tag, i);
+  }
+  ASSERT_LT(first_tag, requests.size()) << "no tag was pushed";
+  EXPECT_LT(tag_list, first_tag) << "the repository's tags were asked for after this run tagged it";
   const auto& release_blobs = fixture.release.blobs;
   for (const auto& [digest, n] : heads) {
     EXPECT_NE(std::find(release_blobs.begin(), release_blobs.end(), digest), release_blobs.end())
