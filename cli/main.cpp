@@ -1,4 +1,6 @@
 // fastsync: mirror an OpenShift release into a private registry.
+#include <signal.h>
+
 #include <cstdio>
 #include <exception>
 
@@ -9,6 +11,9 @@
 int main(int argc, char** argv) {
   // Before any thread exists, so only the watcher thread receives SIGINT/SIGTERM.
   fastsync::cli::SignalWatcher::block_signals();
+  // A pipe whose reader is gone (gpg run by GPGME, a closed stdout) fails that
+  // write; it must not kill the run, as GPGME's manual asks of its callers.
+  signal(SIGPIPE, SIG_IGN);
   try {
     auto parsed = fastsync::cli::parse_command_line(argc, argv);
     if (!parsed.options) {

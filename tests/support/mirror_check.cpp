@@ -77,7 +77,9 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
   std::vector<std::string> env;
   if (!a.gnupg_home.empty()) env.push_back("GNUPGHOME=" + a.gnupg_home);
   auto r = run_command(argv, env);
-  if (r.exit_code != 0) throw std::runtime_error("fastsync-fixture failed: " + r.err);
+  if (r.exit_code != 0) {
+    throw std::runtime_error("fastsync-fixture exited " + std::to_string(r.exit_code) + ": " + r.err + r.out);
+  }
   rapidjson::Document d;
   std::string json = read_file(dir.file("fixture.json"));
   d.Parse(json.c_str());
