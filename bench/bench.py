@@ -136,6 +136,10 @@ def run_measured(argv, **kwargs):
     start = time.perf_counter()
     proc = subprocess.Popen(argv, **kwargs)
     threads = [0]
+    # Peak RSS is the child's own VmHWM. wait4's ru_maxrss is not: Linux
+    # carries the pre-exec high-water mark over, so it is never below this
+    # Python process's RSS at fork (~55 MB here), which hid everything under it.
+    hwm_kb = [0]
     done = threading.Event()
 
     def sample():
@@ -145,7 +149,9 @@ def run_measured(argv, **kwargs):
                     for line in f:
                         if line.startswith("Threads:"):
                             threads[0] = max(threads[0], int(line.split()[1]))
-            except OSError:
+                        elif line.startswith("VmHWM:"):
+                            hwm_kb[0] = max(hwm_kb[0], int(line.split()[1]))
+            except (OSError, ValueError):
                 pass
             done.wait(0.01)
 
@@ -156,7 +162,7 @@ def run_measured(argv, **kwargs):
     done.set()
     sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+    return {"seconds": wall, "rss_mb": (hwm_kb[0] or usage.ru_maxrss) / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "threads": threads[0], "exit_code": proc.returncode}
 
 
