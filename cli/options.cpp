@@ -281,10 +281,10 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
        "(default: whole blobs, chunks only once a registry answers 413)")
       ("segment-size", po::value<std::string>()->value_name("SIZE"),
-       "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE, when blob transfers are free "
-       "(default 8MiB; 0: never)")
+       "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE while under half the blob "
+       "transfers are busy (default 2MiB; 0: never)")
       ("segment-memory", po::value<std::string>()->value_name("SIZE"),
-       "at most this much of those segments held in memory ahead of the upload, in all (default 24MiB)")
+       "at most this much of those segments held in memory ahead of the upload, in all (default 16MiB)")
       ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")
       ("resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
        "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
@@ -333,8 +333,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       return result;
     }
     if (!size_option("upload-chunk-size", 1024, "1KiB", "8MiB", o.upload_chunk_size) ||
-        !size_option("segment-size", 64u << 10, "64KiB", "8MiB", o.segment_size, true) ||
-        !size_option("segment-memory", 1u << 20, "1MiB", "24MiB", o.segment_memory)) {
+        !size_option("segment-size", 64u << 10, "64KiB", "2MiB", o.segment_size, true) ||
+        !size_option("segment-memory", 1u << 20, "1MiB", "16MiB", o.segment_memory)) {
       return result;
     }
   } catch (const po::error& e) {

@@ -23,7 +23,7 @@ namespace fastsync {
 
 class BlobChannel {
  public:
-  static constexpr std::size_t kDefaultCapacity = 256 * 1024;
+  static constexpr std::size_t kDefaultCapacity = 128 * 1024;  // two read batches; x64 copies in flight
   // A non-blocking reader is woken, and served, in batches of at least this much
   // (or the rest of the blob): a PUT fed 16 KiB at a time costs the receiving
   // registry several times the CPU of one fed in 64 KiB writes.

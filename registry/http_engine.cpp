@@ -45,6 +45,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr long kBufferSize = 64 * 1024;
+constexpr long kSmallBufferSize = 16 * 1024;  // curl's default: replies without a streamed body
 constexpr auto kWatchdogPeriod = std::chrono::milliseconds(250);
 // After the whole body is sent the server may take long to commit (an S3-backed
 // registry copies a 1 GiB blob): waiting for that answer gets a longer limit.
@@ -401,7 +402,10 @@ struct HttpEngine::Impl {
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, r.user_agent.c_str());
     if (resolve.get()) curl_easy_setopt(h, CURLOPT_RESOLVE, resolve.get());
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kBufferSize);
+    // Large buffers only where bytes stream: 64 copies at once each hold a GET
+    // and a PUT, and curl gives every handle its receive buffer up front (the
+    // upload buffer only once it sends a body).
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, r.body_sink ? kBufferSize : kSmallBufferSize);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kBufferSize);
     apply_tls(h, r.tls);
 

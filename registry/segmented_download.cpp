@@ -23,7 +23,10 @@ void SegmentBudget::copy_finished() {
 
 bool SegmentBudget::try_add_lane() {
   std::lock_guard lock(mutex_);
-  if (in_use_ >= pool_) return false;
+  // Only while fewer than half the pool is busy: at a run's start and tail, where
+  // one layer is the long pole. A busier pool already fills the link, and its
+  // copies' buffers plus segment memory would raise the peak RSS.
+  if (in_use_ >= std::max<std::size_t>(1, pool_ / 2)) return false;
   ++in_use_;
   return true;
 }

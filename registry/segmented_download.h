@@ -3,8 +3,8 @@
 // channel's frontier writes straight through; a later one waits in memory
 // reserved from a budget the whole run shares, so what sits out of order stays
 // bounded. Extra segments are extra connections taken from the blob pool only
-// when it has room: while many blobs are moving nothing changes, and at the
-// end of a run the last large layer stops being the long pole.
+// while fewer than half its slots are busy: while many blobs are moving nothing
+// changes, and at the end of a run the last large layer stops being the long pole.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +20,12 @@
 namespace fastsync {
 
 struct SegmentSettings {
-  std::uint64_t segment_size = 8u << 20;  // 0: never split a blob
+  std::uint64_t segment_size = 2u << 20;  // 0: never split a blob
   // Blobs of at least this many bytes are split (into two or more).
   std::uint64_t threshold() const { return segment_size * 2; }
 };
 
-// What segments may take: connections (the blob pool's free slots) and memory
+// What segments may take: connections (while half the blob pool is idle) and memory
 // for bytes that arrive ahead of the frontier. Shared by every copy of a run.
 class SegmentBudget {
  public:
@@ -33,7 +33,7 @@ class SegmentBudget {
   // Each blob copy in flight holds a slot of the pool for its own connection.
   void copy_started();
   void copy_finished();
-  // An extra connection for a segment, if the pool has a slot free.
+  // An extra connection for a segment, while fewer than half the pool is busy.
   bool try_add_lane();
   void remove_lane();
   bool try_reserve(std::uint64_t bytes);
