@@ -403,6 +403,7 @@ Task<Status> Registry::put_manifest(const std::string& repository, const std::st
 }
 
 Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& repository, const std::string& digest) {
+  if (no_referrers_api_.load()) co_return std::vector<std::string>{};
   Call call;
   call.kind = CallKind::ManifestGet;
   call.target = fmt::format("/v2/{}/referrers/{}", repository, digest);
@@ -414,7 +415,9 @@ Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& re
   if (!resp) {
     // Registries without the API answer 404 (distribution 2.x), 400 or 405.
     long status = resp.error().http_status;
-    if (resp.error().kind == ErrorKind::NotFound || status == 400 || status == 405 || status == 501) co_return found;
+    bool no_api = resp.error().kind == ErrorKind::NotFound || status == 405 || status == 501;
+    if (no_api) no_referrers_api_.store(true);
+    if (no_api || status == 400) co_return found;
     co_return resp.error();
   }
   auto parsed = parse_manifest(resp->body, std::string(media_type::kOciIndex));

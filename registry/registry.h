@@ -137,7 +137,8 @@ class Registry {
   Task<Status> put_manifest(const std::string& repository, const std::string& reference, const ManifestData& manifest);
 
   // Digests of the manifests whose subject is `digest` (OCI 1.1 referrers API);
-  // empty when there are none or the registry does not offer the API.
+  // empty when there are none or the registry does not offer the API (asked
+  // once: after the first such answer the registry is not asked again).
   Task<Result<std::vector<std::string>>> referrers(const std::string& repository, const std::string& digest);
 
   // Whether the repository has any tag (GET tags/list?n=1; a 404 is none).
@@ -196,6 +197,9 @@ class Registry {
   std::mutex mutex_;
   std::shared_ptr<AsyncValue<Result<std::string>>> ping_;  // the base URL, "https://host:port"
   UploadChunks chunks_;
+  // Set once the registry has shown it has no referrers API (OCI 1.1: such a
+  // registry answers 404; one with the API never does): later subjects skip it.
+  std::atomic<bool> no_referrers_api_{false};
 };
 
 }  // namespace fastsync
