@@ -413,7 +413,8 @@ Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& re
   auto resp = co_await send(std::move(call));
   std::vector<std::string> found;
   if (!resp) {
-    // Registries without the API answer 404 (distribution 2.x), 400 or 405.
+    // Registries without the API answer 404 (distribution 2.x), 405 or 501; a 400
+    // is about this request (OCI 1.1: an invalid digest), so the API is asked again.
     long status = resp.error().http_status;
     bool no_api = resp.error().kind == ErrorKind::NotFound || status == 405 || status == 501;
     if (no_api) no_referrers_api_.store(true);

@@ -18,12 +18,18 @@ namespace {
 
 const std::string kRepo = "openshift/release";
 
-std::vector<std::string> mirror_args(const TestRegistry& source, const TestRegistry& dest, const std::string& secret) {
+// `source_host`: where the source is reached (the registry itself, or a proxy in front of it).
+std::vector<std::string> mirror_args(const std::string& source_host, const TestRegistry& dest,
+                                     const std::string& secret) {
   return {"--version",       "4.20.8",
-          "--source-registry", source.host() + "/openshift-release-dev/ocp-release",
+          "--source-registry", source_host + "/openshift-release-dev/ocp-release",
           "--dest-registry", dest.host(),
           "--pull-secret",   secret,
           "--quiet",         "--retry-delay-ms", "20"};
+}
+
+std::vector<std::string> mirror_args(const TestRegistry& source, const TestRegistry& dest, const std::string& secret) {
+  return mirror_args(source.host(), dest, secret);
 }
 
 std::map<std::string, std::string> statuses(const rapidjson::Document& report) {
@@ -174,9 +180,7 @@ TEST(MirrorCli, IntoARepositoryWithoutTagsEachBlobCostsTwoRequestsAndNoneIsSentT
   // the repository as it found it (CI under load once saw that tag and HEADed all).
   Process far({tool_path("fastsync-wanproxy"), "--target", source.host(), "--delay-ms", "150"}, dir.file("wan.log"));
   std::string far_host = "127.0.0.1:" + far.wait_ready().at("port");
-  auto args = mirror_args(source, dest, write_pull_secret(dir.file("ps.json"), {}));
-  args[3] = far_host + "/openshift-release-dev/ocp-release";
-  auto r = run_fastsync(args);
+  auto r = run_fastsync(mirror_args(far_host, dest, write_pull_secret(dir.file("ps.json"), {})));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto problems = check_mirror(source, dest, kRepo, fixture);
   EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();

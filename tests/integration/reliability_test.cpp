@@ -44,8 +44,8 @@ std::size_t tokens_needed(const std::vector<BearerFront::Entry>& log, double lif
 // For a failure message: each request as seconds since the first arrival.
 std::string describe_arrivals(const std::vector<BearerFront::Entry>& log) {
   std::string out;
-  double first = log.empty() ? 0 : log.front().arrived;
-  for (const auto& e : log) first = e.arrived > 0 ? std::min(first, e.arrived) : first;
+  double first = 0;
+  for (const auto& e : log) first = first == 0 ? e.arrived : std::min(first, e.arrived);
   for (const auto& e : log) {
     char line[64];
     std::snprintf(line, sizeof line, "%+8.3f %3d %-5s ", e.arrived - first, e.status, e.method.c_str());
