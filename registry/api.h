@@ -46,6 +46,14 @@ struct BlobProbe {
   std::string upload_session;  // absent, and the endpoint opened the upload the copy is to use (or empty)
 };
 
+// Where an image stands at a destination: its manifest there by digest, and
+// whether a tag already points at it.
+struct ManifestStanding {
+  bool present = false;                  // the digest is there
+  std::optional<bool> tagged;            // whether the tag asked about names it, if it was asked
+  std::optional<ManifestData> manifest;  // its bytes, when they were asked for
+};
+
 // An artifact attached to an image: a cosign signature under the tag
 // sha256-<hex>.sig, or an OCI 1.1 referrer (a manifest whose subject is the
 // image; no tag).
@@ -94,6 +102,13 @@ class RegistryApi {
   // fresh repository: one mount request that opens the upload if it fails).
   // ErrorKind other than NotFound: the presence is unknown (the copy is still safe).
   virtual Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from);
+  // Is manifest `digest` in `repo`, and does `tag` name it? With `with_bytes`
+  // the manifest comes back too (GETs instead of HEADs). Absent is a value,
+  // not an error. The default asks the digest only (tagged stays unknown); an
+  // endpoint may ask the tag first where a rerun will mostly find it, as one
+  // request then settles both.
+  virtual Task<Result<ManifestStanding>> find_manifest(Repository repo, std::string digest, std::string tag,
+                                                       bool with_bytes);
   // What is attached to `digest` in `repo`: its cosign signature tag, and the
   // referrers where the endpoint keeps them. None is an empty list, not an error.
   // The default asks for the tag only (manifest_digest).

@@ -15,4 +15,26 @@ Task<Result<BlobProbe>> RegistryApi::probe_blob(Repository to, std::string diges
   co_return BlobProbe{false, false, mounted->upload_session};
 }
 
+Task<Result<ManifestStanding>> RegistryApi::find_manifest(Repository repo, std::string digest, std::string /*tag*/,
+                                                         bool with_bytes) {
+  ManifestStanding standing;
+  if (with_bytes) {
+    auto manifest = co_await get_manifest(repo, digest);
+    if (manifest) {
+      standing.present = true;
+      standing.manifest = std::move(*manifest);
+    } else if (manifest.error().kind != ErrorKind::NotFound) {
+      co_return manifest.error();
+    }
+    co_return standing;
+  }
+  auto there = co_await manifest_digest(repo, digest);
+  if (there) {
+    standing.present = *there == digest;
+  } else if (there.error().kind != ErrorKind::NotFound) {
+    co_return there.error();
+  }
+  co_return standing;
+}
+
 }  // namespace fastsync

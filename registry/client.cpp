@@ -175,6 +175,31 @@ Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string di
   co_return co_await RegistryApi::probe_blob(std::move(to), std::move(digest), std::move(mount_from));
 }
 
+Task<Result<ManifestStanding>> RegistryClient::find_manifest(Repository repo, std::string digest, std::string tag,
+                                                             bool with_bytes) {
+  if (!tag.empty() && !co_await fresh_repository(repo)) {
+    std::optional<bool> tagged;
+    if (with_bytes) {
+      auto manifest = co_await get_manifest(repo, tag);
+      if (manifest && manifest->digest == digest) {
+        ManifestStanding standing{true, true, std::move(*manifest)};
+        co_return standing;
+      }
+      if (manifest || manifest.error().kind == ErrorKind::NotFound) tagged = false;
+    } else {
+      auto named = co_await manifest_digest(repo, tag);
+      if (named && *named == digest) co_return ManifestStanding{true, true, std::nullopt};
+      if (named || named.error().kind == ErrorKind::NotFound) tagged = false;
+    }
+    // Missing (a new release's tag) or naming another image: the digest decides
+    // whether the image is there, and the tag is known to need a push.
+    auto standing = co_await RegistryApi::find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+    if (standing) standing->tagged = tagged;
+    co_return standing;
+  }
+  co_return co_await RegistryApi::find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+}
+
 Task<Status> RegistryClient::check_access(const Repository& repo, bool push) {
   co_return co_await registry(repo.registry).check_access(repo.path, push);
 }

@@ -55,6 +55,11 @@ class RegistryClient : public RegistryApi {
   // 201 = there, 202 = not there and the upload session is open. Saves a HEAD
   // per blob; elsewhere HEAD first, as most blobs will be there.
   Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
+  // Where the repository has tags (a rerun, an upgrade), the tag is asked
+  // first: when it names the digest, one request says present and tagged.
+  // A fresh repository is asked by digest only, as its tags are all missing.
+  Task<Result<ManifestStanding>> find_manifest(Repository repo, std::string digest, std::string tag,
+                                               bool with_bytes) override;
 
  private:
   Task<Result<std::vector<Attachment>>> referrer_attachments(Repository repo, std::string digest);

@@ -28,6 +28,12 @@ Task<Result<std::vector<Attachment>>> Endpoints::attachments(const Repository& r
   co_return co_await route(repo).attachments(repo, digest);
 }
 
+Task<Result<ManifestStanding>> Endpoints::find_manifest(Repository repo, std::string digest, std::string tag,
+                                                        bool with_bytes) {
+  RegistryApi& endpoint = route(repo);  // before `repo` is moved into the call
+  co_return co_await endpoint.find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+}
+
 Task<Result<std::string>> Endpoints::manifest_digest(const Repository& repo, const std::string& reference) {
   co_return co_await route(repo).manifest_digest(repo, reference);
 }

@@ -36,6 +36,8 @@ class Endpoints : public RegistryApi {
   Task<Status> check_access(const Repository& repo, bool push) override;
   Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
   Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;
+  Task<Result<ManifestStanding>> find_manifest(Repository repo, std::string digest, std::string tag,
+                                               bool with_bytes) override;
 
  private:
   RegistryApi& route(const Repository& repo);

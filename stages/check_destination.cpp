@@ -6,25 +6,20 @@ namespace fastsync::stages {
 
 Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
   if (run_.cancelled()) co_return CheckResult{std::move(job), run_.cancelled_error()};
+  // With sigstore the bytes are needed to see which children may be signed:
+  // one GET answers both questions (a HEAD would be a second request).
+  auto standing = co_await api_.find_manifest(job.dest, job.digest, job.tag, sigstore_);
+  if (!standing) co_return absent(std::move(job), standing.error());
+  if (!standing->present) co_return absent(std::move(job), std::nullopt);
+  job.tagged = standing->tagged;
   if (sigstore_) {
-    // Its bytes are needed to see which children may be signed: one GET
-    // answers both questions (the HEAD would be a second request).
-    auto manifest = co_await api_.get_manifest(job.dest, job.digest);
-    if (manifest) {
-      auto signed_too = co_await attachments_present(job, *manifest);
-      if (!signed_too) co_return CheckResult{std::move(job), signed_too.error()};
-      job.present = *signed_too;
-      co_return CheckResult{std::move(job), std::nullopt};
-    }
-    co_return absent(std::move(job), manifest.error());
-  }
-  auto digest = co_await api_.manifest_digest(job.dest, job.digest);
-  if (digest && *digest == job.digest) {
-    job.present = true;
+    auto signed_too = co_await attachments_present(job, *standing->manifest);
+    if (!signed_too) co_return CheckResult{std::move(job), signed_too.error()};
+    job.present = *signed_too;
     co_return CheckResult{std::move(job), std::nullopt};
   }
-  if (digest) co_return absent(std::move(job), std::nullopt);
-  co_return absent(std::move(job), digest.error());
+  job.present = true;
+  co_return CheckResult{std::move(job), std::nullopt};
 }
 
 CheckResult CheckDestination::absent(ImageJob job, std::optional<Error> why) const {

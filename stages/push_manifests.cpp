@@ -43,12 +43,17 @@ Task<ImageOutcome> PushManifests::tag_existing(ImageJob job) const {
   ImageOutcome o;
   o.id = job.id;
   o.status = ImageStatus::Skipped;
-  std::vector<std::string> tags{job.tag};
+  std::vector<std::string> tags;
+  if (job.tagged != true) tags.push_back(job.tag);
   tags.insert(tags.end(), job.extra_tags.begin(), job.extra_tags.end());
   std::optional<ManifestData> manifest;
   for (const auto& tag : tags) {
-    auto tagged = co_await api_.manifest_digest(job.dest, tag);
-    if (tagged && *tagged == job.digest) continue;
+    // The check stage may already know the tag is missing (or names another image).
+    bool known_untagged = tag == job.tag && job.tagged == false;
+    if (!known_untagged) {
+      auto tagged = co_await api_.manifest_digest(job.dest, tag);
+      if (tagged && *tagged == job.digest) continue;
+    }
     if (!manifest) {
       auto fetched = co_await api_.get_manifest(job.dest, job.digest);
       if (!fetched) co_return ImageOutcome::failed(job, fetched.error());

@@ -31,6 +31,7 @@ struct ImageJob {
   std::string tag;
   std::vector<std::string> extra_tags;  // the same image in other releases of the run
   bool present = false;  // the destination already has this digest (set by CheckDestination)
+  std::optional<bool> tagged;  // whether `tag` already names it, when CheckDestination asked
   // Set by FetchManifests (by stage 1 already, for a shard's assignment):
   bool fetched = false;
   std::vector<ManifestData> manifests;  // push order: list children first, the image itself last

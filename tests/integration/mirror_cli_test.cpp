@@ -240,6 +240,7 @@ TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
   ASSERT_EQ(run_fastsync(args).exit_code, 0);
   std::size_t gets_before = source.blob_gets().size();
   auto requests_before = source.requests().size();
+  auto dest_before = dest.requests().size();
 
   args.push_back("--report");
   args.push_back(dir.file("report.json"));
@@ -267,6 +268,25 @@ TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
   }
   EXPECT_EQ(manifest_gets, 1u);
   EXPECT_GE(signature_heads, fixture.components.size() + 1);
+  // The destination: one manifest request per image, by its tag, which settles
+  // both that the image is there and that it is tagged (and gives the bytes
+  // the signature check reads); besides, stage 1's HEAD of the release by
+  // digest (to read its layers there rather than at the source). Nothing is pushed.
+  std::map<std::string, int> asked;  // reference -> requests
+  auto dest_requests = dest.requests();
+  for (std::size_t i = dest_before; i < dest_requests.size(); ++i) {
+    const auto& q = dest_requests[i];
+    EXPECT_NE(q.method, "PUT") << q.uri;
+    if (auto at = q.uri.find("/manifests/"); at != std::string::npos) ++asked[q.uri.substr(at + 11)];
+  }
+  std::size_t by_tag = 0, by_digest = 0;
+  for (const auto& [reference, n] : asked) {
+    EXPECT_EQ(n, 1) << reference << " asked " << n << " times";
+    (reference.starts_with("sha256:") ? by_digest : by_tag) += static_cast<std::size_t>(n);
+  }
+  EXPECT_EQ(by_tag, fixture.components.size() + 1) << ::testing::PrintToString(asked);
+  EXPECT_EQ(by_digest, 1u) << ::testing::PrintToString(asked);
+  EXPECT_EQ(asked.count("4.20.8-x86_64"), 1u) << "the release image was not asked by its tag";
   EXPECT_NE(r.out.find("0 copied, " + std::to_string(fixture.components.size() + 1) + " skipped"), std::string::npos)
       << r.out;
 

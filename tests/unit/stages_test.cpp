@@ -263,6 +263,37 @@ TEST(PushManifests, ChildrenFirstThenTheTagAndTagOnlyForPresentImages) {
   EXPECT_EQ(dest_only.count("put_manifest"), 1u);
 }
 
+TEST(PushManifests, APresentImageAsksItsTagOnlyWhenTheCheckDidNot) {
+  FakeRegistry dest;
+  RunControl run;
+  std::string existing = dest.add_image(kDst, {"z"}, false, "4.20.8-x86_64-z");
+  PushManifests push(dest, run);
+  auto tag_asks = [&] {
+    std::size_t n = 0;
+    for (const auto& e : dest.events()) n += e.op == "manifest_digest" && e.ref == "4.20.8-x86_64-z";
+    return n;
+  };
+  ImageJob job = job_for(0, "z", existing);
+  job.present = true;
+
+  job.tagged = true;  // the check found the tag naming the image: nothing to ask or write
+  EXPECT_EQ(sync_wait(push(job)).status, ImageStatus::Skipped);
+  EXPECT_EQ(tag_asks(), 0u);
+  EXPECT_EQ(dest.count("put_manifest"), 0u);
+
+  job.tagged.reset();  // not asked (a fresh repository): asked here, found right
+  EXPECT_EQ(sync_wait(push(job)).status, ImageStatus::Skipped);
+  EXPECT_EQ(tag_asks(), 1u);
+  EXPECT_EQ(dest.count("put_manifest"), 0u);
+
+  job.tag = "4.20.9-x86_64-z";  // an upgrade: the check found the new tag missing
+  job.tagged = false;
+  EXPECT_EQ(sync_wait(push(job)).status, ImageStatus::Skipped);
+  EXPECT_EQ(dest.count("put_manifest"), 1u);
+  EXPECT_EQ(dest.snapshot(kDst).tags.at("4.20.9-x86_64-z"), existing);
+  for (const auto& e : dest.events()) EXPECT_FALSE(e.op == "manifest_digest" && e.ref == job.tag) << "asked again";
+}
+
 TEST(RunLedger, ReleaseWaitsForEveryComponentAndIsRefusedIfOneFailed) {
   RunControl run;
   RunLedger ledger(3, run);  // two components + the release
