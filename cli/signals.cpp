@@ -29,11 +29,13 @@ SignalWatcher::SignalWatcher(std::function<void(int)> on_first_signal, std::func
     : on_first_(std::move(on_first_signal)), on_diagnostics_(std::move(on_diagnostics)) {
   thread_ = std::thread([this] {
     sigset_t set = watched();
-    const timespec tick{0, 200 * 1000 * 1000};
+    // The destructor wakes the wait (a SIGUSR1 sent to this thread alone); the
+    // tick only bounds the exit should that ever be lost.
+    const timespec tick{1, 0};
     while (!stop_.load()) {
       siginfo_t info;
       int sig = sigtimedwait(&set, &info, &tick);
-      if (sig <= 0) continue;
+      if (sig <= 0 || stop_.load()) continue;
       if (sig == SIGUSR1) {
         if (on_diagnostics_) on_diagnostics_();
         continue;
@@ -53,6 +55,9 @@ SignalWatcher::SignalWatcher(std::function<void(int)> on_first_signal, std::func
 
 SignalWatcher::~SignalWatcher() {
   stop_.store(true);
+  // Waking it, rather than waiting out a tick, is what lets a short run
+  // (a rerun finding everything present) exit as soon as it is done.
+  pthread_kill(thread_.native_handle(), SIGUSR1);
   thread_.join();
 }
 
