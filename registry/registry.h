@@ -38,7 +38,7 @@ struct RegistryOptions {
   std::uint64_t upload_chunk_size = 0;
   // Blobs of at least 2 x this are fetched as parallel Range segments of this
   // size (0: never), with at most `segment_memory` bytes held out of order in
-  // all, and extra connections only while fewer than half of `blob_pool` is busy.
+  // all, and extra connections only from free slots of `blob_pool`.
   std::uint64_t segment_size = 2u << 20;
   std::uint64_t segment_memory = 16u << 20;
   std::size_t blob_pool = 64;

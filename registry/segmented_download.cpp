@@ -23,10 +23,11 @@ void SegmentBudget::copy_finished() {
 
 bool SegmentBudget::try_add_lane() {
   std::lock_guard lock(mutex_);
-  // Only while fewer than half the pool is busy: at a run's start and tail, where
-  // one layer is the long pole. A busier pool already fills the link, and its
-  // copies' buffers plus segment memory would raise the peak RSS.
-  if (in_use_ >= std::max<std::size_t>(1, pool_ / 2)) return false;
+  // A lane takes a free slot of the pool. Copies are never refused one (they
+  // count on past a full pool), so lanes only fill what copies leave idle: at
+  // a run's start and tail. (Lanes only while under half the pool was busy
+  // cost 15-20 % at 3 MB/s per connection and saved 0-3 MB of peak RSS.)
+  if (in_use_ >= std::max<std::size_t>(1, pool_)) return false;
   ++in_use_;
   return true;
 }

@@ -2,9 +2,9 @@
 // one channel (so one streamed PUT, digest checked as now). The segment at the
 // channel's frontier writes straight through; a later one waits in memory
 // reserved from a budget the whole run shares, so what sits out of order stays
-// bounded. Extra segments are extra connections taken from the blob pool only
-// while fewer than half its slots are busy: while many blobs are moving nothing
-// changes, and at the end of a run the last large layer stops being the long pole.
+// bounded. Extra segments are extra connections taken from free slots of the
+// blob pool: while many blobs are moving there are none, and at the start and
+// end of a run the large layers stop being the long pole.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +25,7 @@ struct SegmentSettings {
   std::uint64_t threshold() const { return segment_size * 2; }
 };
 
-// What segments may take: connections (while half the blob pool is idle) and memory
+// What segments may take: connections (free slots of the blob pool) and memory
 // for bytes that arrive ahead of the frontier. Shared by every copy of a run.
 class SegmentBudget {
  public:
@@ -33,7 +33,7 @@ class SegmentBudget {
   // Each blob copy in flight holds a slot of the pool for its own connection.
   void copy_started();
   void copy_finished();
-  // An extra connection for a segment, while fewer than half the pool is busy.
+  // An extra connection for a segment, while the pool has a free slot.
   bool try_add_lane();
   void remove_lane();
   bool try_reserve(std::uint64_t bytes);
