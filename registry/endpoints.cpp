@@ -31,7 +31,14 @@ Task<Result<std::vector<Attachment>>> Endpoints::attachments(const Repository& r
 Task<Result<ManifestStanding>> Endpoints::find_manifest(Repository repo, std::string digest, std::string tag,
                                                         bool with_bytes) {
   RegistryApi& endpoint = route(repo);  // before `repo` is moved into the call
-  co_return co_await endpoint.find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+  const std::string key = repo.registry + "@" + digest;
+  auto standing = co_await endpoint.find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+  if (standing && standing->manifest) {
+    // The bytes read to find it are the ones re-tagging pushes: kept as get_manifest keeps them.
+    std::lock_guard lock(mutex_);
+    by_digest_.emplace(key, *standing->manifest);
+  }
+  co_return standing;
 }
 
 Task<Result<std::string>> Endpoints::manifest_digest(const Repository& repo, const std::string& reference) {
