@@ -10,7 +10,7 @@ Side by side in one run, ratios printed:
   - a source 100 ms away (fastsync-wanproxy) at 3, 10 and 30 MB/s per
     connection: fastsync at each, skopeo x16 beside the 10 and 3 MB/s runs.
 
-  bench/longpole.py [--scale 1.0] [--big-scale 5.0] [--no-big] [--no-wan]
+  bench/longpole.py [--scale 1.0] [--big-scale 5.0] [--no-big | --big-only] [--no-wan]
 
 Writes bench/out/longpole-<time>.json; docs/perf/longpole.json is a copy.
 """
@@ -195,6 +195,7 @@ def main():
     p.add_argument("--big-scale", type=float, default=5.0)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-big", action="store_true")
+    p.add_argument("--big-only", action="store_true", help="only the ~3 GB loopback run")
     p.add_argument("--no-wan", action="store_true")
     p.add_argument("--no-skopeo", action="store_true")
     args = p.parse_args()
@@ -209,7 +210,8 @@ def main():
             if not args.no_wan:
                 results["wan"] = wan(args, workdir, source, fixture)
 
-        results["loopback"] = loopback("loopback", args, args.scale, workdir, then)
+        if not args.big_only:
+            results["loopback"] = loopback("loopback", args, args.scale, workdir, then)
         if not args.no_big:
             results["big"] = loopback("big", argparse.Namespace(**{**vars(args), "repeat": 1}), args.big_scale, workdir)
     finally:

@@ -220,9 +220,7 @@ int on_seek(void* user, curl_off_t offset, int origin) {
 }
 
 CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
-  // Called for each new TLS connection, after libcurl loaded its own CA store:
-  // what we add here is trusted on top of the system's, never instead of it.
-  return static_cast<const CaCertificates*>(user)->add_to(ssl_ctx) ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
+  return static_cast<const HostTrust*>(user)->install(ssl_ctx) ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
 struct Timer {
@@ -451,14 +449,15 @@ struct HttpEngine::Impl {
   static void apply_tls(CURL* h, const TlsOptions& tls) {
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
-    // The system's trust stays in place (libcurl's compiled-in bundle, e.g.
-    // /etc/ssl/certs/ca-certificates.crt on Debian, /etc/pki/tls/certs/ca-bundle.crt
-    // on RHEL) unless the user points SSL_CERT_FILE / SSL_CERT_DIR elsewhere.
-    if (!tls.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, tls.ca_bundle.c_str());
-    if (!tls.ca_dir.empty()) curl_easy_setopt(h, CURLOPT_CAPATH, tls.ca_dir.c_str());
-    if (tls.extra_cas && !tls.extra_cas->empty()) {
+    if (tls.verify && tls.trust) {
+      // The host's store comes from HostTrust, built once per run: libcurl loads
+      // no CA file or directory of its own (it would parse its bundle again for
+      // every connection, having a default directory that disables its cache).
+      curl_easy_setopt(h, CURLOPT_CAINFO, static_cast<char*>(nullptr));
+      curl_easy_setopt(h, CURLOPT_CAPATH, static_cast<char*>(nullptr));
+      curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 0L);
       curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-      curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, const_cast<CaCertificates*>(tls.extra_cas.get()));
+      curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, const_cast<HostTrust*>(tls.trust.get()));
     }
     if (!tls.client_cert.empty()) {
       curl_easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert.c_str());

@@ -65,14 +65,12 @@ class BodySource {
   virtual Chunk read(char* buffer, std::size_t capacity) = 0;
 };
 
-class CaCertificates;  // registry/trust.h
+class HostTrust;  // registry/trust.h
 
 // How one host's TLS connections are verified (see registry/trust.h).
 struct TlsOptions {
-  bool verify = true;       // --insecure turns this off
-  std::string ca_bundle;    // replaces libcurl's default CA bundle (SSL_CERT_FILE); empty = the default
-  std::string ca_dir;       // replaces libcurl's default CA directory (SSL_CERT_DIR); empty = the default
-  std::shared_ptr<const CaCertificates> extra_cas;  // trusted on top of the above (--ca-file, certs.d)
+  bool verify = true;                      // --insecure turns this off
+  std::shared_ptr<const HostTrust> trust;  // the CAs this host is checked against; null: libcurl's defaults
   std::string client_cert;  // PEM certificate and key for mutual TLS (certs.d/<host>/*.cert, *.key)
   std::string client_key;
 };

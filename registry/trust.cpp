@@ -1,10 +1,13 @@
 #include "registry/trust.h"
 
+#include <curl/curl.h>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -32,14 +35,92 @@ Result<std::shared_ptr<const CaCertificates>> CaCertificates::load(const std::ve
   return std::shared_ptr<const CaCertificates>(std::move(out));
 }
 
-bool CaCertificates::add_to(void* ssl_ctx) const {
-  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
-  if (!store) return false;
+void CaCertificates::add_to(void* x509_store) const {
+  auto* store = static_cast<X509_STORE*>(x509_store);
   for (void* cert : certs_) {
     // Already present (the same CA in the system store) is not an error.
     if (X509_STORE_add_cert(store, static_cast<X509*>(cert)) != 1) ERR_clear_error();
   }
+}
+
+SystemCertificates::~SystemCertificates() {
+  for (void* cert : certs_) X509_free(static_cast<X509*>(cert));
+}
+
+void SystemCertificates::parse() const {
+  if (bundle_.empty()) return;
+  // OpenSSL's own loader, as libcurl uses it: the same certificates trusted.
+  X509_STORE* loaded = X509_STORE_new();
+  if (!loaded) return;
+  if (X509_STORE_load_file(loaded, bundle_.c_str()) != 1) {
+    spdlog::warn("cannot read the CA bundle {}: none of its certificates is trusted", bundle_);
+    ERR_clear_error();
+  }
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(loaded);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i)); cert && X509_up_ref(cert) == 1) {
+      certs_.push_back(cert);
+    }
+  }
+  X509_STORE_free(loaded);
+}
+
+void SystemCertificates::add_to(void* x509_store) const {
+  std::call_once(parsed_, [this] { parse(); });
+  auto* store = static_cast<X509_STORE*>(x509_store);
+  for (void* cert : certs_) {
+    if (X509_STORE_add_cert(store, static_cast<X509*>(cert)) != 1) ERR_clear_error();
+  }
+}
+
+namespace {
+
+// Verifies a server's chain, the system bundle joining the host's store first.
+int verify_chain(X509_STORE_CTX* ctx, void* host_trust) {
+  static_cast<const HostTrust*>(host_trust)->complete();
+  return X509_verify_cert(ctx);
+}
+
+std::string curl_default(CURLINFO what) {
+  CURL* probe = curl_easy_init();
+  if (!probe) return {};
+  char* value = nullptr;
+  std::string out;
+  if (curl_easy_getinfo(probe, what, &value) == CURLE_OK && value) out = value;
+  curl_easy_cleanup(probe);
+  return out;
+}
+
+}  // namespace
+
+HostTrust::HostTrust(std::shared_ptr<const SystemCertificates> system, const std::string& ca_dir,
+                     std::shared_ptr<const CaCertificates> extra)
+    : system_(std::move(system)), extra_(std::move(extra)) {
+  X509_STORE* store = X509_STORE_new();
+  if (!store) throw std::bad_alloc();
+  // As libcurl sets up its stores: a CA in the store anchors a chain even when
+  // it is an intermediate.
+  X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+  if (!ca_dir.empty() && X509_STORE_load_path(store, ca_dir.c_str()) != 1) ERR_clear_error();
+  if (extra_) extra_->add_to(store);
+  store_ = store;
+}
+
+HostTrust::~HostTrust() { X509_STORE_free(static_cast<X509_STORE*>(store_)); }
+
+bool HostTrust::install(void* ssl_ctx) const {
+  auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+  auto* store = static_cast<X509_STORE*>(store_);
+  if (X509_STORE_up_ref(store) != 1) return false;
+  SSL_CTX_set_cert_store(ctx, store);  // the context holds its own reference
+  SSL_CTX_set_cert_verify_callback(ctx, verify_chain, const_cast<HostTrust*>(this));
   return true;
+}
+
+void HostTrust::complete() const {
+  std::call_once(completed_, [this] {
+    if (system_) system_->add_to(store_);
+  });
 }
 
 void TrustSettings::read_environment() {
@@ -61,8 +142,6 @@ Result<TlsOptions> TrustStore::for_host(const std::string& host_port) {
 
   TlsOptions tls;
   tls.verify = settings_.verify;
-  tls.ca_bundle = settings_.system_bundle;
-  tls.ca_dir = settings_.system_dir;
   std::vector<std::string> ca_files = settings_.ca_files;
   std::vector<std::string> client_certs;
   std::vector<std::string> client_keys;
@@ -99,10 +178,19 @@ Result<TlsOptions> TrustStore::for_host(const std::string& host_port) {
     tls.client_key = key.string();
     break;
   }
+  std::shared_ptr<const CaCertificates> extra;
   if (!ca_files.empty()) {
     auto cas = CaCertificates::load(ca_files);
     if (!cas) return cas.error();
-    tls.extra_cas = *cas;
+    extra = *cas;
+  }
+  if (tls.verify) {
+    if (!system_) {
+      system_ = std::make_shared<const SystemCertificates>(
+          settings_.system_bundle.empty() ? curl_default(CURLINFO_CAINFO) : settings_.system_bundle);
+      system_dir_ = settings_.system_dir.empty() ? curl_default(CURLINFO_CAPATH) : settings_.system_dir;
+    }
+    tls.trust = std::make_shared<const HostTrust>(system_, system_dir_, std::move(extra));
   }
   cache_.emplace(host_port, tls);
   return tls;

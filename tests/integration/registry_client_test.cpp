@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -143,6 +144,47 @@ TEST(RegistryClient, TlsIsRefusedWithoutTrustAndWorksWithCaFileOrInsecure) {
     EXPECT_EQ(got->digest, img.manifest.digest);
   }
   EXPECT_EQ(testing::skopeo_raw_manifest(registry, "team/app:v1"), img.manifest.bytes);
+}
+
+// libcurl keeps one parsed CA bundle for every connection of a run; a CA from a
+// registry's certs.d directory must still vouch for that registry only. The test
+// registry's certificate names both 127.0.0.1 and localhost, so one server is two
+// hosts here. And SSL_CERT_DIR, a hashed directory, is trusted for every host.
+TEST(RegistryClient, ACertsDirCaVouchesForItsHostOnlyAndSslCertDirForEveryHost) {
+  TestRegistryOptions opts;
+  opts.tls = true;
+  TestRegistry registry(opts);
+  TempDir dir("fastsync-trust-scope");
+  const std::string by_ip = registry.host();
+  const std::string by_name = "localhost" + by_ip.substr(by_ip.rfind(':'));
+  std::filesystem::create_directories(dir.file("certs.d/" + by_ip));
+  testing::write_file(dir.file("certs.d/" + by_ip + "/ca.crt"), testing::read_file(registry.ca_file()));
+  Call ping;
+  ping.target = "/v2/";
+  ping.what = "ping";
+  {
+    RegistryOptions o;
+    o.trust.certs_dirs = {dir.file("certs.d")};
+    Harness h(R"({"auths":{}})", o);
+    auto vouched = sync_wait(h.client->registry(by_ip).send(ping));
+    ASSERT_TRUE(vouched.ok()) << vouched.error().message;
+    auto other = sync_wait(h.client->registry(by_name).send(ping));
+    ASSERT_FALSE(other.ok()) << by_name << " was trusted through " << by_ip << "'s certs.d";
+    EXPECT_EQ(other.error().kind, ErrorKind::Tls) << other.error().message;
+  }
+  {
+    std::filesystem::create_directories(dir.file("hashed"));
+    testing::write_file(dir.file("hashed/test-ca.pem"), testing::read_file(registry.ca_file()));
+    auto rehash = testing::run_command({"openssl", "rehash", dir.file("hashed")});
+    ASSERT_EQ(rehash.exit_code, 0) << rehash.err;
+    RegistryOptions o;
+    o.trust.system_dir = dir.file("hashed");
+    Harness h(R"({"auths":{}})", o);
+    for (const auto& host : {by_ip, by_name}) {
+      auto resp = sync_wait(h.client->registry(host).send(ping));
+      EXPECT_TRUE(resp.ok()) << host << ": " << resp.error().message;
+    }
+  }
 }
 
 TEST(RegistryClient, Http11ByDefaultAndHttp2WhenAsked) {
