@@ -69,7 +69,12 @@ Task<Result<std::vector<Attachment>>> RegistryClient::referrer_attachments(Repos
 }
 
 Task<Result<std::vector<Attachment>>> RegistryClient::attachments(const Repository& repo, const std::string& digest) {
-  // The tag and the referrers API asked at once: a rerun asks this for every image.
+  // A repository whose tags fit in one page was listed once: a signature tag
+  // missing from the list needs no HEAD. (quay.io's art-dev does not fit, and
+  // is asked per image.) The referrers API is asked at the same time: a rerun
+  // asks this for every image.
+  auto listed = co_await listed_tags(repo);
+  if (listed && !listed->contains(sigstore_tag(digest))) co_return co_await referrer_attachments(repo, digest);
   std::vector<Task<Result<std::vector<Attachment>>>> asks;
   asks.push_back(RegistryApi::attachments(repo, digest));
   asks.push_back(referrer_attachments(repo, digest));
@@ -158,6 +163,27 @@ Task<bool> RegistryClient::fresh_repository(const Repository& repo) {
     auto tags = co_await registry(repo.registry).has_tags(repo.path);
     // Unknown (an error) counts as not fresh: HEAD first is never wrong.
     answer->set(tags && !*tags);
+  }
+  co_return co_await answer->wait();
+}
+
+Task<RegistryClient::TagSet> RegistryClient::listed_tags(const Repository& repo) {
+  std::shared_ptr<AsyncValue<TagSet>> answer;
+  bool ask = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto& slot = listed_[repo.str()];
+    if (!slot) {
+      slot = std::make_shared<AsyncValue<TagSet>>();
+      ask = true;
+    }
+    answer = slot;
+  }
+  if (ask) {
+    auto page = co_await registry(repo.registry).first_tag_page(repo.path, options_.tag_page_size);
+    TagSet all;
+    if (page && !page->more) all = std::make_shared<const std::set<std::string>>(page->tags.begin(), page->tags.end());
+    answer->set(std::move(all));
   }
   co_return co_await answer->wait();
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +66,10 @@ class RegistryClient : public RegistryApi {
   Task<Result<std::vector<Attachment>>> referrer_attachments(Repository repo, std::string digest);
   // Whether `repo` had no tags when first asked in this run (asked once per repository).
   Task<bool> fresh_repository(const Repository& repo);
+  // Every tag `repo` had when first asked in this run, when one tags/list page
+  // holds them all; null when it does not or the registry failed to answer.
+  using TagSet = std::shared_ptr<const std::set<std::string>>;
+  Task<TagSet> listed_tags(const Repository& repo);
 
   HttpEngine& engine_;
   AuthFile auth_;
@@ -75,6 +80,7 @@ class RegistryClient : public RegistryApi {
   std::map<std::string, std::string> schemes_;
   std::map<std::string, std::unique_ptr<Registry>> registries_;
   std::map<std::string, std::shared_ptr<AsyncValue<bool>>> fresh_;
+  std::map<std::string, std::shared_ptr<AsyncValue<TagSet>>> listed_;
   std::atomic<std::uint64_t> bytes_moved_{0};
   std::shared_ptr<SegmentBudget> segment_budget_;
 };

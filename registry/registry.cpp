@@ -431,15 +431,21 @@ Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& re
 }
 
 Task<Result<bool>> Registry::has_tags(const std::string& repository) {
+  auto page = co_await first_tag_page(repository, 1);
+  if (!page) co_return page.error();
+  co_return !page->tags.empty();
+}
+
+Task<Result<Registry::TagPage>> Registry::first_tag_page(const std::string& repository, std::size_t page_size) {
   Call call;
   call.kind = CallKind::TagList;
-  call.target = fmt::format("/v2/{}/tags/list?n=1", repository);
+  call.target = fmt::format("/v2/{}/tags/list?n={}", repository, page_size);
   call.scope.repository = repository;
-  call.request.max_memory_body = 1u << 20;
+  call.request.max_memory_body = 4u << 20;
   call.what = "GET tags/list";
   auto resp = co_await send(std::move(call));
   if (!resp) {
-    if (resp.error().kind == ErrorKind::NotFound) co_return false;  // NAME_UNKNOWN: no such repository yet
+    if (resp.error().kind == ErrorKind::NotFound) co_return TagPage{};  // NAME_UNKNOWN: no such repository yet
     co_return resp.error();
   }
   rapidjson::Document doc;
@@ -447,8 +453,15 @@ Task<Result<bool>> Registry::has_tags(const std::string& repository) {
   if (doc.HasParseError() || !doc.IsObject()) {
     co_return Error::make(ErrorKind::Protocol, fmt::format("{}/{}: tags/list is not JSON", host_, repository));
   }
-  auto tags = doc.FindMember("tags");
-  co_return tags != doc.MemberEnd() && tags->value.IsArray() && !tags->value.Empty();
+  TagPage page;
+  if (auto tags = doc.FindMember("tags"); tags != doc.MemberEnd() && tags->value.IsArray()) {
+    for (const auto& t : tags->value.GetArray()) {
+      if (t.IsString()) page.tags.emplace_back(t.GetString(), t.GetStringLength());
+    }
+  }
+  // A full page may be a registry capping `n` without saying so: never taken as all.
+  page.more = resp->header("link").has_value() || page.tags.size() >= page_size;
+  co_return page;
 }
 
 Task<Result<std::uint64_t>> Registry::head_blob(const std::string& repository, const std::string& digest) {

@@ -42,6 +42,9 @@ struct RegistryOptions {
   std::uint64_t segment_size = 2u << 20;
   std::uint64_t segment_memory = 16u << 20;
   std::size_t blob_pool = 64;
+  // A source repository whose tags fit in one tags/list page of this size is
+  // listed once, instead of asked per image for its sigstore signature tag.
+  std::size_t tag_page_size = 1000;
 };
 
 // What kind of request, for counters and messages.
@@ -143,6 +146,15 @@ class Registry {
 
   // Whether the repository has any tag (GET tags/list?n=1; a 404 is none).
   Task<Result<bool>> has_tags(const std::string& repository);
+
+  // The first page of the repository's tags (GET tags/list?n=`page_size`; a 404
+  // is none). `more` when the registry says there is a next page (a Link header)
+  // or the page is full.
+  struct TagPage {
+    std::vector<std::string> tags;
+    bool more = false;
+  };
+  Task<Result<TagPage>> first_tag_page(const std::string& repository, std::size_t page_size);
 
   // Size of the blob if present.
   Task<Result<std::uint64_t>> head_blob(const std::string& repository, const std::string& digest);

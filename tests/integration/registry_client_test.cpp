@@ -187,6 +187,54 @@ TEST(RegistryClient, ACertsDirCaVouchesForItsHostOnlyAndSslCertDirForEveryHost) 
   }
 }
 
+// Whether an image has a cosign signature: a repository whose tags fit in one
+// tags/list page is listed once, and only a signature tag on the list costs a
+// HEAD; one that does not fit is asked per image, and finds the same.
+TEST(RegistryClient, SignatureTagsFromOneTagListWhenItFitsElsePerImage) {
+  TestRegistry registry;
+  std::vector<TestImage> images;
+  for (const char* seed : {"one", "two", "three"}) {
+    images.push_back(make_image(seed));
+    Harness pusher;
+    ASSERT_TRUE(push_image(pusher.reg(registry), "team/app", seed, images.back()).ok());
+  }
+  // The first two are "signed": their .sig tags name any manifest.
+  for (int i = 0; i < 2; ++i) {
+    Harness pusher;
+    auto put = sync_wait(pusher.reg(registry).put_manifest("team/app", sigstore_tag(images[i].manifest.digest),
+                                                           images[2].manifest));
+    ASSERT_TRUE(put.ok()) << put.error().message;
+  }
+  const Repository repo{registry.host(), "team/app"};
+  for (std::size_t page_size : {std::size_t{1000}, std::size_t{2}}) {
+    SCOPED_TRACE(page_size);
+    RegistryOptions o;
+    o.tag_page_size = page_size;
+    Harness h(R"({"auths":{}})", o);
+    auto before = registry.requests().size();
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      auto found = sync_wait(h.client->attachments(repo, images[i].manifest.digest));
+      ASSERT_TRUE(found.ok()) << found.error().message;
+      if (i < 2) {
+        ASSERT_EQ(found->size(), 1u);
+        EXPECT_EQ(found->front().tag, sigstore_tag(images[i].manifest.digest));
+        EXPECT_EQ(found->front().digest, images[2].manifest.digest);
+      } else {
+        EXPECT_TRUE(found->empty());
+      }
+    }
+    std::size_t sig_heads = 0, lists = 0;
+    auto requests = registry.requests();
+    for (std::size_t i = before; i < requests.size(); ++i) {
+      sig_heads += requests[i].method == "HEAD" && requests[i].uri.find(".sig") != std::string::npos;
+      lists += requests[i].uri.find("/tags/list") != std::string::npos;
+    }
+    EXPECT_EQ(lists, 1u);
+    // Five tags: they fit in a page of 1000, not in one of 2.
+    EXPECT_EQ(sig_heads, page_size == 2 ? 3u : 2u);
+  }
+}
+
 TEST(RegistryClient, Http11ByDefaultAndHttp2WhenAsked) {
   TestRegistryOptions opts;
   opts.tls = true;
