@@ -147,45 +147,42 @@ Task<Status> RegistryClient::upload_blob(const Repository& repo, const std::stri
   co_return co_await registry(repo.registry).upload_blob(repo.path, digest, std::move(bytes), std::move(session));
 }
 
+namespace {
+
+// The answer slot for `key`, and whether this caller came first and must fill
+// it: a repository is asked once per run, later callers wait for the answer.
+template <typename T>
+std::pair<std::shared_ptr<AsyncValue<T>>, bool> claim(std::mutex& mutex,
+                                                      std::map<std::string, std::shared_ptr<AsyncValue<T>>>& slots,
+                                                      const std::string& key) {
+  std::lock_guard lock(mutex);
+  auto& slot = slots[key];
+  if (slot) return {slot, false};
+  slot = std::make_shared<AsyncValue<T>>();
+  return {slot, true};
+}
+
+}  // namespace
+
 Task<bool> RegistryClient::fresh_repository(const Repository& repo) {
-  std::shared_ptr<AsyncValue<bool>> answer;
-  bool ask = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto& slot = fresh_[repo.str()];
-    if (!slot) {
-      slot = std::make_shared<AsyncValue<bool>>();
-      ask = true;
-    }
-    answer = slot;
-  }
-  if (ask) {
+  auto claimed = claim(mutex_, fresh_, repo.str());
+  if (claimed.second) {
     auto tags = co_await registry(repo.registry).has_tags(repo.path);
     // Unknown (an error) counts as not fresh: HEAD first is never wrong.
-    answer->set(tags && !*tags);
+    claimed.first->set(tags && !*tags);
   }
-  co_return co_await answer->wait();
+  co_return co_await claimed.first->wait();
 }
 
 Task<RegistryClient::TagSet> RegistryClient::listed_tags(const Repository& repo) {
-  std::shared_ptr<AsyncValue<TagSet>> answer;
-  bool ask = false;
-  {
-    std::lock_guard lock(mutex_);
-    auto& slot = listed_[repo.str()];
-    if (!slot) {
-      slot = std::make_shared<AsyncValue<TagSet>>();
-      ask = true;
-    }
-    answer = slot;
-  }
-  if (ask) {
+  auto claimed = claim(mutex_, listed_, repo.str());
+  if (claimed.second) {
     auto page = co_await registry(repo.registry).first_tag_page(repo.path, options_.tag_page_size);
     TagSet all;
     if (page && !page->more) all = std::make_shared<const std::set<std::string>>(page->tags.begin(), page->tags.end());
-    answer->set(std::move(all));
+    claimed.first->set(std::move(all));
   }
-  co_return co_await answer->wait();
+  co_return co_await claimed.first->wait();
 }
 
 Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string digest,

@@ -47,4 +47,14 @@ std::string describe_error_body(std::string_view body) {
   return printable_line(body.substr(start));
 }
 
+std::string first_error_code(std::string_view body) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("errors") || !doc["errors"].IsArray()) return {};
+  for (const auto& e : doc["errors"].GetArray()) {
+    if (e.IsObject() && e.HasMember("code") && e["code"].IsString()) return e["code"].GetString();
+  }
+  return {};
+}
+
 }  // namespace fastsync

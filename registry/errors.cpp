@@ -89,6 +89,7 @@ Error error_from_response(const Response& resp, const CallContext& ctx) {
   Error e = resp.transport_ok() ? from_status(resp, ctx) : from_transport(resp, ctx);
   if (resp.transport_ok()) {
     if (auto after = resp.header("retry-after")) e.retry_after = parse_retry_after(*after);
+    e.registry_code = first_error_code(resp.body);
   }
   return e;
 }

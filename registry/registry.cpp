@@ -432,7 +432,10 @@ Task<Result<std::vector<std::string>>> Registry::referrers(const std::string& re
 
 Task<Result<bool>> Registry::has_tags(const std::string& repository) {
   auto page = co_await first_tag_page(repository, 1);
-  if (!page) co_return page.error();
+  if (!page) {
+    if (page.error().kind == ErrorKind::NotFound) co_return false;  // NAME_UNKNOWN: no such repository yet
+    co_return page.error();
+  }
   co_return !page->tags.empty();
 }
 
@@ -445,7 +448,9 @@ Task<Result<Registry::TagPage>> Registry::first_tag_page(const std::string& repo
   call.what = "GET tags/list";
   auto resp = co_await send(std::move(call));
   if (!resp) {
-    if (resp.error().kind == ErrorKind::NotFound) co_return TagPage{};  // NAME_UNKNOWN: no such repository yet
+    // distribution's answer for a repository that has no tag (its images pushed
+    // by digest only, as art-dev's are) or does not exist: either way, no tags.
+    if (resp.error().registry_code == "NAME_UNKNOWN") co_return TagPage{};
     co_return resp.error();
   }
   rapidjson::Document doc;

@@ -147,9 +147,10 @@ class Registry {
   // Whether the repository has any tag (GET tags/list?n=1; a 404 is none).
   Task<Result<bool>> has_tags(const std::string& repository);
 
-  // The first page of the repository's tags (GET tags/list?n=`page_size`; a 404
-  // is none). `more` when the registry says there is a next page (a Link header)
-  // or the page is full.
+  // The first page of the repository's tags (GET tags/list?n=`page_size`; a
+  // 404 NAME_UNKNOWN is none, any other 404 an error).
+  // `more` when the registry says there is a next page (a Link header) or the
+  // page is full.
   struct TagPage {
     std::vector<std::string> tags;
     bool more = false;

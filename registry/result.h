@@ -38,9 +38,11 @@ struct Error {
   long http_status = 0;
   // The server asked us to wait this long before trying again (Retry-After).
   std::optional<std::chrono::milliseconds> retry_after;
+  // The registry's own error code ("NAME_UNKNOWN"), the first its body gives.
+  std::string registry_code;
 
   static Error make(ErrorKind kind, std::string message, long http_status = 0) {
-    return Error{kind, std::move(message), http_status, std::nullopt};
+    return Error{kind, std::move(message), http_status, std::nullopt, {}};
   }
   // Transient problems another attempt may fix (see registry/retry.h for the policy).
   bool retryable() const {

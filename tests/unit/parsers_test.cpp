@@ -204,6 +204,13 @@ TEST(ErrorBody, DescribesRegistryErrors) {
   EXPECT_EQ(describe_error_body(""), "");
 }
 
+TEST(ErrorBody, GivesTheFirstRegistryErrorCode) {
+  EXPECT_EQ(first_error_code(R"({"errors":[{"message":"no code"},{"code":"NAME_UNKNOWN","message":"repository name not known to registry"},{"code":"B"}]})"),
+            "NAME_UNKNOWN");
+  EXPECT_EQ(first_error_code(R"({"errors":[]})"), "");
+  EXPECT_EQ(first_error_code("404 page not found"), "");
+}
+
 TEST(RetryAfter, ParsesSecondsAndDates) {
   EXPECT_EQ(parse_retry_after("3"), std::chrono::milliseconds(3000));
   EXPECT_FALSE(parse_retry_after(""));
