@@ -284,7 +284,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE over free blob transfer "
        "slots (default 2MiB; 0: never)")
       ("segment-memory", po::value<std::string>()->value_name("SIZE"),
-       "at most this much of those segments held in memory ahead of the upload, in all (default 16MiB)")
+       "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB)")
       ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")
       ("resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
        "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
@@ -334,7 +334,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
     }
     if (!size_option("upload-chunk-size", 1024, "1KiB", "8MiB", o.upload_chunk_size) ||
         !size_option("segment-size", 64u << 10, "64KiB", "2MiB", o.segment_size, true) ||
-        !size_option("segment-memory", 1u << 20, "1MiB", "16MiB", o.segment_memory)) {
+        !size_option("segment-memory", 1u << 20, "1MiB", "12MiB", o.segment_memory)) {
       return result;
     }
   } catch (const po::error& e) {

@@ -40,7 +40,7 @@ struct RegistryOptions {
   // size (0: never), with at most `segment_memory` bytes held out of order in
   // all, and extra connections only from free slots of `blob_pool`.
   std::uint64_t segment_size = 2u << 20;
-  std::uint64_t segment_memory = 16u << 20;
+  std::uint64_t segment_memory = 12u << 20;
   std::size_t blob_pool = 64;
   // A source repository whose tags fit in one tags/list page of this size is
   // listed once, instead of asked per image for its sigstore signature tag.
