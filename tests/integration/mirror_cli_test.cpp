@@ -181,7 +181,7 @@ TEST(MirrorCli, IntoARepositoryWithoutTagsEachBlobCostsTwoRequestsAndNoneIsSentT
   Process far({tool_path("fastsync-wanproxy"), "--target", source.host(), "--delay-ms", "150"}, dir.file("wan.log"));
   std::string far_host = "127.0.0.1:" + far.wait_ready().at("port");
   auto r = run_fastsync(mirror_args(far_host, dest, write_pull_secret(dir.file("ps.json"), {})));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   auto problems = check_mirror(source, dest, kRepo, fixture);
   EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
 
