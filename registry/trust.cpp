@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "registry/curl_handles.h"
+
 namespace fastsync {
 namespace fs = std::filesystem;
 
@@ -35,13 +37,19 @@ Result<std::shared_ptr<const CaCertificates>> CaCertificates::load(const std::ve
   return std::shared_ptr<const CaCertificates>(std::move(out));
 }
 
-void CaCertificates::add_to(void* x509_store) const {
+namespace {
+
+void add_certificates(void* x509_store, const std::vector<void*>& certs) {
   auto* store = static_cast<X509_STORE*>(x509_store);
-  for (void* cert : certs_) {
+  for (void* cert : certs) {
     // Already present (the same CA in the system store) is not an error.
     if (X509_STORE_add_cert(store, static_cast<X509*>(cert)) != 1) ERR_clear_error();
   }
 }
+
+}  // namespace
+
+void CaCertificates::add_to(void* x509_store) const { add_certificates(x509_store, certs_); }
 
 SystemCertificates::~SystemCertificates() {
   for (void* cert : certs_) X509_free(static_cast<X509*>(cert));
@@ -67,10 +75,7 @@ void SystemCertificates::parse() const {
 
 void SystemCertificates::add_to(void* x509_store) const {
   std::call_once(parsed_, [this] { parse(); });
-  auto* store = static_cast<X509_STORE*>(x509_store);
-  for (void* cert : certs_) {
-    if (X509_STORE_add_cert(store, static_cast<X509*>(cert)) != 1) ERR_clear_error();
-  }
+  add_certificates(x509_store, certs_);
 }
 
 namespace {
@@ -81,14 +86,12 @@ int verify_chain(X509_STORE_CTX* ctx, void* host_trust) {
   return X509_verify_cert(ctx);
 }
 
+// libcurl's compiled-in CA bundle or directory (CURLINFO_CAINFO / CAPATH).
 std::string curl_default(CURLINFO what) {
-  CURL* probe = curl_easy_init();
-  if (!probe) return {};
+  CurlEasy probe(curl_easy_init());
   char* value = nullptr;
-  std::string out;
-  if (curl_easy_getinfo(probe, what, &value) == CURLE_OK && value) out = value;
-  curl_easy_cleanup(probe);
-  return out;
+  if (!probe || curl_easy_getinfo(probe.get(), what, &value) != CURLE_OK || !value) return {};
+  return value;
 }
 
 }  // namespace
