@@ -52,9 +52,7 @@ std::map<std::string, std::uint64_t> RegistryClient::request_counts() {
   return totals;
 }
 
-std::string RegistryClient::describe_activity() {
-  return board_.report(engine_.snapshot(std::chrono::seconds(1)));
-}
+std::string RegistryClient::describe_activity() { return board_.report(engine_.snapshot(std::chrono::seconds(1))); }
 
 Task<Result<ManifestData>> RegistryClient::get_manifest(const Repository& repo, const std::string& reference) {
   co_return co_await registry(repo.registry).get_manifest(repo.path, reference);
@@ -99,6 +97,13 @@ Task<Status> RegistryClient::put_manifest(const Repository& repo, const std::str
   // first tag lands there, or a blob probed after it (an image whose blobs were
   // all present is tagged early) would see our own tag and fall back to HEADs.
   if (!is_sha256_digest(reference)) co_await fresh_repository(repo);
+  // An image found present may share a blob that a mount-as-probe is landing on.
+  std::optional<LinkGate::Pass> pass;
+  if (found_present(repo, manifest.digest)) {
+    auto gate = link_gate(repo);
+    auto held = co_await gate->put();
+    pass.emplace(std::move(held));
+  }
   co_return co_await registry(repo.registry).put_manifest(repo.path, reference, manifest);
 }
 
@@ -190,6 +195,8 @@ Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string di
   if (co_await fresh_repository(to)) {
     // distribution, Quay and Harbor answer a mount from the repository itself
     // 201 when the blob is there (an interrupted earlier run) and 202 with a session when not.
+    auto gate = link_gate(to);
+    auto pass = co_await gate->mount();
     auto mounted = co_await registry(to.registry).mount_blob(to.path, digest, mount_from ? mount_from->path : to.path);
     if (mounted && mounted->mounted) co_return BlobProbe{true, mount_from.has_value(), {}};
     if (mounted && mounted->session) co_return BlobProbe{false, false, mounted->session->location};
@@ -198,8 +205,31 @@ Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string di
   co_return co_await RegistryApi::probe_blob(std::move(to), std::move(digest), std::move(mount_from));
 }
 
+std::shared_ptr<LinkGate> RegistryClient::link_gate(const Repository& repo) {
+  std::lock_guard lock(mutex_);
+  auto& gate = link_gates_[repo.str()];
+  if (!gate) gate = std::make_shared<LinkGate>();
+  return gate;
+}
+
+bool RegistryClient::found_present(const Repository& repo, const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  return found_present_.contains(repo.str() + "@" + digest);
+}
+
 Task<Result<ManifestStanding>> RegistryClient::find_manifest(Repository repo, std::string digest, std::string tag,
                                                              bool with_bytes) {
+  std::string key = repo.str() + "@" + digest;
+  auto standing = co_await ask_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+  if (standing && standing->present) {
+    std::lock_guard lock(mutex_);
+    found_present_.insert(std::move(key));
+  }
+  co_return standing;
+}
+
+Task<Result<ManifestStanding>> RegistryClient::ask_manifest(Repository repo, std::string digest, std::string tag,
+                                                            bool with_bytes) {
   if (!tag.empty() && !co_await fresh_repository(repo)) {
     std::optional<bool> tagged;
     if (with_bytes) {

@@ -5,9 +5,9 @@
 
 #include <atomic>
 #include <map>
-#include <set>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "registry/activity.h"
@@ -15,6 +15,7 @@
 #include "registry/auth_file.h"
 #include "registry/blob_copy.h"
 #include "registry/http_engine.h"
+#include "registry/link_gate.h"
 #include "registry/registry.h"
 #include "registry/trust.h"
 
@@ -37,7 +38,8 @@ class RegistryClient : public RegistryApi {
 
   Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) override;
   Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
-  Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
+  Task<Status> put_manifest(const Repository& repo, const std::string& reference,
+                            const ManifestData& manifest) override;
   Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
   Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
                                         const Repository& from) override;
@@ -54,7 +56,8 @@ class RegistryClient : public RegistryApi {
   // In a repository with no tags yet (nothing mirrored there), a blob is
   // asked for with one mount from the repository itself (or `mount_from`):
   // 201 = there, 202 = not there and the upload session is open. Saves a HEAD
-  // per blob; elsewhere HEAD first, as most blobs will be there.
+  // per blob; elsewhere HEAD first, as most blobs will be there. Such mounts
+  // and the PUTs of images found present never overlap (LinkGate).
   Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
   // Where the repository has tags (a rerun, an upgrade), the tag is asked
   // first: when it names the digest, one request says present and tagged.
@@ -64,12 +67,16 @@ class RegistryClient : public RegistryApi {
 
  private:
   Task<Result<std::vector<Attachment>>> referrer_attachments(Repository repo, std::string digest);
+  Task<Result<ManifestStanding>> ask_manifest(Repository repo, std::string digest, std::string tag, bool with_bytes);
   // Whether `repo` had no tags when first asked in this run (asked once per repository).
   Task<bool> fresh_repository(const Repository& repo);
   // Every tag `repo` had when first asked in this run, when one tags/list page
   // holds them all; null when it does not or the registry failed to answer.
   using TagSet = std::shared_ptr<const std::set<std::string>>;
   Task<TagSet> listed_tags(const Repository& repo);
+  std::shared_ptr<LinkGate> link_gate(const Repository& repo);
+  // Whether find_manifest found `digest` in `repo` in this run.
+  bool found_present(const Repository& repo, const std::string& digest);
 
   HttpEngine& engine_;
   AuthFile auth_;
@@ -81,6 +88,8 @@ class RegistryClient : public RegistryApi {
   std::map<std::string, std::unique_ptr<Registry>> registries_;
   std::map<std::string, std::shared_ptr<AsyncValue<bool>>> fresh_;
   std::map<std::string, std::shared_ptr<AsyncValue<TagSet>>> listed_;
+  std::map<std::string, std::shared_ptr<LinkGate>> link_gates_;
+  std::set<std::string> found_present_;  // repository@digest
   std::atomic<std::uint64_t> bytes_moved_{0};
   std::shared_ptr<SegmentBudget> segment_budget_;
 };

@@ -23,8 +23,9 @@ struct ProxyLogEntry {
   std::string path;
   std::string range;
   std::string fault;
-  double time = 0;   // arrived
-  double ended = 0;  // answered (0: not yet)
+  double time = 0;      // arrived
+  double ended = 0;     // answered (0: not yet)
+  double answered = 0;  // its answer started out: the client had none of it before
 };
 
 class FaultProxy {
@@ -58,6 +59,7 @@ class FaultProxy {
           if (it->ended == 0 && it->method == d["method"].GetString() && it->path == d["path"].GetString() &&
               it->range == (d["range"].IsString() ? d["range"].GetString() : "")) {
             it->ended = d["time"].GetDouble();
+            if (d.HasMember("answered")) it->answered = d["answered"].GetDouble();
             break;
           }
         }
@@ -291,6 +293,49 @@ TEST(Faults, ABlobThatIsAlwaysCorruptFailsOnlyItsImagesAndIsNeverStored) {
   EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0) << "release tagged with a component missing";
   EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64-rhel-coreos"), 0);
   EXPECT_EQ(tags.size(), s.fixture.components.size() - 1);  // every other component made it
+}
+
+// distribution answers a mount that lands on a blob the repository already
+// has by writing the blob's link file again, truncating it first: a manifest
+// PUT reading that link meanwhile fails (DIGEST_INVALID). So in a repository
+// without tags, where mounts are the probes, tagging an image found there
+// never overlaps a mount. Its check is held until the probes are under way,
+// putting the tag amid them whatever the timing; each mount is slow.
+TEST(Faults, TaggingAnImageFoundPresentNeverOverlapsAMountProbe) {
+  MirrorSetup s(10);
+  const auto& preloaded = s.fixture.components[1];
+  ASSERT_EQ(skopeo_copy(s.source, preloaded.repository + "@" + preloaded.digest, s.dest,
+                        kRepo + "@" + preloaded.digest),
+            "");
+  FaultProxy proxy(s.dest,
+                   {R"({"method":"HEAD","path":"/manifests/)" + preloaded.digest +
+                        R"(","action":"hold","until":"mount=","count":6})",
+                    R"({"method":"POST","path":"mount=","action":"delay","seconds":0.2,"times":100000})"},
+                   s.dir);
+  auto r = run_fastsync(s.args(s.source.host(), proxy.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  s.expect_complete_mirror();
+
+  const std::string tag_path = "/manifests/4.20.8-x86_64-" + preloaded.name;
+  std::vector<ProxyLogEntry> mounts, tags;
+  for (const auto& e : proxy.entries()) {
+    if (e.method == "POST" && e.path.find("mount=") != std::string::npos) mounts.push_back(e);
+    if (e.method == "PUT" && e.path.ends_with(tag_path)) tags.push_back(e);
+  }
+  ASSERT_EQ(tags.size(), 1u) << "the image found present was not tagged once";
+  const auto& tag = tags.front();
+  ASSERT_GT(tag.answered, 0.0);
+  std::size_t before = 0, after = 0;
+  for (const auto& m : mounts) {
+    ASSERT_GT(m.answered, 0.0) << m.path;
+    bool mount_first = m.answered < tag.time;
+    bool tag_first = tag.answered < m.time;
+    EXPECT_TRUE(mount_first || tag_first) << "the tag's PUT overlapped " << m.path;
+    before += mount_first;
+    after += tag_first;
+  }
+  EXPECT_GE(before, 6u) << "the tag did not come amid the probes: the case is not exercised";
+  EXPECT_GT(after, 0u) << "the tag did not come amid the probes: the case is not exercised";
 }
 
 TEST(Faults, AStalledTransferIsAbortedByTheStallLimitAndRetried) {

@@ -16,8 +16,12 @@ through), and per action:
   flip      one byte of the body changed (same length)
   stall     after: fraction sent, then silence for `seconds`
   ignore-range  the Range header is dropped: the whole body comes back, 200
+  delay     the registry's answer is held for `seconds` (a slow registry)
+  hold      the request waits until `count` requests whose path holds `until`
+            have arrived (at most 120 s): puts it after them, whatever the timing
 Every request is logged as a JSON line (time, method, path, range, fault) when
-it arrives, and again with "end": true once its answer was sent.
+it arrives, and again with "end": true once its answer was sent; that line's
+"answered" is when the answer started out (before the client could have it).
 Prints "READY port=<n>".
 """
 import argparse
@@ -53,6 +57,8 @@ def main():
         r["_matches"] = 0
         r["_fired"] = 0
     lock = threading.Lock()
+    arrivals = threading.Condition()
+    arrived_paths = []
 
     def pick_fault(method, path):
         with lock:
@@ -95,6 +101,13 @@ def main():
                 self.close_connection = True
                 return
             body = self.rfile.read(length) if length else None
+            with arrivals:
+                arrived_paths.append(self.path)
+                arrivals.notify_all()
+            if fault and fault["action"] == "hold":
+                with arrivals:
+                    arrivals.wait_for(lambda: sum(fault["until"] in p for p in arrived_paths) >= fault["count"],
+                                      timeout=120)
             record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                     "fault": fault["action"] if fault else None})
             if fault and fault["action"] == "status":
@@ -118,6 +131,9 @@ def main():
                 data = resp.read()
             finally:
                 conn.close()
+            if fault and fault["action"] == "delay":
+                time.sleep(float(fault["seconds"]))
+            answered = time.time()
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() in HOP_BY_HOP:
@@ -132,7 +148,8 @@ def main():
                 self.send_body(fault, resp, data)
             finally:
                 record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
-                        "fault": fault["action"] if fault else None, "status": resp.status, "end": True})
+                        "fault": fault["action"] if fault else None, "status": resp.status, "end": True,
+                        "answered": answered})
 
         def send_body(self, fault, resp, data):
             if self.command == "HEAD":
