@@ -105,17 +105,15 @@ Task<Result<std::uint64_t>> upload_fed(Registry& dest, std::string dest_repo, De
 Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
                                       std::string dest_repo, Descriptor blob, BlobCopyOptions options) {
   std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
-  // This copy holds a slot of the blob pool; segments take the free ones.
+  // This copy holds a slot of the blob pool for its connection; segments take others.
   struct PoolSlot {
     std::shared_ptr<SegmentBudget> budget;
-    explicit PoolSlot(std::shared_ptr<SegmentBudget> b) : budget(std::move(b)) {
-      if (budget) budget->copy_started();
-    }
     ~PoolSlot() {
       if (budget) budget->copy_finished();
     }
   };
-  PoolSlot slot(options.segment_budget);
+  if (options.segment_budget) co_await options.segment_budget->copy_slot();
+  PoolSlot slot{options.segment_budget};
   const bool segmented = options.segment_budget && options.segments.segment_size > 0 &&
                          blob.size >= options.segments.threshold();
   ChannelFeeder download = [&source, source_repo, blob, segmented, segments = options.segments,

@@ -11,39 +11,92 @@
 
 namespace fastsync {
 
-void SegmentBudget::copy_started() {
+bool SegmentBudget::take_free_slot() {
   std::lock_guard lock(mutex_);
-  ++in_use_;
-}
-
-void SegmentBudget::copy_finished() {
-  std::lock_guard lock(mutex_);
-  if (in_use_ > 0) --in_use_;
-}
-
-bool SegmentBudget::try_add_lane() {
-  std::lock_guard lock(mutex_);
-  // A lane takes a free slot of the pool. Copies are never refused one (they
-  // count on past a full pool), so lanes only fill what copies leave idle: at
-  // a run's start and tail. (Lanes only while under half the pool was busy
-  // cost 15-20 % at 3 MB/s per connection and saved 0-3 MB of peak RSS.)
-  if (in_use_ >= std::max<std::size_t>(1, pool_)) return false;
+  if (in_use_ >= pool_) return false;
   ++in_use_;
   return true;
 }
 
-void SegmentBudget::remove_lane() { copy_finished(); }
+bool SegmentBudget::wait_for_slot(std::coroutine_handle<> copy) {
+  std::lock_guard lock(mutex_);
+  if (in_use_ < pool_) {
+    ++in_use_;
+    return false;  // no need to wait after all
+  }
+  waiting_copies_.push_back(copy);
+  return true;
+}
 
-bool SegmentBudget::try_reserve(std::uint64_t bytes) {
+void SegmentBudget::ask_for_lane(std::function<bool()> take) {
+  std::lock_guard lock(mutex_);
+  lane_askers_.push_back(std::move(take));
+}
+
+void SegmentBudget::hand_on_slot() {
+  while (true) {
+    std::function<bool()> lane;
+    std::coroutine_handle<> copy;
+    {
+      std::lock_guard lock(mutex_);
+      if (!lane_askers_.empty()) {
+        lane = std::move(lane_askers_.front());
+        lane_askers_.pop_front();
+      } else if (!waiting_copies_.empty()) {
+        copy = waiting_copies_.front();
+        waiting_copies_.pop_front();
+      } else {
+        if (in_use_ > 0) --in_use_;
+        return;
+      }
+    }
+    // Outside the lock: both start transfers, which may come back here.
+    if (copy) {
+      copy.resume();
+      return;
+    }
+    if (lane()) return;
+  }
+}
+
+std::uint64_t SegmentBudget::join(std::uint64_t blob_size) {
+  std::lock_guard lock(mutex_);
+  std::uint64_t member = next_member_++;
+  members_[member].size = blob_size;
+  return member;
+}
+
+void SegmentBudget::leave(std::uint64_t member) {
+  std::lock_guard lock(mutex_);
+  members_.erase(member);
+}
+
+void SegmentBudget::set_appetite(std::uint64_t member, std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  if (auto it = members_.find(member); it != members_.end()) it->second.appetite = bytes;
+}
+
+bool SegmentBudget::try_reserve(std::uint64_t member, std::uint64_t bytes) {
   std::lock_guard lock(mutex_);
   if (bytes > memory_free_) return false;
+  auto me = members_.find(member);
+  if (me == members_.end()) return false;
+  // What larger blobs (the earlier one of two the same size) could still use is theirs.
+  std::uint64_t owed = 0;
+  for (const auto& [id, m] : members_) {
+    bool larger = m.size > me->second.size || (m.size == me->second.size && id < member);
+    if (larger && m.appetite > m.held) owed += m.appetite - m.held;
+  }
+  if (memory_free_ - bytes < owed) return false;
   memory_free_ -= bytes;
+  me->second.held += bytes;
   return true;
 }
 
-void SegmentBudget::release(std::uint64_t bytes) {
+void SegmentBudget::release(std::uint64_t member, std::uint64_t bytes) {
   std::lock_guard lock(mutex_);
   memory_free_ += bytes;
+  if (auto it = members_.find(member); it != members_.end()) it->second.held -= std::min(it->second.held, bytes);
 }
 
 namespace {
@@ -67,14 +120,19 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
         repository_(std::move(repository)),
         blob_(std::move(blob)),
         channel_(std::move(channel)),
-        budget_(std::move(budget)) {
+        budget_(std::move(budget)),
+        segment_size_(segment_size),
+        member_(budget_->join(blob_.size)) {
     for (std::uint64_t start = 0; start < blob_.size; start += segment_size) {
       Segment s;
       s.start = start;
       s.length = std::min(segment_size, blob_.size - start);
       segments_.push_back(std::move(s));
     }
+    std::lock_guard lock(mutex_);
+    update_appetite_locked();
   }
+  ~Assembler() { budget_->leave(member_); }
 
   // The channel tells us when it has room (the reader took bytes, or gave up).
   void start() {
@@ -107,13 +165,14 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     if (failed_ || next_ >= segments_.size()) return {};
     std::size_t k = next_;
     if (k != head_) {
-      if (!budget_->try_reserve(segments_[k].length)) {
+      if (!budget_->try_reserve(member_, segments_[k].length)) {
         if (own_lane) return {Pick::Wait, 0, advanced_};
         return {};
       }
       segments_[k].reserved = true;
     }
     ++next_;
+    update_appetite_locked();
     return {Pick::Take, k, nullptr};
   }
 
@@ -147,6 +206,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       segments_[0].length = blob_.size;
       next_ = 1;
       range_answered_ = true;
+      update_appetite_locked();
     }
     range_answer_->set(false);
     return true;
@@ -207,7 +267,8 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     complete(channel_->reader_error().value_or(error));
   }
 
-  // Spawns extra lanes while the pool has free slots and segments are left.
+  // Spawns extra lanes while the pool has free slots and segments are left;
+  // with none free, asks for the next one that frees.
   void add_lanes();
   void lane_ended() {
     std::lock_guard lock(mutex_);
@@ -246,7 +307,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
         s.drained += piece;
       }
       if (s.reserved) {
-        budget_->release(s.length);
+        budget_->release(member_, s.length);
         s.reserved = false;
       }
       if (!s.buffer.empty()) {
@@ -267,16 +328,28 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     if (!failed_ && head_ == segments_.size() && !completed_) moves.all_written = true;
   }
 
+  // What this blob could hold ahead of its frontier were memory no object:
+  // a segment for each lane it may still add.
+  void update_appetite_locked() {
+    std::uint64_t lanes = failed_ ? 0 : std::min<std::uint64_t>(kMaxExtraLanes, segments_.size() - next_);
+    budget_->set_appetite(member_, lanes * segment_size_);
+  }
+  bool wants_lane();
+  bool start_extra_lane();
+  void ask_for_slot();
+  bool take_offered_slot();
+
   void fail_locked(Moves& moves) {
     failed_ = true;
     for (auto& s : segments_) {
-      if (s.reserved) budget_->release(s.length);
+      if (s.reserved) budget_->release(member_, s.length);
       s.reserved = false;
       std::string().swap(s.buffer);
       if (s.paused) moves.wake.push_back(s.transfer);  // to see Abort
       s.paused = false;
     }
     next_ = segments_.size();
+    update_appetite_locked();
     moves.advanced.push_back(advanced_);
   }
 
@@ -303,6 +376,8 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   const Descriptor blob_;
   const std::shared_ptr<BlobChannel> channel_;
   const std::shared_ptr<SegmentBudget> budget_;
+  const std::uint64_t segment_size_;
+  const std::uint64_t member_;  // of the budget
   const std::shared_ptr<AsyncValue<bool>> range_answer_ = std::make_shared<AsyncValue<bool>>();
   const std::shared_ptr<AsyncValue<Status>> finished_ = std::make_shared<AsyncValue<Status>>();
 
@@ -311,6 +386,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::size_t head_ = 0;  // the segment at the channel's frontier
   std::size_t next_ = 0;  // the next segment no lane has taken
   std::size_t extra_lanes_ = 0;
+  bool asking_ = false;  // the budget holds our request for the next free slot
   bool range_answered_ = false;
   bool failed_ = false;
   bool completed_ = false;
@@ -440,8 +516,8 @@ Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::si
     if (own_lane) assembler->add_lanes();  // slots of the pool free up as other copies end
   }
   if (!own_lane) {
+    assembler->lane_ended();  // first: the slot may be offered straight back to this blob
     assembler->budget().remove_lane();
-    assembler->lane_ended();
   }
 }
 
@@ -455,26 +531,58 @@ void start_lane(const std::shared_ptr<Assembler>& assembler, bool own_lane, std:
 }
 
 void Assembler::add_lanes() {
-  while (true) {
-    {
-      std::lock_guard lock(mutex_);
-      if (failed_ || !range_answered_ || segments_.size() == 1) return;
-      std::size_t unassigned = segments_.size() - next_;
-      if (extra_lanes_ >= kMaxExtraLanes || extra_lanes_ >= unassigned) return;
+  while (wants_lane()) {
+    if (!budget_->try_add_lane()) {
+      ask_for_slot();
+      return;
     }
-    if (!budget_->try_add_lane()) return;
-    // Its first segment is taken here: a lane the memory budget cannot feed is never started.
-    auto first = pick(false);
-    if (first.kind != Pick::Take) {
+    if (!start_extra_lane()) {
       budget_->remove_lane();
       return;
     }
-    {
-      std::lock_guard lock(mutex_);
-      ++extra_lanes_;
-    }
-    start_lane(shared_from_this(), false, first.index);
   }
+}
+
+bool Assembler::wants_lane() {
+  std::lock_guard lock(mutex_);
+  if (failed_ || !range_answered_ || segments_.size() == 1) return false;
+  std::size_t unassigned = segments_.size() - next_;
+  return extra_lanes_ < kMaxExtraLanes && extra_lanes_ < unassigned;
+}
+
+bool Assembler::start_extra_lane() {
+  // Its first segment is taken here: a lane the memory budget cannot feed is never started.
+  auto first = pick(false);
+  if (first.kind != Pick::Take) return false;
+  {
+    std::lock_guard lock(mutex_);
+    ++extra_lanes_;
+  }
+  start_lane(shared_from_this(), false, first.index);
+  return true;
+}
+
+void Assembler::ask_for_slot() {
+  {
+    std::lock_guard lock(mutex_);
+    if (asking_) return;
+    asking_ = true;
+  }
+  std::weak_ptr<Assembler> weak = weak_from_this();
+  budget_->ask_for_lane([weak] {
+    auto self = weak.lock();
+    return self && self->take_offered_slot();
+  });
+}
+
+bool Assembler::take_offered_slot() {
+  {
+    std::lock_guard lock(mutex_);
+    asking_ = false;
+  }
+  if (!wants_lane() || !start_extra_lane()) return false;
+  add_lanes();  // more while slots are free, or ask again
+  return true;
 }
 
 }  // namespace

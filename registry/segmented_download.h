@@ -2,12 +2,17 @@
 // one channel (so one streamed PUT, digest checked as now). The segment at the
 // channel's frontier writes straight through; a later one waits in memory
 // reserved from a budget the whole run shares, so what sits out of order stays
-// bounded. Extra segments are extra connections taken from free slots of the
-// blob pool: while many blobs are moving there are none, and at the start and
-// end of a run the large layers stop being the long pole.
+// bounded. Extra segments are extra connections, slots of the blob pool: a
+// large blob is given the next slots that free, before copies still waiting,
+// so the large layers stop being the long pole.
 #pragma once
 
+#include <algorithm>
+#include <coroutine>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,25 +30,60 @@ struct SegmentSettings {
   std::uint64_t threshold() const { return segment_size * 2; }
 };
 
-// What segments may take: connections (free slots of the blob pool) and memory
+// What segments may take: connections (slots of the blob pool) and memory
 // for bytes that arrive ahead of the frontier. Shared by every copy of a run.
 class SegmentBudget {
  public:
-  SegmentBudget(std::size_t pool, std::uint64_t memory) : pool_(pool), memory_free_(memory) {}
-  // Each blob copy in flight holds a slot of the pool for its own connection.
-  void copy_started();
-  void copy_finished();
+  SegmentBudget(std::size_t pool, std::uint64_t memory) : pool_(std::max<std::size_t>(1, pool)), memory_free_(memory) {}
+
+  // Each blob copy holds a slot of the pool for its own connection; it waits
+  // while the pool is full. A slot that frees goes first to a blob asking for
+  // lanes: the largest blobs start first and decide how long a run takes.
+  auto copy_slot() {
+    struct Awaiter {
+      SegmentBudget& budget;
+      bool await_ready() { return budget.take_free_slot(); }
+      bool await_suspend(std::coroutine_handle<> copy) { return budget.wait_for_slot(copy); }
+      void await_resume() {}
+    };
+    return Awaiter{*this};
+  }
+  void copy_finished() { hand_on_slot(); }
   // An extra connection for a segment, while the pool has a free slot.
-  bool try_add_lane();
-  void remove_lane();
-  bool try_reserve(std::uint64_t bytes);
-  void release(std::uint64_t bytes);
+  bool try_add_lane() { return take_free_slot(); }
+  void remove_lane() { hand_on_slot(); }
+  // `take` is offered the next slot that frees, already counted as its own;
+  // it returns false to hand it on.
+  void ask_for_lane(std::function<bool()> take);
+
+  // Memory for bytes ahead of a blob's frontier goes to the largest blobs
+  // first: the run waits for them at its end. A segmented blob joins with its
+  // size and says as it goes how much it could still use (its appetite); a
+  // smaller blob gets only what the larger ones' appetites leave.
+  std::uint64_t join(std::uint64_t blob_size);
+  void leave(std::uint64_t member);
+  void set_appetite(std::uint64_t member, std::uint64_t bytes);
+  bool try_reserve(std::uint64_t member, std::uint64_t bytes);
+  void release(std::uint64_t member, std::uint64_t bytes);
 
  private:
+  struct Member {
+    std::uint64_t size = 0;
+    std::uint64_t appetite = 0;
+    std::uint64_t held = 0;
+  };
+  bool take_free_slot();
+  bool wait_for_slot(std::coroutine_handle<> copy);
+  void hand_on_slot();
+
   std::mutex mutex_;
-  std::size_t pool_;
+  const std::size_t pool_;
   std::size_t in_use_ = 0;
   std::uint64_t memory_free_;
+  std::deque<std::function<bool()>> lane_askers_;
+  std::deque<std::coroutine_handle<>> waiting_copies_;
+  std::map<std::uint64_t, Member> members_;
+  std::uint64_t next_member_ = 1;
 };
 
 // Downloads `blob` into `channel` as segments and finishes the writer side

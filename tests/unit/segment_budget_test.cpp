@@ -1,5 +1,6 @@
-// What Range segments may take from a run: extra connections only from free
-// slots of the blob pool, and memory only up to the budget.
+// What Range segments may take from a run: extra connections only from slots
+// of the blob pool (freed ones first to the blobs asking), and memory only up
+// to the budget.
 #include <gtest/gtest.h>
 
 #include "registry/segmented_download.h"
@@ -7,30 +8,108 @@
 namespace fastsync {
 namespace {
 
+// A copy that takes a slot (waiting for one if need be) and holds it until released.
+struct Copy {
+  bool in = false;
+  AsyncValue<bool> release;
+};
+
+Task<void> hold_copy(SegmentBudget& budget, Copy& c) {
+  co_await budget.copy_slot();
+  c.in = true;
+  co_await c.release.wait();
+  budget.copy_finished();
+}
+
+void start(Task<void> t) {
+  spawn(
+      std::move(t), [] {}, [](std::exception_ptr) { FAIL() << "a copy threw"; });
+}
+
 TEST(SegmentBudget, ExtraConnectionsOnlyFromFreeSlotsOfThePool) {
   SegmentBudget budget(4, 16u << 20);
-  budget.copy_started();
-  budget.copy_started();
+  Copy a, b, c;
+  start(hold_copy(budget, a));
+  start(hold_copy(budget, b));
   EXPECT_TRUE(budget.try_add_lane());  // 2 of 4 busy: a lane makes 3
   EXPECT_TRUE(budget.try_add_lane());  // and 4
   EXPECT_FALSE(budget.try_add_lane()) << "the pool is full: no more lanes";
-  // A copy is never refused its slot: it counts past a full pool, and lanes
-  // wait until copies and lanes together fit again.
-  budget.copy_started();
+  start(hold_copy(budget, c));
+  EXPECT_FALSE(c.in) << "a copy went past a full pool";
   budget.remove_lane();
+  EXPECT_TRUE(c.in) << "the slot a lane gave back went to no one";
   EXPECT_FALSE(budget.try_add_lane());
-  budget.copy_finished();
+  a.release.set(true);
   EXPECT_TRUE(budget.try_add_lane());
+  b.release.set(true);
+  c.release.set(true);
+}
+
+// The run's largest blobs start first and are its long pole: a slot that
+// frees goes to a blob asking for lanes before a copy still waiting.
+TEST(SegmentBudget, AFreedSlotGoesToABlobAskingForLanesBeforeAWaitingCopy) {
+  SegmentBudget budget(2, 16u << 20);
+  Copy a, b, waiting;
+  start(hold_copy(budget, a));
+  start(hold_copy(budget, b));
+  start(hold_copy(budget, waiting));
+  ASSERT_FALSE(waiting.in);
+  int lanes = 0;
+  bool declined = false;
+  budget.ask_for_lane([&] {
+    declined = true;
+    return false;  // no longer needed: handed on
+  });
+  budget.ask_for_lane([&] {
+    ++lanes;
+    return true;
+  });
+  a.release.set(true);
+  EXPECT_TRUE(declined);
+  EXPECT_EQ(lanes, 1) << "the slot went past the blob asking for a lane";
+  EXPECT_FALSE(waiting.in);
+  EXPECT_FALSE(budget.try_add_lane());
+  budget.remove_lane();  // the lane ends: no one asks, so the copy gets it
+  EXPECT_TRUE(waiting.in);
+  b.release.set(true);
+  waiting.release.set(true);
+  EXPECT_TRUE(budget.try_add_lane());
+  EXPECT_TRUE(budget.try_add_lane());
+  EXPECT_FALSE(budget.try_add_lane());
 }
 
 TEST(SegmentBudget, MemoryIsReservedUpToTheBudgetAndGivenBack) {
   SegmentBudget budget(64, 16u << 20);
-  EXPECT_TRUE(budget.try_reserve(8u << 20));
-  EXPECT_TRUE(budget.try_reserve(8u << 20));
-  EXPECT_FALSE(budget.try_reserve(1));
-  budget.release(2u << 20);
-  EXPECT_FALSE(budget.try_reserve(3u << 20));
-  EXPECT_TRUE(budget.try_reserve(2u << 20));
+  auto blob = budget.join(100u << 20);
+  EXPECT_TRUE(budget.try_reserve(blob, 8u << 20));
+  EXPECT_TRUE(budget.try_reserve(blob, 8u << 20));
+  EXPECT_FALSE(budget.try_reserve(blob, 1));
+  budget.release(blob, 2u << 20);
+  EXPECT_FALSE(budget.try_reserve(blob, 3u << 20));
+  EXPECT_TRUE(budget.try_reserve(blob, 2u << 20));
+}
+
+// The run waits for its largest blob at the end: what the larger blobs could
+// still use is theirs; a smaller blob gets the rest, and all once they are done.
+TEST(SegmentBudget, MemoryGoesToTheLargerBlobsFirst) {
+  SegmentBudget budget(64, 12u << 20);
+  auto large = budget.join(90u << 20);
+  auto small = budget.join(20u << 20);
+  budget.set_appetite(large, 8u << 20);
+  budget.set_appetite(small, 8u << 20);
+  EXPECT_TRUE(budget.try_reserve(small, 2u << 20));
+  EXPECT_TRUE(budget.try_reserve(small, 2u << 20));
+  EXPECT_FALSE(budget.try_reserve(small, 2u << 20)) << "the smaller blob took what the larger could use";
+  EXPECT_TRUE(budget.try_reserve(large, 4u << 20));
+  EXPECT_TRUE(budget.try_reserve(large, 4u << 20));
+  EXPECT_FALSE(budget.try_reserve(large, 2u << 20)) << "nothing is left";
+  budget.release(large, 4u << 20);
+  EXPECT_FALSE(budget.try_reserve(small, 2u << 20)) << "the larger blob still wants it";
+  budget.set_appetite(large, 4u << 20);  // its last segments are under way: it needs no more
+  EXPECT_TRUE(budget.try_reserve(small, 2u << 20));
+  budget.leave(large);
+  EXPECT_TRUE(budget.try_reserve(small, 2u << 20));
+  EXPECT_FALSE(budget.try_reserve(small, 2u << 20));
 }
 
 }  // namespace
