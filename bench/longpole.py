@@ -92,7 +92,8 @@ def put_manifests(dest, manifests, workdir, parallel=16):
             f.write("next\n".join(f'url = "http://{dest.host}/v2/floor/manifests/{ref}"\nupload-file = "{path}"\n'
                                   f'output = "/dev/null"\nheader = "Content-Type: {media_type}"\nfail\n'
                                   for ref, path, media_type in group))
-        subprocess.run(["curl", "-s", "--parallel", "--parallel-max", str(parallel), "-K", cfg], check=True)
+        subprocess.run(["curl", "-s", "--no-progress-meter", "--parallel", "--parallel-max", str(parallel), "-K", cfg],
+                       check=True, stderr=subprocess.DEVNULL)
 
 
 def syscalls(registry):
