@@ -260,11 +260,9 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     {
       std::lock_guard lock(mutex_);
       if (completed_) return;
-      fail_locked(moves);
+      fail_locked(moves, error);
     }
     act(moves);
-    // The consumer's error, when it gave up first, is the story (the copy retries by its class).
-    complete(channel_->reader_error().value_or(error));
   }
 
   // Spawns extra lanes while the pool has free slots and segments are left;
@@ -291,6 +289,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     std::vector<Waker> wake;
     std::vector<std::shared_ptr<AsyncValue<bool>>> advanced;
     bool all_written = false;
+    std::optional<Error> failure;  // the blob failed: complete with it (once)
   };
 
   void drain_locked(Moves& moves) {
@@ -301,7 +300,9 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
         Flow flow = channel_->write(std::string_view(s.buffer).substr(s.drained, piece));
         if (flow == Flow::Pause) return;  // on_room comes back when the reader took some
         if (flow == Flow::Abort) {
-          fail_locked(moves);  // the reader gave up: every lane stops
+          // The reader gave up (cancelled, or its upload failed): every lane
+          // stops, and the blob completes now — no lane may be left to do it.
+          fail_locked(moves, Error::make(ErrorKind::Cancelled, fmt::format("blob {}: upload stopped", blob_.digest)));
           return;
         }
         s.drained += piece;
@@ -339,7 +340,14 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   void ask_for_slot();
   bool take_offered_slot();
 
-  void fail_locked(Moves& moves) {
+  // Every path to a failure goes through here and completes the blob (in
+  // act): whoever sees it first — a lane's error, or the reader closing the
+  // channel while the frontier drains buffered segments — may be the only one
+  // left running (the lost wake-up of issue 22: segments all fetched, the
+  // upload cancelled, nobody to finish the writer side).
+  void fail_locked(Moves& moves, Error error) {
+    if (!moves.failure) moves.failure = std::move(error);
+    if (failed_) return;
     failed_ = true;
     for (auto& s : segments_) {
       if (s.reserved) budget_->release(member_, s.length);
@@ -357,6 +365,8 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   void act(Moves& moves) {
     wake_all(moves.wake);
     for (auto& a : moves.advanced) a->set(true);
+    // The consumer's error, when it gave up first, is the story (the copy retries by its class).
+    if (moves.failure) complete(channel_->reader_error().value_or(*moves.failure));
     if (moves.all_written) complete(Status{});
   }
 
