@@ -45,26 +45,24 @@ std::string dns_name(std::string s) {
   return s;
 }
 
-// What the plan says about an image; status "planned" until an outcome is applied.
+// What the plan says about an image; Planned until an outcome is applied.
 ImageRow planned_row(const stages::ImageJob& job) {
   ImageRow r;
   r.name = job.is_release ? "release" : job.name;
   r.source = job.source_ref();
   r.digest = job.digest;
   r.dest = job.dest_ref();
-  r.status = "planned";
   return r;
 }
 
 ImageRow row_for(const stages::ImageJob& job, const std::optional<stages::ImageOutcome>& outcome,
                  const std::string& stopped) {
   ImageRow r = planned_row(job);
+  r.status = row_status(outcome, !stopped.empty());
   if (outcome) {
-    r.status = stages::to_string(outcome->status);
     r.bytes = outcome->bytes;
     r.error = outcome->error;
   } else {
-    r.status = "failed";
     r.error = stopped.empty() ? "not processed" : "not processed: " + stopped;
   }
   return r;
@@ -217,10 +215,16 @@ int run_mirror_command(const CliOptions& o) {
   }
 
   stages::RunControl run;
-  run.set_on_cancel([&engine] { engine.cancel_all(); });
   SignalWatcher signals(
       [&run](int sig) { run.cancel(sig == SIGINT ? "interrupted by SIGINT" : "terminated by SIGTERM"); },
       [&console, &client] { console.log_line(client.describe_activity()); });
+  CancelWatchdog watchdog(
+      std::chrono::seconds(o.stop_timeout), [&client] { return client.describe_activity(); },
+      [&signals] { return signals.received() ? 128 + signals.received() : kExitUnusable; });
+  run.set_on_cancel([&engine, &watchdog] {
+    engine.cancel_all();
+    watchdog.arm();
+  });
 
   // Which releases: --version, the update graph's channels, or the archive's.
   ReleaseChoice choice;
@@ -280,7 +284,7 @@ int run_mirror_command(const CliOptions& o) {
   };
   auto resolve_failed = [&](const Error& error) {
     print_error(error.message);
-    summary.release.status = "failed";
+    summary.release.status = RowStatus::Failed;
     summary.release.error = error.message;
     return finish(signals.received() ? signal_exit() : kExitUnusable);
   };
@@ -300,16 +304,8 @@ int run_mirror_command(const CliOptions& o) {
                                       : row_for(plan.release_job(i), outcomes[planned.job], stopped);
       r.status = row.status;
       r.error = row.error;
-      r.components = planned.components.size();
       for (auto id : planned.components) {
-        if (outcomes.empty() || !outcomes[id] || outcomes[id]->status == stages::ImageStatus::Failed) {
-          r.failed += outcomes.empty() ? 0 : 1;
-        } else if (outcomes[id]->status == stages::ImageStatus::Copied ||
-                   outcomes[id]->status == stages::ImageStatus::BlobsIn) {
-          ++r.copied;
-        } else {
-          ++r.skipped;
-        }
+        r.components.add(outcomes.empty() ? RowStatus::Planned : row_status(outcomes[id], !stopped.empty()));
       }
       r.signatures = summarize_signatures(planned.signatures, planned.release);
       for (const auto& chosen : choice.from_graph) {
@@ -339,6 +335,7 @@ int run_mirror_command(const CliOptions& o) {
     }
     summary.release = planned_row(plan.release_job());
     for (const auto& job : plan.images) {
+      summary.images.add(RowStatus::Planned);
       if (!job.is_release) summary.components.push_back(planned_row(job));
     }
     return finish(kExitOk);
@@ -391,10 +388,7 @@ int run_mirror_command(const CliOptions& o) {
   summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
   for (std::size_t i = 0; i < plan.images.size(); ++i) {
     auto row = row_for(plan.images[i], result.outcomes[i], stopped);
-    summary.images_copied += row.status == "copied";
-    summary.images_skipped += row.status == "skipped";
-    summary.images_failed += row.status == "failed";
-    summary.images_blobs_in += row.status == "blobs-in";
+    summary.images.add(row.status);
     if (!plan.images[i].is_release) summary.components.push_back(std::move(row));
   }
   const auto& p = run.progress;
@@ -413,7 +407,7 @@ int run_mirror_command(const CliOptions& o) {
 
   int exit_code = signals.received()       ? signal_exit()
                   : !stopped.empty()       ? kExitUnusable
-                  : summary.images_failed  ? kExitSomeFailed
+                  : summary.images.failed  ? kExitSomeFailed
                                            : kExitOk;
   stamp();
   std::fputs(format_summary(summary).c_str(), stdout);
@@ -423,8 +417,8 @@ int run_mirror_command(const CliOptions& o) {
   }
 
   auto in_place = [&](std::size_t i) {
-    const auto& status = summary.releases[i].status;
-    return status == "copied" || status == "skipped";
+    auto status = summary.releases[i].status;
+    return status == RowStatus::Copied || status == RowStatus::Skipped;
   };
   bool any_in_place = false;
   for (std::size_t i = 0; i < plan.releases.size(); ++i) any_in_place = any_in_place || in_place(i);

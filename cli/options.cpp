@@ -103,7 +103,8 @@ std::optional<std::string> validate(CliOptions& o) {
     }
   }
   for (auto check : {positive("workers", o.workers, 4096), positive("blob-workers", o.blob_workers, 4096),
-                     positive("stall-timeout", o.stall_timeout, 86400), positive("max-per-host", o.max_per_host, 4096)}) {
+                     positive("stall-timeout", o.stall_timeout, 86400), positive("stop-timeout", o.stop_timeout, 86400),
+                     positive("max-per-host", o.max_per_host, 4096)}) {
     if (check) return check;
   }
   for (auto [flag, value] : {std::pair{"check-workers", o.check_workers}, {"manifest-workers", o.manifest_workers},
@@ -273,6 +274,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
        "first backoff delay")
       ("stall-timeout", po::value(&o.stall_timeout)->default_value(o.stall_timeout)->value_name("SECONDS"),
        "abort and retry a transfer that moves no byte for this long")
+      ("stop-timeout", po::value(&o.stop_timeout)->default_value(o.stop_timeout)->value_name("SECONDS"),
+       "after Ctrl-C or a fatal error, print what is still in flight and exit anyway if the run has not "
+       "stopped within this long")
       ("ca-file", po::value(&o.ca_file)->value_name("FILE"), "trust this CA (PEM) in addition to the system's")
       ("certs-dir", po::value(&o.certs_dirs)->composing()->value_name("DIR"),
        "per-registry certificates: DIR/<host[:port]>/*.crt (CAs), *.cert + *.key (client certificate); "

@@ -68,6 +68,7 @@ struct CliOptions {
   int retries = 3;
   int retry_delay_ms = 500;
   int stall_timeout = 60;  // seconds without a byte moving
+  int stop_timeout = 30;   // seconds a cancelled run may take to stop before it exits anyway
   int max_per_host = 64;
 
   // Output.

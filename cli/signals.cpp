@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -59,6 +60,40 @@ SignalWatcher::~SignalWatcher() {
   // (a rerun finding everything present) exit as soon as it is done.
   pthread_kill(thread_.native_handle(), SIGUSR1);
   thread_.join();
+}
+
+CancelWatchdog::CancelWatchdog(std::chrono::seconds grace, std::function<std::string()> describe,
+                               std::function<int()> exit_code)
+    : grace_(grace), describe_(std::move(describe)), exit_code_(std::move(exit_code)) {}
+
+void CancelWatchdog::arm() {
+  std::lock_guard lock(mutex_);
+  if (thread_.joinable() || done_) return;
+  thread_ = std::thread([this] {
+    std::unique_lock waiting(mutex_);
+    if (stopped_.wait_for(waiting, grace_, [this] { return done_; })) return;
+    waiting.unlock();
+    std::string report = describe_();
+    std::fprintf(stderr,
+                 "fastsync: error: the run did not stop within %lld s of being cancelled (a wait nothing woke: "
+                 "please report it); exiting anyway. Still in flight:\n%s",
+                 static_cast<long long>(grace_.count()), report.c_str());
+    if (!report.empty() && report.back() != '\n') std::fputc('\n', stderr);
+    std::fflush(stderr);
+    std::fflush(stdout);
+    _exit(exit_code_());
+  });
+}
+
+CancelWatchdog::~CancelWatchdog() {
+  std::thread waiting;
+  {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    waiting = std::move(thread_);
+  }
+  stopped_.notify_all();
+  if (waiting.joinable()) waiting.join();
 }
 
 }  // namespace fastsync::cli

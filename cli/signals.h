@@ -3,7 +3,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
+#include <string>
 #include <thread>
 
 namespace fastsync::cli {
@@ -26,6 +30,31 @@ class SignalWatcher {
   std::function<void()> on_diagnostics_;
   std::atomic<int> received_{0};
   std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Once a run is cancelled (a signal, a fatal error) it must reach its summary
+// within seconds: every wait is woken by the cancellation or bounded by the
+// stall limit. Should one not be, this reports rather than hides it: after
+// `grace` it prints what is still in flight (as SIGUSR1 does) and exits with
+// `exit_code()`, so nobody has to find the second Ctrl-C.
+class CancelWatchdog {
+ public:
+  CancelWatchdog(std::chrono::seconds grace, std::function<std::string()> describe, std::function<int()> exit_code);
+  ~CancelWatchdog();  // the run stopped in time: disarm
+  CancelWatchdog(const CancelWatchdog&) = delete;
+  CancelWatchdog& operator=(const CancelWatchdog&) = delete;
+
+  // The run was cancelled: the grace period starts now (once; thread-safe).
+  void arm();
+
+ private:
+  const std::chrono::seconds grace_;
+  std::function<std::string()> describe_;
+  std::function<int()> exit_code_;
+  std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool done_ = false;
   std::thread thread_;
 };
 

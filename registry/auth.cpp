@@ -131,6 +131,7 @@ Task<Result<Grant>> Authenticator::authorize(const AccessScope& scope) {
     }
     slot->value.set(std::move(token));
   }
+  // Liveness: the token request ends it (stall limit, cancellation; a failure is not remembered).
   auto token = co_await slot->value.wait();
   if (!token) co_return token.error();
   milliseconds life;

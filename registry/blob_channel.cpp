@@ -125,6 +125,7 @@ Flow BlobChannel::write_blocking(std::string_view bytes) {
     std::size_t piece = std::min(bytes.size(), std::max<std::size_t>(1, ring_.size() / 2));
     {
       std::unique_lock lock(mutex_);
+      // Liveness: the reader takes bytes, or gives up (close_reader: its upload failed or was cancelled).
       writable_.wait(lock, [&] { return reader_closed_ || writer_failure_ || ring_.size() - buffered_ >= piece; });
       if (reader_closed_ || writer_failure_) return Flow::Abort;
     }
@@ -207,6 +208,8 @@ Result<std::size_t> BlobChannel::read_blocking(char* buffer, std::size_t capacit
   std::size_t n = 0;
   {
     std::unique_lock lock(mutex_);
+    // Liveness: the writer adds bytes or finishes (its download always ends:
+    // stall limit, cancellation), or the reader side is closed.
     readable_.wait(lock, [&] {
       return writer_failure_ || reader_closed_ || readable_locked() > 0 || (verified_ && buffered_ == 0);
     });

@@ -75,6 +75,9 @@ Task<Status> upload_through_channel(Registry& dest, std::string dest_repo, Descr
   auto put = co_await dest.upload(dest_repo, session, blob.digest, body);
   if (!put) channel->close_reader(put.error());
   Status got;
+  // Liveness: the feeder always finishes the writer side — a download ends with its
+  // transfers (stall limit, cancellation), a reader thread when close_reader above
+  // wakes its blocking write.
   if (feeding->load()) got = co_await fed->wait();
   if (put && got) co_return Status{};
   // Whichever half failed first tells why: a feeder that failed on its own
@@ -116,13 +119,26 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
   PoolSlot slot{options.segment_budget};
   const bool segmented = options.segment_budget && options.segments.segment_size > 0 &&
                          blob.size >= options.segments.threshold();
+  // Range segments that failed for good on the source's side (a CDN that
+  // answers 500 to every Range, say) do not doom the blob: the next attempt
+  // takes it whole, from one connection.
+  auto whole_from_now = std::make_shared<std::atomic<bool>>(false);
   ChannelFeeder download = [&source, source_repo, blob, segmented, segments = options.segments,
-                            budget = options.segment_budget](std::shared_ptr<BlobChannel> channel,
-                                                             std::function<void(Status)> done) {
-    Task<Status> fetch = segmented ? download_segmented(source, source_repo, blob, channel, segments, budget)
-                                   : download_blob(source, source_repo, blob, channel);
+                            budget = options.segment_budget, whole_from_now](std::shared_ptr<BlobChannel> channel,
+                                                                             std::function<void(Status)> done) {
+    const bool in_segments = segmented && !whole_from_now->load();
+    Task<Status> fetch = in_segments ? download_segmented(source, source_repo, blob, channel, segments, budget)
+                                     : download_blob(source, source_repo, blob, channel);
     spawn(
-        std::move(fetch), [done](Status s) { done(std::move(s)); },
+        std::move(fetch),
+        [done, channel, in_segments, whole_from_now, digest = blob.digest](Status s) {
+          bool sources_fault = !s && !channel->reader_error() && s.error().kind != ErrorKind::Cancelled;
+          if (in_segments && sources_fault && !whole_from_now->exchange(true)) {
+            spdlog::debug("blob {}: Range segments failed ({}); fetching it whole from now on", digest,
+                          s.error().message);
+          }
+          done(std::move(s));
+        },
         [done, channel](std::exception_ptr) {
           done(channel->finish_writer(Error::make(
               ErrorKind::Protocol, fmt::format("blob {}: internal error while downloading", channel->label()))));

@@ -1,5 +1,10 @@
 #include "registry/client.h"
 
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+
 namespace fastsync {
 namespace {
 
@@ -21,7 +26,11 @@ RegistryClient::RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOption
       auth_(std::move(auth)),
       options_(std::move(options)),
       trust_(effective_trust(options_)),
-      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory)) {}
+      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory)) {
+  // Copies waiting for a slot of the blob pool wake when the run is cancelled.
+  engine_.on_cancel([budget = segment_budget_] { budget->cancel(); });
+  test_unwakeable_copy_ = std::getenv("FASTSYNC_TEST_UNWAKEABLE_COPY") != nullptr;
+}
 
 void RegistryClient::set_scheme(const std::string& host, const std::string& scheme) {
   std::lock_guard lock(mutex_);
@@ -125,6 +134,15 @@ Task<Result<MountOutcome>> RegistryClient::mount_blob(const Repository& to, cons
 
 Task<Result<std::uint64_t>> RegistryClient::copy_blob(const Repository& from, const Repository& to,
                                                       const Descriptor& blob, std::string upload_session) {
+  if (test_unwakeable_copy_.exchange(false)) {
+    // Test hook (FASTSYNC_TEST_UNWAKEABLE_COPY): the first copy waits on what
+    // nothing ever sets, so a test can prove the stop watchdog reports it.
+    auto activity = board_.begin(fmt::format("copy blob {}: test hook, a wait nothing wakes", blob.digest));
+    auto never = std::make_shared<AsyncValue<bool>>();
+    activity.working("waiting forever");
+    std::fprintf(stderr, "fastsync: test hook: copy of %s waits forever\n", blob.digest.c_str());
+    co_await never->wait();
+  }
   BlobCopyOptions options;
   options.bytes_moved = &bytes_moved_;
   options.session = session_of(upload_session);
@@ -176,7 +194,7 @@ Task<bool> RegistryClient::fresh_repository(const Repository& repo) {
     // Unknown (an error) counts as not fresh: HEAD first is never wrong.
     claimed.first->set(tags && !*tags);
   }
-  co_return co_await claimed.first->wait();
+  co_return co_await claimed.first->wait();  // Liveness: one request (stall limit, cancellation)
 }
 
 Task<RegistryClient::TagSet> RegistryClient::listed_tags(const Repository& repo) {
@@ -187,7 +205,7 @@ Task<RegistryClient::TagSet> RegistryClient::listed_tags(const Repository& repo)
     if (page && !page->more) all = std::make_shared<const std::set<std::string>>(page->tags.begin(), page->tags.end());
     claimed.first->set(std::move(all));
   }
-  co_return co_await claimed.first->wait();
+  co_return co_await claimed.first->wait();  // Liveness: one request (stall limit, cancellation)
 }
 
 Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string digest,

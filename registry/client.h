@@ -92,6 +92,7 @@ class RegistryClient : public RegistryApi {
   std::set<std::string> found_present_;  // repository@digest
   std::atomic<std::uint64_t> bytes_moved_{0};
   std::shared_ptr<SegmentBudget> segment_budget_;
+  std::atomic<bool> test_unwakeable_copy_{false};
 };
 
 }  // namespace fastsync

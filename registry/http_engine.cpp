@@ -252,6 +252,7 @@ struct HttpEngine::Impl {
   std::vector<std::unique_ptr<Transfer>> inbox_new;
   std::vector<TransferId> inbox_wake;
   std::vector<Timer> inbox_timers;
+  std::vector<std::function<void()>> cancel_hooks;  // run once, when cancelled
   bool stopping = false;
   std::atomic<TransferId> next_id{1};
   std::atomic<std::uint64_t> next_timer_seq{0};
@@ -287,12 +288,15 @@ struct HttpEngine::Impl {
       std::vector<std::unique_ptr<Transfer>> fresh;
       std::vector<TransferId> wakes;
       std::vector<Timer> new_timers;
+      std::vector<std::function<void()>> hooks;
       bool stop = false;
+      bool cancelled = self.cancelled_.load();
       {
         std::lock_guard lock(mutex);
         fresh.swap(inbox_new);
         wakes.swap(inbox_wake);
         new_timers.swap(inbox_timers);
+        if (cancelled) hooks.swap(cancel_hooks);
         stop = stopping;
       }
       for (auto& t : fresh) {
@@ -305,7 +309,10 @@ struct HttpEngine::Impl {
         transfers.emplace(id, std::move(t));
       }
       for (auto& timer : new_timers) timers.push(std::move(timer));
-      if (self.cancelled_.load()) cancel_everything();
+      if (cancelled) {
+        cancel_everything();
+        for (auto& hook : hooks) hook();
+      }
       for (TransferId id : wakes) resume(id);
       while (!local_wakes.empty()) {
         std::vector<TransferId> ids;
@@ -676,6 +683,14 @@ void HttpEngine::after(std::chrono::milliseconds delay, std::function<void()> fn
   {
     std::lock_guard lock(impl_->mutex);
     impl_->inbox_timers.push_back(Timer{Clock::now() + delay, impl_->next_timer_seq.fetch_add(1), std::move(fn)});
+  }
+  impl_->notify();
+}
+
+void HttpEngine::on_cancel(std::function<void()> hook) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->cancel_hooks.push_back(std::move(hook));
   }
   impl_->notify();
 }

@@ -168,6 +168,8 @@ class HttpEngine {
   HttpEngine& operator=(const HttpEngine&) = delete;
 
   // Thread-safe. `done` runs on the engine thread; keep it short and never block in it.
+  // Liveness: `done` always runs — queued for a connection slot, transferring or
+  // paused, a transfer is ended by cancellation or by its stall limit (watchdog()).
   TransferId submit(Request request, Callback done);
   // Thread-safe. Resumes a transfer its sink/source paused.
   void wake(TransferId id);
@@ -177,6 +179,10 @@ class HttpEngine {
   // submission; timers still fire (so sleeping coroutines wake and see it).
   void cancel_all();
   bool cancelled() const { return cancelled_.load(); }
+  // Thread-safe. `hook` runs once on the engine thread when the engine is
+  // cancelled (right away if it already is), after every transfer was ended:
+  // waits outside the engine (a slot of a pool, say) are woken through it.
+  void on_cancel(std::function<void()> hook);
 
   EngineStats stats() const;
   // Every transfer queued or in flight, read on the engine thread; empty if the
@@ -204,6 +210,8 @@ class HttpEngine {
   }
 
   // co_await engine.sleep_for(d): resumes on the engine thread.
+  // Liveness: woken by cancellation (every timer fires at once), else after `d`
+  // (a retry delay: the policy caps it, Retry-After at 5 minutes).
   auto sleep_for(std::chrono::milliseconds delay) {
     struct Awaiter {
       HttpEngine& engine;

@@ -17,7 +17,7 @@ Task<LinkGate::Pass> LinkGate::mount() {
       }
       wait = puts_done_;
     }
-    co_await wait->wait();
+    co_await wait->wait();  // Liveness: the PUTs in flight end (stall limit, cancellation)
   }
   co_return Pass(shared_from_this(), false);
 }
@@ -31,7 +31,7 @@ Task<LinkGate::Pass> LinkGate::put() {
   }
   // The PUT counts from here: no new mount starts, so the wait ends.
   Pass pass(shared_from_this(), true);
-  if (wait) co_await wait->wait();
+  if (wait) co_await wait->wait();  // Liveness: the mounts in flight end (stall limit, cancellation)
   co_return pass;
 }
 

@@ -152,6 +152,7 @@ Task<Status> Registry::ping() {
     }
     slot->set(std::move(result));
   }
+  // Liveness: the ping's own requests end it (stall limit, cancellation).
   auto state = co_await slot->wait();
   if (!state) co_return state.error();
   co_return Status{};

@@ -11,16 +11,16 @@
 
 namespace fastsync {
 
-bool SegmentBudget::take_free_slot() {
+bool SegmentBudget::take_free_slot(bool for_copy) {
   std::lock_guard lock(mutex_);
-  if (in_use_ >= pool_) return false;
+  if (cancelled_ ? !for_copy : in_use_ >= pool_) return false;
   ++in_use_;
   return true;
 }
 
 bool SegmentBudget::wait_for_slot(std::coroutine_handle<> copy) {
   std::lock_guard lock(mutex_);
-  if (in_use_ < pool_) {
+  if (in_use_ < pool_ || cancelled_) {
     ++in_use_;
     return false;  // no need to wait after all
   }
@@ -30,7 +30,20 @@ bool SegmentBudget::wait_for_slot(std::coroutine_handle<> copy) {
 
 void SegmentBudget::ask_for_lane(std::function<bool()> take) {
   std::lock_guard lock(mutex_);
+  if (cancelled_) return;
   lane_askers_.push_back(std::move(take));
+}
+
+void SegmentBudget::cancel() {
+  std::deque<std::coroutine_handle<>> waiting;
+  {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+    lane_askers_.clear();
+    waiting.swap(waiting_copies_);
+    in_use_ += waiting.size();  // each gives its slot back when it ends
+  }
+  for (auto copy : waiting) copy.resume();
 }
 
 void SegmentBudget::hand_on_slot() {
@@ -238,10 +251,17 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
 
   void segment_done(std::size_t k) {
     Moves moves;
+    std::uint64_t waiting = 0;  // bytes fetched, not yet taken by the upload, once the last segment is in
     {
       std::lock_guard lock(mutex_);
       segments_[k].done = true;
       drain_locked(moves);
+      if (++done_ == segments_.size()) {
+        for (std::size_t i = head_; i < segments_.size(); ++i) waiting += segments_[i].buffer.size() - segments_[i].drained;
+      }
+    }
+    if (waiting > 0) {
+      spdlog::debug("blob {}: every segment fetched, {} bytes wait for the upload", blob_.digest, waiting);
     }
     act(moves);
   }
@@ -396,6 +416,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::size_t head_ = 0;  // the segment at the channel's frontier
   std::size_t next_ = 0;  // the next segment no lane has taken
   std::size_t extra_lanes_ = 0;
+  std::size_t done_ = 0;  // segments complete
   bool asking_ = false;  // the budget holds our request for the next free slot
   bool range_answered_ = false;
   bool failed_ = false;
@@ -515,6 +536,10 @@ Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::si
     }
     if (pick.kind == Assembler::Pick::Stop) break;
     if (pick.kind == Assembler::Pick::Wait) {
+      spdlog::debug("blob {}: waiting for segment memory (the segments ahead of the upload hold it)",
+                    assembler->blob().digest);
+      // Liveness: set when the frontier moves on (another lane's segment, a
+      // transfer) or when the blob fails (fail_locked), whoever sees it.
       co_await pick.advanced->wait();
       continue;
     }
@@ -608,6 +633,8 @@ Task<Status> download_segmented(Registry& source, std::string repository, Descri
   start_lane(assembler, true);
   // Other connections only once the source (or the CDN it redirects to) has
   // shown it honours Range.
+  // Liveness: the first answer sets range_answer, completion at the latest;
+  // `finished` is set by the last segment written or by any failure (fail_locked).
   if (co_await range_answer->wait()) assembler->add_lanes();
   co_return co_await finished->wait();
 }

@@ -39,10 +39,12 @@ class SegmentBudget {
   // Each blob copy holds a slot of the pool for its own connection; it waits
   // while the pool is full. A slot that frees goes first to a blob asking for
   // lanes: the largest blobs start first and decide how long a run takes.
+  // Liveness: woken when a slot frees (every holder is a transfer the stall
+  // limit bounds) or by cancel(), which lets every waiter through at once.
   auto copy_slot() {
     struct Awaiter {
       SegmentBudget& budget;
-      bool await_ready() { return budget.take_free_slot(); }
+      bool await_ready() { return budget.take_free_slot(true); }
       bool await_suspend(std::coroutine_handle<> copy) { return budget.wait_for_slot(copy); }
       void await_resume() {}
     };
@@ -50,11 +52,15 @@ class SegmentBudget {
   }
   void copy_finished() { hand_on_slot(); }
   // An extra connection for a segment, while the pool has a free slot.
-  bool try_add_lane() { return take_free_slot(); }
+  bool try_add_lane() { return take_free_slot(false); }
   void remove_lane() { hand_on_slot(); }
   // `take` is offered the next slot that frees, already counted as its own;
-  // it returns false to hand it on.
+  // it returns false to hand it on. Not a wait: the asking blob carries on
+  // with the lanes it has. After cancel() nothing is offered.
   void ask_for_lane(std::function<bool()> take);
+  // The run is cancelled: copies waiting for a slot go on (to fail at once on
+  // the cancelled engine), later ones never wait, no lane is added.
+  void cancel();
 
   // Memory for bytes ahead of a blob's frontier goes to the largest blobs
   // first: the run waits for them at its end. A segmented blob joins with its
@@ -72,11 +78,13 @@ class SegmentBudget {
     std::uint64_t appetite = 0;
     std::uint64_t held = 0;
   };
-  bool take_free_slot();
+  // A copy passes once the run is cancelled (it fails at once); a lane never does.
+  bool take_free_slot(bool for_copy);
   bool wait_for_slot(std::coroutine_handle<> copy);
   void hand_on_slot();
 
   std::mutex mutex_;
+  bool cancelled_ = false;
   const std::size_t pool_;
   std::size_t in_use_ = 0;
   std::uint64_t memory_free_;

@@ -473,6 +473,8 @@ Result<ArchiveWriter::Volume*> ArchiveWriter::take_volume(std::uint64_t entry) {
       pick->own = oversized;
       return Result<Volume*>(pick);
     }
+    // Liveness: a writer gives its volume back once its blob is written or has
+    // failed; each reads from a download the stall limit and cancellation end.
     free_volume_.wait(lock);
   }
 }

@@ -25,6 +25,7 @@ ImageOutcome ImageOutcome::failed(const ImageJob& job, const Error& e) {
   o.status = ImageStatus::Failed;
   o.error = e.message;
   o.fatal = is_run_fatal(e);
+  o.cancelled = e.kind == ErrorKind::Cancelled;
   return o;
 }
 
@@ -48,6 +49,16 @@ void RunControl::cancel(std::string reason) {
     hook = on_cancel_;
   }
   if (hook) hook();
+}
+
+void RunControl::set_on_cancel(std::function<void()> hook) {
+  bool already = false;
+  {
+    std::lock_guard lock(mutex_);
+    on_cancel_ = hook;
+    already = cancelled_.load();
+  }
+  if (already && hook) hook();
 }
 
 std::string RunControl::reason() const {

@@ -53,6 +53,7 @@ struct ImageOutcome {
   std::uint64_t bytes = 0;  // size of the image's blobs when copied
   std::string error;        // why, when Failed
   bool fatal = false;       // the whole run cannot succeed (see is_run_fatal)
+  bool cancelled = false;   // Failed only because the run was stopped
 
   static ImageOutcome failed(const ImageJob& job, const Error& e);
 };
@@ -83,6 +84,7 @@ struct Progress {
   std::atomic<std::uint64_t> images_copied{0};
   std::atomic<std::uint64_t> images_skipped{0};
   std::atomic<std::uint64_t> images_failed{0};
+  std::atomic<std::uint64_t> images_not_attempted{0};  // the run stopped before they were done
   std::atomic<std::uint64_t> blobs_total{0};
   std::atomic<std::uint64_t> blobs_copied{0};
   std::atomic<std::uint64_t> blobs_mounted{0};
@@ -94,7 +96,9 @@ struct Progress {
   std::atomic<std::uint64_t> attachments_found{0};
   std::atomic<std::uint64_t> attachments_copied{0};
   std::atomic<std::uint64_t> attachments_present{0};
-  std::uint64_t images_finished() const { return images_copied + images_skipped + images_failed; }
+  std::uint64_t images_finished() const {
+    return images_copied + images_skipped + images_failed + images_not_attempted;
+  }
 };
 
 // Shared by every stage of one run: whether to stop, and why.
@@ -104,7 +108,8 @@ class RunControl {
   // First reason wins; `on_cancel` runs once (it aborts transfers in flight).
   void cancel(std::string reason);
   std::string reason() const;
-  void set_on_cancel(std::function<void()> hook) { on_cancel_ = std::move(hook); }
+  // Runs `hook` at once if the run is already cancelled (a signal that came first).
+  void set_on_cancel(std::function<void()> hook);
   Error cancelled_error() const { return Error::make(ErrorKind::Cancelled, reason()); }
   Progress progress;
 
