@@ -31,10 +31,60 @@ std::string signature_verdict(const SignatureSummary& s) {
   return fmt::format("{} verified by {}", s.verified.size(), s.keys);
 }
 
+const char* to_string(RowStatus status) {
+  switch (status) {
+    case RowStatus::Planned: return "planned";
+    case RowStatus::Copied: return "copied";
+    case RowStatus::Skipped: return "skipped";
+    case RowStatus::Failed: return "failed";
+    case RowStatus::BlobsIn: return "blobs-in";
+    case RowStatus::NotAttempted: return "not-attempted";
+  }
+  return "unknown";
+}
+
+RowStatus row_status(const std::optional<stages::ImageOutcome>& outcome, bool run_stopped) {
+  if (!outcome) return run_stopped ? RowStatus::NotAttempted : RowStatus::Failed;
+  switch (outcome->status) {
+    case stages::ImageStatus::Planned: return RowStatus::Planned;
+    case stages::ImageStatus::Copied: return RowStatus::Copied;
+    case stages::ImageStatus::Skipped: return RowStatus::Skipped;
+    case stages::ImageStatus::BlobsIn: return RowStatus::BlobsIn;
+    case stages::ImageStatus::Failed: break;
+  }
+  // A fatal failure stopped the run: the first said why, the rest only repeat it.
+  bool stopped_by_run = outcome->cancelled || outcome->fatal;
+  return run_stopped && stopped_by_run ? RowStatus::NotAttempted : RowStatus::Failed;
+}
+
+void ImageCounts::add(RowStatus status) {
+  ++total;
+  switch (status) {
+    case RowStatus::Copied: ++copied; break;
+    case RowStatus::Skipped: ++skipped; break;
+    case RowStatus::Failed: ++failed; break;
+    case RowStatus::BlobsIn: ++blobs_in; break;
+    case RowStatus::NotAttempted: ++not_attempted; break;
+    case RowStatus::Planned: break;
+  }
+}
+
+namespace {
+
+// "N copied, N skipped (already there), N failed[, N not attempted (the run stopped)], of N"
+std::string format_counts(const ImageCounts& c, bool blobs_only, const char* skipped_note) {
+  std::string out = blobs_only ? fmt::format("{} with their blobs in", c.blobs_in) : fmt::format("{} copied", c.copied);
+  out += fmt::format(", {} skipped{}, {} failed", c.skipped, skipped_note, c.failed);
+  if (c.not_attempted) out += fmt::format(", {} not attempted (the run stopped)", c.not_attempted);
+  return out + fmt::format(", of {}", c.total);
+}
+
+}  // namespace
+
 std::string format_summary(const RunSummary& s) {
   std::string out;
   std::string verdict = !s.stopped_because.empty() ? "stopped"
-                        : s.images_failed > 0      ? "finished with failures"
+                        : s.images.failed > 0      ? "finished with failures"
                         : s.blobs_only.on          ? "blobs in, no manifest pushed"
                                                    : "done";
   if (s.releases.size() > 1) {
@@ -45,15 +95,8 @@ std::string format_summary(const RunSummary& s) {
     out += fmt::format("fastsync: release {}-{} -> {}: {}\n", s.version, s.arch, s.dest_repository, verdict);
   }
   if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
-  std::uint64_t total = s.components.size() + 1;
   if (s.blobs_only.share) out += "  shard:   " + format_share(*s.blobs_only.share) + "\n";
-  if (s.blobs_only.on) {
-    out += fmt::format("  images:  {} with their blobs in, {} skipped (already there), {} failed, of {}\n",
-                       s.images_blobs_in, s.images_skipped, s.images_failed, total);
-  } else {
-    out += fmt::format("  images:  {} copied, {} skipped (already there), {} failed, of {}\n", s.images_copied,
-                       s.images_skipped, s.images_failed, total);
-  }
+  out += "  images:  " + format_counts(s.images, s.blobs_only.on, " (already there)") + "\n";
   out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed, of {} unique\n", s.blobs_copied,
                      s.blobs_mounted, s.blobs_present, s.blobs_failed, s.blobs_unique);
   double mbps = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / 1e6 / s.seconds : 0;
@@ -61,11 +104,11 @@ std::string format_summary(const RunSummary& s) {
                      human_duration(s.seconds), mbps);
   if (s.releases.size() > 1) {
     for (const auto& r : s.releases) {
-      out += fmt::format("  release {}: {} {}@{} ({} components: {} copied, {} skipped, {} failed)\n", r.version, r.status,
-                         r.dest, r.digest, r.components, r.copied, r.skipped, r.failed);
+      out += fmt::format("  release {}: {} {}@{} (components: {})\n", r.version, to_string(r.status), r.dest, r.digest,
+                         format_counts(r.components, s.blobs_only.on, ""));
       if (r.signatures.checked) out += fmt::format("    signatures: {}\n", signature_verdict(r.signatures));
     }
-  } else if (s.release.status == "copied" || s.release.status == "skipped") {
+  } else if (s.release.in_place()) {
     out += fmt::format("  release: {}@{}\n", s.release.dest, s.release_digest);
   }
   if (s.signatures.checked && s.releases.size() <= 1) {
@@ -78,9 +121,9 @@ std::string format_summary(const RunSummary& s) {
   }
   std::vector<const ImageRow*> failed;
   for (const auto& row : s.components) {
-    if (row.status == "failed") failed.push_back(&row);
+    if (row.status == RowStatus::Failed) failed.push_back(&row);
   }
-  if (s.release.status == "failed") failed.push_back(&s.release);
+  if (s.release.status == RowStatus::Failed) failed.push_back(&s.release);
   if (!failed.empty()) {
     out += "  failed:\n";
     std::size_t shown = 0;
@@ -159,7 +202,7 @@ std::string report_json(const RunSummary& s) {
     str("source", r.source);
     str("digest", r.digest);
     str("dest", r.dest);
-    str("status", r.status);
+    str("status", to_string(r.status));
     w.Key("bytes");
     w.Uint64(r.bytes);
     if (!r.error.empty()) str("error", r.error);
@@ -173,7 +216,7 @@ std::string report_json(const RunSummary& s) {
   str("source", s.release_source);
   str("digest", s.release_digest);
   str("dest", s.release.dest);
-  str("status", s.release.status);
+  str("status", to_string(s.release.status));
   if (!s.release.error.empty()) str("error", s.release.error);
   w.EndObject();
   if (!s.pull_secret.empty()) str("pull_secret", s.pull_secret);
@@ -186,10 +229,11 @@ std::string report_json(const RunSummary& s) {
     str("source", r.source);
     str("digest", r.digest);
     str("dest", r.dest);
-    str("status", r.status);
+    str("status", to_string(r.status));
     if (!r.error.empty()) str("error", r.error);
-    for (auto [key, value] : {std::pair{"components", r.components}, {"copied", r.copied}, {"skipped", r.skipped},
-                              {"failed", r.failed}}) {
+    const auto& c = r.components;
+    for (auto [key, value] : {std::pair{"components", c.total}, {"copied", c.copied + c.blobs_in}, {"skipped", c.skipped},
+                              {"failed", c.failed}, {"not_attempted", c.not_attempted}}) {
       w.Key(key);
       w.Uint64(value);
     }
@@ -242,16 +286,18 @@ std::string report_json(const RunSummary& s) {
   w.Key("dry_run");
   w.Bool(s.dry_run);
   w.Key("images");
-  w.Uint64(s.components.size() + (s.release.digest.empty() ? 0 : 1));
+  w.Uint64(s.images.total);
   w.Key("copied");
-  w.Uint64(s.images_copied);
+  w.Uint64(s.images.copied);
   w.Key("skipped");
-  w.Uint64(s.images_skipped);
+  w.Uint64(s.images.skipped);
   w.Key("failed");
-  w.Uint64(s.images_failed);
+  w.Uint64(s.images.failed);
+  w.Key("not_attempted");
+  w.Uint64(s.images.not_attempted);
   if (s.blobs_only.on) {
     w.Key("blobs_in");
-    w.Uint64(s.images_blobs_in);
+    w.Uint64(s.images.blobs_in);
     w.Key("blobs_only");
     w.StartObject();
     const stages::ShardShare none;  // without --shard: every blob, no share to report

@@ -13,14 +13,30 @@
 
 namespace fastsync::cli {
 
+// What became of an image, as the summary and the report tell it. A run that
+// stopped (a signal, a fatal error) counts every image it did not finish as
+// NotAttempted — never started, cancelled in flight, or refused for the very
+// reason the run stopped — so that reason is said once, not once per image.
+enum class RowStatus { Planned, Copied, Skipped, Failed, BlobsIn, NotAttempted };
+const char* to_string(RowStatus status);
+RowStatus row_status(const std::optional<stages::ImageOutcome>& outcome, bool run_stopped);
+
 struct ImageRow {
   std::string name;  // component name, "release" for the release image
   std::string source;
   std::string digest;
   std::string dest;
-  std::string status;  // planned, copied, skipped, failed
+  RowStatus status = RowStatus::Planned;
   std::uint64_t bytes = 0;
   std::string error;
+  bool in_place() const { return status == RowStatus::Copied || status == RowStatus::Skipped; }
+};
+
+// Images of the run by what became of them; `total` is every image of the plan
+// once (a component several releases share counts once; each release image once).
+struct ImageCounts {
+  std::uint64_t total = 0, copied = 0, skipped = 0, failed = 0, blobs_in = 0, not_attempted = 0;
+  void add(RowStatus status);
 };
 
 // The release's GPG signatures, as the summary and report tell them.
@@ -47,9 +63,9 @@ struct ReleaseSummary {
   std::string source;  // pullspec by digest
   std::string digest;
   std::string dest;    // registry/repo:tag
-  std::string status;  // planned, copied, skipped, failed
+  RowStatus status = RowStatus::Planned;
   std::string error;
-  std::uint64_t components = 0, copied = 0, skipped = 0, failed = 0;
+  ImageCounts components;  // of its own components
   SignatureSummary signatures;
   std::vector<std::string> risks;  // of a conditional upgrade into it (--shortest-path)
 };
@@ -69,7 +85,7 @@ struct RunSummary {
   std::string pull_secret;      // the file credentials came from
   ImageRow release;
   std::vector<ImageRow> components;
-  std::uint64_t images_copied = 0, images_skipped = 0, images_failed = 0, images_blobs_in = 0;
+  ImageCounts images;  // every image of the plan: components and release images
   BlobsOnlySummary blobs_only;
   std::uint64_t blobs_unique = 0, blobs_copied = 0, blobs_mounted = 0, blobs_present = 0, blobs_failed = 0;
   std::uint64_t bytes_moved = 0;

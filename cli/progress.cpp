@@ -119,10 +119,13 @@ std::string ProgressReporter::render(double seconds, double rate) {
   std::uint64_t done = p.bytes_done.load();
   std::string eta = "--";
   if (rate > 0 && planned > done) eta = human_duration(static_cast<double>(planned - done) / rate);
-  return fmt::format("images {}/{} ({} copied, {} skipped, {} failed) | blobs {}/{} | {} of {} | {}/s | ETA {} | {} "
+  std::uint64_t not_attempted = p.images_not_attempted.load();
+  return fmt::format("images {}/{} ({} copied, {} skipped, {} failed{}) | blobs {}/{} | {} of {} | {}/s | ETA {} | {} "
                      "in flight | {}",
                      p.images_finished(), p.images_total.load(), p.images_copied.load(), p.images_skipped.load(),
-                     p.images_failed.load(), p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed,
+                     p.images_failed.load(),
+                     not_attempted ? fmt::format(", {} not attempted", not_attempted) : std::string(),
+                     p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed,
                      p.blobs_total.load(), human_bytes(static_cast<double>(counters_.bytes_moved())),
                      human_bytes(static_cast<double>(planned)), human_bytes(rate), eta,
                      counters_.transfers_in_flight(), human_duration(seconds));

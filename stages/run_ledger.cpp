@@ -31,7 +31,14 @@ void RunLedger::store_locked(const ImageOutcome& o) {
     case ImageStatus::Copied:
     case ImageStatus::BlobsIn: run_.progress.images_copied++; break;
     case ImageStatus::Skipped: run_.progress.images_skipped++; break;
-    default: run_.progress.images_failed++; break;
+    default:
+      // As the summary tells it: what the run's stop ended is not a failure of its own.
+      if (o.cancelled || o.fatal) {
+        run_.progress.images_not_attempted++;
+      } else {
+        run_.progress.images_failed++;
+      }
+      break;
   }
 }
 
@@ -46,10 +53,11 @@ std::optional<ImageJob> RunLedger::release_if_due_locked(const ReleaseGate& gate
   ImageJob job = std::move(held->second);
   held_.erase(held);
   if (failed == 0 && !run_.cancelled()) return job;
-  std::string why = run_.cancelled() ? run_.reason()
-                                     : fmt::format("release image not pushed: {} of {} components failed", failed,
-                                                   gate.components.size());
-  store_locked(ImageOutcome::failed(job, Error::make(ErrorKind::Cancelled, why)));
+  Error why = run_.cancelled()
+                  ? run_.cancelled_error()
+                  : Error::make(ErrorKind::Invalid, fmt::format("release image not pushed: {} of {} components failed",
+                                                                failed, gate.components.size()));
+  store_locked(ImageOutcome::failed(job, why));
   return std::nullopt;
 }
 
