@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -265,9 +266,14 @@ TEST_P(InterruptedArchive, ToDirResumesKeepingEveryCompleteBlob) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling interval
     }
     ASSERT_TRUE(run.running()) << "finished before it could be interrupted";
+    auto signalled = std::chrono::steady_clock::now();
     run.signal(sig);
     int code = run.wait();
     EXPECT_EQ(code, 128 + sig);
+    EXPECT_LE(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(5)) << "a stop takes seconds at most";
+    if (sig == SIGINT) {
+      EXPECT_NE(read_file(a.dir.file("run.out")).find("stopped: interrupted by SIGINT"), std::string::npos);
+    }
   }
   auto kept = ArchiveView(archive).blob_digests();
   ASSERT_GE(kept.size(), 10u);
@@ -298,6 +304,46 @@ TEST_P(InterruptedArchive, ToDirResumesKeepingEveryCompleteBlob) {
 
 INSTANTIATE_TEST_SUITE_P(Signals, InterruptedArchive, ::testing::Values(SIGINT, SIGKILL),
                          [](const ::testing::TestParamInfo<int>& p) { return p.param == SIGINT ? "SIGINT" : "SIGKILL"; });
+
+class InterruptedFromDir : public ::testing::TestWithParam<int> {};
+
+// Stopped while an archive streams into a slow destination (large blobs, each
+// read from its volume on a thread of its own): the stop takes seconds, nothing
+// half-pushed is left, and a rerun completes the mirror exactly.
+TEST_P(InterruptedFromDir, StopsWithinSecondsAndARerunCompletesTheMirror) {
+  const int sig = GetParam();
+  Airgap a(12, 0.15);
+  std::string archive = a.dir.file("archive");
+  ASSERT_EQ(run_fastsync(a.to_dir(archive)).exit_code, 0);
+  Process slow({tool_path("fastsync-wanproxy"), "--target", a.dest.host(), "--rate-mbps", "2"}, a.dir.file("wan.log"));
+  std::string slow_dest = "127.0.0.1:" + slow.wait_ready().at("port");
+  auto argv = fastsync_argv({"--from-dir", archive, "--dest-registry", slow_dest, "--pull-secret", a.secret, "--quiet"});
+  Process run(argv, a.dir.file("run.err"), {}, a.dir.file("run.out"));
+  auto blob_puts = [&] {
+    std::size_t n = 0;
+    for (const auto& r : a.dest.requests()) n += r.method == "PUT" && r.uri.find("/blobs/uploads/") != std::string::npos;
+    return n;
+  };
+  while (run.running() && blob_puts() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling
+  ASSERT_TRUE(run.running()) << "finished before it could be interrupted";
+  auto signalled = std::chrono::steady_clock::now();
+  run.signal(sig);
+  EXPECT_EQ(run.wait(), 128 + sig);
+  EXPECT_LE(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(5)) << "a stop takes seconds at most";
+  EXPECT_NE(read_file(a.dir.file("run.out")).find(sig == SIGINT ? "stopped: interrupted by SIGINT"
+                                                                 : "stopped: terminated by SIGTERM"),
+            std::string::npos);
+  auto dangling = check_no_dangling_manifests(a.dest, kRepo);
+  EXPECT_TRUE(dangling.empty()) << dangling.front();
+  auto tags = list_tags(a.dest, kRepo);
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0);
+
+  ASSERT_EQ(run_fastsync(a.from_dir(archive)).exit_code, 0);
+  a.expect_exact(a.fixture);
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, InterruptedFromDir, ::testing::Values(SIGINT, SIGTERM),
+                         [](const ::testing::TestParamInfo<int>& p) { return p.param == SIGINT ? "SIGINT" : "SIGTERM"; });
 
 // A small tmpfs of our own for the archive.
 class SmallDisk {

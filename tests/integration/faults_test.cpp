@@ -11,81 +11,13 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/fronts.h"
 #include "tests/support/mirror_check.h"
 
 namespace fastsync::testing {
 namespace {
 
 const std::string kRepo = "openshift/release";
-
-struct ProxyLogEntry {
-  std::string method;
-  std::string path;
-  std::string range;
-  std::string fault;
-  double time = 0;      // arrived
-  double ended = 0;     // answered (0: not yet)
-  double answered = 0;  // its answer started out: the client had none of it before
-};
-
-class FaultProxy {
- public:
-  FaultProxy(const TestRegistry& upstream, const std::vector<std::string>& rules, const TempDir& dir,
-             const std::string& name = "proxy")
-      : log_(dir.file(name + ".jsonl")) {
-    std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/fault_proxy.py", "--upstream",
-                                     upstream.host(), "--log", log_};
-    for (const auto& r : rules) {
-      argv.push_back("--rule");
-      argv.push_back(r);
-    }
-    write_file(log_, "");
-    process_ = std::make_unique<Process>(argv, dir.file(name + ".err"));
-    host_ = "127.0.0.1:" + process_->wait_ready().at("port");
-  }
-  const std::string& host() const { return host_; }
-  // One per request, in order of arrival, with when it was answered.
-  std::vector<ProxyLogEntry> entries() const {
-    std::vector<ProxyLogEntry> out;
-    std::istringstream in(read_file(log_));
-    std::string line;
-    while (std::getline(in, line)) {
-      rapidjson::Document d;
-      d.Parse(line.c_str());
-      if (d.HasParseError()) continue;
-      if (d.HasMember("end")) {
-        // The answer to the latest request like it still unanswered.
-        for (auto it = out.rbegin(); it != out.rend(); ++it) {
-          if (it->ended == 0 && it->method == d["method"].GetString() && it->path == d["path"].GetString() &&
-              it->range == (d["range"].IsString() ? d["range"].GetString() : "")) {
-            it->ended = d["time"].GetDouble();
-            if (d.HasMember("answered")) it->answered = d["answered"].GetDouble();
-            break;
-          }
-        }
-        continue;
-      }
-      ProxyLogEntry e;
-      e.method = d["method"].GetString();
-      e.path = d["path"].GetString();
-      if (d["range"].IsString()) e.range = d["range"].GetString();
-      if (d["fault"].IsString()) e.fault = d["fault"].GetString();
-      e.time = d["time"].GetDouble();
-      out.push_back(std::move(e));
-    }
-    return out;
-  }
-  std::size_t faults(const std::string& action) const {
-    std::size_t n = 0;
-    for (const auto& e : entries()) n += e.fault == action;
-    return n;
-  }
-
- private:
-  std::string log_;
-  std::string host_;
-  std::unique_ptr<Process> process_;
-};
 
 struct MirrorSetup {
   TestRegistry source;
@@ -250,6 +182,58 @@ TEST(Faults, ASourceIgnoringRangeGivesLargeBlobsWhole) {
   }
   EXPECT_GE(segment_asks, 1u) << "no blob was large enough to be asked for in segments";
   for (const auto& [path, n] : gets) EXPECT_EQ(n, 1) << path << " fetched " << n << " times";
+}
+
+// A source that refuses every Range request of a blob (500, for good): the
+// segments fail, and the blob is fetched whole from one connection instead.
+TEST(Faults, ASourceRefusingEveryRangeOfABlobGivesItWhole) {
+  MirrorSetup s(8, 0.1);
+  std::string hex = s.fixture.largest_blob_digest.substr(7);
+  FaultProxy proxy(
+      s.source, {R"({"method":"GET","path":")" + hex + R"(","with_range":true,"action":"status","status":500,"times":100000})"},
+      s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--segment-size", "512KiB"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  s.expect_complete_mirror();
+  std::size_t refused = 0, whole = 0;
+  for (const auto& e : proxy.entries()) {
+    if (e.method != "GET" || e.path.find(hex) == std::string::npos) continue;
+    refused += e.fault == "status";
+    whole += e.range.empty() && e.fault.empty() && e.status == 200;
+  }
+  EXPECT_GE(refused, 1u) << "the blob was never asked for in segments";
+  EXPECT_EQ(whole, 1u) << "the blob should come whole, once";
+}
+
+// A source that cuts every connection for one blob right after the headers:
+// nothing gets it, so the images holding it fail with a reason that names it,
+// the rest are mirrored, and the run ends rather than waits.
+TEST(Faults, ASourceCuttingEveryConnectionForABlobFailsOnlyItsImagesAndTheRunEnds) {
+  MirrorSetup s(8, 0.1);
+  const std::string& digest = s.fixture.largest_blob_digest;
+  FaultProxy proxy(
+      s.source, {R"({"method":"GET","path":")" + digest.substr(7) + R"(","action":"reset","after":0,"times":100000})"},
+      s.dir);
+  auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--segment-size", "512KiB"}), {},
+                        std::chrono::seconds(120));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto report = load_json(s.dir.file("report.json"));
+  std::size_t failed = 0;
+  for (const auto& img : report["images"].GetArray()) {
+    std::string status = img["status"].GetString();
+    if (status == "failed") {
+      ++failed;
+      std::string why = img["error"].GetString();
+      EXPECT_NE(why.find(digest), std::string::npos) << why;
+    } else {
+      EXPECT_EQ(status, "copied") << img["name"].GetString();
+    }
+  }
+  EXPECT_GE(failed, 1u);
+  EXPECT_LT(failed, s.fixture.components.size());
+  EXPECT_STREQ(report["release"]["status"].GetString(), "failed");
+  auto tags = list_tags(s.dest, kRepo);
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0);
 }
 
 TEST(Faults, TruncatedBodiesAreFetchedAgain) {

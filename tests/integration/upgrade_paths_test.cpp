@@ -137,6 +137,81 @@ TEST_F(UpgradePaths, ARangeFromAChannelMirrorsTheUnionOnce) {
   EXPECT_EQ(sets, 1u);
 }
 
+// The summary's totals are defined once: every image of the plan once (a
+// component both releases name counts once, each release image once); copied,
+// skipped, failed and not attempted add up to it — with two releases, cosign
+// signatures travelling beside the images (counted apart), a rerun and a shard.
+TEST_F(UpgradePaths, TheSummaryCountsEachImageOnceWhateverTheRunHolds) {
+  FixtureArgs a;
+  a.components = 12;
+  a.sigstore_every = 3;
+  a.version = "4.20.8";
+  auto r8 = push_fixture(source_, a);
+  a.version = "4.20.9";
+  a.revision = 1;
+  auto r9 = push_fixture(source_, a);
+  std::set<std::string> images;
+  for (const auto* f : {&r8, &r9}) {
+    images.insert(f->release.digest);
+    for (const auto& c : f->components) images.insert(c.digest);
+  }
+  const std::uint64_t total = images.size();
+  ASSERT_LT(total, r8.components.size() + r9.components.size() + 2) << "the releases should share images";
+
+  struct Counts {
+    std::uint64_t images, copied, skipped, failed, not_attempted, blobs_in;
+  };
+  auto counts = [&](const std::string& report_path) {
+    auto report = load_json(report_path);
+    const auto& sum = report["summary"];
+    return Counts{sum["images"].GetUint64(), sum["copied"].GetUint64(), sum["skipped"].GetUint64(),
+                  sum["failed"].GetUint64(), sum["not_attempted"].GetUint64(),
+                  sum.HasMember("blobs_in") ? sum["blobs_in"].GetUint64() : 0};
+  };
+  TestRegistry dest;
+  auto run = [&](const std::string& name, std::vector<std::string> extra) {
+    auto args = source_args(source_);
+    args.insert(args.end(), {"--version", "4.20.8,4.20.9", "--dest-registry", dest.host(), "--pull-secret", secret_,
+                             "--report", dir_.file(name)});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_fastsync(args);
+  };
+
+  // A shard first: its images are counted by what happened to their blobs.
+  auto shard = run("shard.json", {"--shard", "0/2"});
+  ASSERT_EQ(shard.exit_code, 0) << shard.err;
+  auto c = counts(dir_.file("shard.json"));
+  EXPECT_EQ(c.images, total);
+  EXPECT_EQ(c.blobs_in + c.skipped + c.failed + c.not_attempted, total);
+  EXPECT_NE(shard.out.find(fmt::format("0 failed, of {}", total)), std::string::npos) << shard.out;
+
+  auto full = run("full.json", {});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  c = counts(dir_.file("full.json"));
+  EXPECT_EQ(c.images, total);
+  EXPECT_EQ(c.copied, total);
+  EXPECT_EQ(c.skipped + c.failed + c.not_attempted, 0u);
+  EXPECT_NE(full.out.find(fmt::format("images:  {} copied, 0 skipped (already there), 0 failed, of {}", total, total)),
+            std::string::npos)
+      << full.out;
+  auto report = load_json(dir_.file("full.json"));
+  for (const auto& rel : report["releases"].GetArray()) {
+    const auto& f = std::string(rel["version"].GetString()) == "4.20.8" ? r8 : r9;
+    EXPECT_EQ(rel["components"].GetUint64(), f.components.size());
+    EXPECT_EQ(rel["copied"].GetUint64() + rel["skipped"].GetUint64(), f.components.size());
+  }
+  EXPECT_GT(report["sigstore"]["copied"].GetUint64(), 0u) << "cosign signatures travel, counted apart from images";
+
+  auto rerun = run("rerun.json", {});
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+  c = counts(dir_.file("rerun.json"));
+  EXPECT_EQ(c.images, total);
+  EXPECT_EQ(c.skipped, total);
+  EXPECT_NE(rerun.out.find(fmt::format("images:  0 copied, {} skipped (already there), 0 failed, of {}", total, total)),
+            std::string::npos)
+      << rerun.out;
+}
+
 // --version as a list, straight from tags; and the dry run of a shortest path
 // across two channels shows the path and the risk of its conditional edge.
 TEST_F(UpgradePaths, AShortestPathAcrossChannelsShowsItsRisks) {

@@ -5,9 +5,10 @@ Rules are JSON objects, given with --rule (repeatable), applied to requests
 whose method and path match, deterministically:
   {"method": "GET", "path": "/blobs/sha256:", "action": "status", "status": 503, "times": 4}
   {"method": "GET", "path": "/blobs/", "action": "reset", "after": 0.3, "every": 2, "times": 6}
-Fields: method (or "*"), path (substring), action, times (how many faults in
-all), every (fault every Nth match, default 1), skip (let the first N matches
-through), and per action:
+Fields: method (or "*"), path (substring), with_range (true: only requests
+carrying a Range header; false: only those without), action, times (how many
+faults in all), every (fault every Nth match, default 1), skip (let the first N
+matches through), and per action:
   status    status (500, 503...), retry_after (seconds, optional; 429 style)
   early     status as above, answered before the request body is read (then
             the connection is closed): an upload fails while it is still sending
@@ -19,6 +20,9 @@ through), and per action:
   delay     the registry's answer is held for `seconds` (a slow registry)
   hold      the request waits until `count` requests whose path holds `until`
             have arrived (at most 120 s): puts it after them, whatever the timing
+  gate-body reads `after_bytes` of the request body, then reads no more until
+            the file `gate` exists (at most 120 s): an upload stuck mid-body
+            for as long as a test wants (logged with "gated": true)
 Every request is logged as a JSON line (time, method, path, range, fault) when
 it arrives, and again with "end": true once its answer was sent; that line's
 "answered" is when the answer started out (before the client could have it).
@@ -27,6 +31,7 @@ Prints "READY port=<n>".
 import argparse
 import http.client
 import json
+import os
 import socket
 import struct
 import sys
@@ -60,10 +65,12 @@ def main():
     arrivals = threading.Condition()
     arrived_paths = []
 
-    def pick_fault(method, path):
+    def pick_fault(method, path, has_range):
         with lock:
             for r in rules:
                 if r["method"] not in ("*", method) or r.get("path", "") not in path:
+                    continue
+                if "with_range" in r and bool(r["with_range"]) != has_range:
                     continue
                 r["_matches"] += 1
                 n = r["_matches"] - r["skip"]
@@ -86,7 +93,7 @@ def main():
 
         def handle_any(self):
             length = int(self.headers.get("Content-Length") or 0)
-            fault = pick_fault(self.command, self.path)
+            fault = pick_fault(self.command, self.path, self.headers.get("Range") is not None)
             if fault and fault["action"] == "early":
                 record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                         "fault": "early"})
@@ -100,7 +107,20 @@ def main():
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            body = self.rfile.read(length) if length else None
+            if fault and fault["action"] == "gate-body" and length:
+                first = self.rfile.read(min(length, int(fault["after_bytes"])))
+                record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                        "fault": "gate-body", "gated": True})
+                deadline = time.time() + 120
+                while not os.path.exists(fault["gate"]) and time.time() < deadline:
+                    time.sleep(0.02)  # polls a file the test creates
+                rest = self.rfile.read(length - len(first)) if length > len(first) else b""
+                body = first + rest
+                if len(body) < length:  # the client went away meanwhile
+                    self.close_connection = True
+                    return
+            else:
+                body = self.rfile.read(length) if length else None
             with arrivals:
                 arrived_paths.append(self.path)
                 arrivals.notify_all()

@@ -117,4 +117,58 @@ std::vector<NginxFront::Entry> NginxFront::entries() const {
   return out;
 }
 
+FaultProxy::FaultProxy(const TestRegistry& upstream, const std::vector<std::string>& rules, const TempDir& dir,
+                       const std::string& name)
+    : log_(dir.file(name + ".jsonl")) {
+  std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/fault_proxy.py", "--upstream",
+                                   upstream.host(), "--log", log_};
+  for (const auto& r : rules) {
+    argv.push_back("--rule");
+    argv.push_back(r);
+  }
+  write_file(log_, "");
+  process_ = std::make_unique<Process>(argv, dir.file(name + ".err"));
+  host_ = "127.0.0.1:" + process_->wait_ready().at("port");
+}
+
+std::vector<ProxyLogEntry> FaultProxy::entries() const {
+  std::vector<ProxyLogEntry> out;
+  std::istringstream in(read_file(log_));
+  std::string line;
+  while (std::getline(in, line)) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    if (d.HasParseError() || !d.IsObject()) continue;
+    if (d.HasMember("end")) {
+      // The answer to the latest request like it still unanswered.
+      for (auto it = out.rbegin(); it != out.rend(); ++it) {
+        if (it->ended == 0 && !it->gated && it->method == d["method"].GetString() &&
+            it->path == d["path"].GetString() &&
+            it->range == (d["range"].IsString() ? d["range"].GetString() : "")) {
+          it->ended = d["time"].GetDouble();
+          if (d.HasMember("answered")) it->answered = d["answered"].GetDouble();
+          if (d.HasMember("status")) it->status = d["status"].GetInt();
+          break;
+        }
+      }
+      continue;
+    }
+    ProxyLogEntry e;
+    e.method = d["method"].GetString();
+    e.path = d["path"].GetString();
+    if (d["range"].IsString()) e.range = d["range"].GetString();
+    if (d["fault"].IsString()) e.fault = d["fault"].GetString();
+    e.gated = d.HasMember("gated");
+    e.time = d["time"].GetDouble();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::size_t FaultProxy::faults(const std::string& action) const {
+  std::size_t n = 0;
+  for (const auto& e : entries()) n += e.fault == action && !e.gated;
+  return n;
+}
+
 }  // namespace fastsync::testing

@@ -64,4 +64,34 @@ class NginxFront {
   std::unique_ptr<Process> process_;
 };
 
+// tests/servers/fault_proxy.py in front of a plain-HTTP registry: rules inject
+// faults (see the script), and every request is logged.
+struct ProxyLogEntry {
+  std::string method;
+  std::string path;
+  std::string range;
+  std::string fault;
+  double time = 0;      // arrived
+  double ended = 0;     // answered (0: not yet)
+  double answered = 0;  // its answer started out: the client had none of it before
+  bool gated = false;   // a gate-body fault started holding its body (time: when)
+  int status = 0;       // of the answer, once ended (0: none sent, a fault of its own)
+};
+
+class FaultProxy {
+ public:
+  FaultProxy(const TestRegistry& upstream, const std::vector<std::string>& rules, const TempDir& dir,
+             const std::string& name = "proxy");
+  const std::string& host() const { return host_; }
+  // One per request, in order of arrival, with when it was answered; a gated
+  // body adds an entry of its own.
+  std::vector<ProxyLogEntry> entries() const;
+  std::size_t faults(const std::string& action) const;
+
+ private:
+  std::string log_;
+  std::string host_;
+  std::unique_ptr<Process> process_;
+};
+
 }  // namespace fastsync::testing

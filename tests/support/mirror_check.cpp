@@ -91,6 +91,7 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
   f.unique_blobs = d["unique_blobs"].GetUint64();
   f.unique_blob_bytes = d["unique_blob_bytes"].GetUint64();
   f.largest_blob = d["largest_blob"].GetUint64();
+  f.largest_blob_digest = d["largest_blob_digest"].GetString();
   f.release_signature = d["release_signature"].GetString();
   for (const auto& sig : d["sigstore"].GetArray()) {
     f.sigstore.push_back(FixtureSignature{sig["repository"].GetString(), sig["tag"].GetString(),

@@ -40,6 +40,7 @@ struct FixtureRelease {
   std::uint64_t unique_blobs = 0;
   std::uint64_t unique_blob_bytes = 0;
   std::uint64_t largest_blob = 0;
+  std::string largest_blob_digest;
   std::string release_signature;            // the signature file the fixture wrote
   std::vector<FixtureSignature> sigstore;   // cosign .sig tags it pushed
   std::vector<std::string> all_blobs() const;  // unique, release included
