@@ -1,7 +1,6 @@
 #include "cli/mirror_command.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <csignal>

@@ -1,5 +1,10 @@
 # Warnings for our own targets: fastsync_warnings(<target>)
 function(fastsync_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor
-                                           -Wno-missing-field-initializers)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wnon-virtual-dtor -Wno-missing-field-initializers)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${target} PRIVATE -Wshadow=local)
+  else()
+    # clang: -Wshadow's closest kin; rapidjson's iterators trip C++20's reversed-operator warning.
+    target_compile_options(${target} PRIVATE -Wshadow-uncaptured-local -Wno-ambiguous-reversed-operator)
+  endif()
 endfunction()

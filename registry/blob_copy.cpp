@@ -1,7 +1,7 @@
 #include "registry/blob_copy.h"
+#include "registry/log.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <thread>
 
@@ -43,7 +43,7 @@ Task<Status> download_blob(Registry& source, std::string repository, Descriptor 
     auto delay = source.retry_policy().next_delay(error, retries_used);
     if (!delay || source.engine().cancelled()) co_return channel->finish_writer(error);
     ++retries_used;
-    spdlog::debug("{}: download cut at {} of {} bytes ({}), resuming in {} ms", channel->label(), channel->written(),
+    logging::debug("{}: download cut at {} of {} bytes ({}), resuming in {} ms", channel->label(), channel->written(),
                   blob.size, error.message, delay->count());
     source.counters().retries++;
     co_await source.engine().sleep_for(*delay);
@@ -134,7 +134,7 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
         [done, channel, in_segments, whole_from_now, digest = blob.digest](Status s) {
           bool sources_fault = !s && !channel->reader_error() && s.error().kind != ErrorKind::Cancelled;
           if (in_segments && sources_fault && !whole_from_now->exchange(true)) {
-            spdlog::debug("blob {}: Range segments failed ({}); fetching it whole from now on", digest,
+            logging::debug("blob {}: Range segments failed ({}); fetching it whole from now on", digest,
                           s.error().message);
           }
           done(std::move(s));

@@ -1,9 +1,9 @@
 #include "registry/http_engine.h"
+#include "registry/log.h"
 
 #include <curl/curl.h>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
@@ -274,7 +274,7 @@ struct HttpEngine::Impl {
   // A failing curl_multi_* call is a bug or resource exhaustion: say so, loudly, once per kind.
   static bool check(CURLMcode rc, const char* what) {
     if (rc == CURLM_OK) return true;
-    spdlog::error("{} failed: {}", what, curl_multi_strerror(rc));
+    logging::error("{} failed: {}", what, curl_multi_strerror(rc));
     return false;
   }
 

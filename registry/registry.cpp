@@ -1,8 +1,8 @@
 #include "registry/registry.h"
+#include "registry/log.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
-#include <spdlog/spdlog.h>
 
 #include "registry/digest.h"
 #include "registry/reference.h"
@@ -118,7 +118,7 @@ Task<Response> Registry::perform_retrying(Request request, CallKind kind) {
     auto delay = options_.retry.next_delay(error_from_response(resp, ctx), retries_used);
     if (!delay) co_return resp;
     counters_.retries++;
-    spdlog::debug("{}: {} failed ({}), retry {}/{} in {} ms", host_, to_string(kind), short_reason(resp),
+    logging::debug("{}: {} failed ({}), retry {}/{} in {} ms", host_, to_string(kind), short_reason(resp),
                   retries_used + 1, options_.retry.retries, delay->count());
     co_await engine_.sleep_for(*delay);
   }
@@ -195,7 +195,7 @@ Task<Result<std::string>> Registry::do_ping() {
     if (resp.status == 200 || resp.status == 401) {
       std::vector<Challenge> challenges;
       if (auto header = resp.header("www-authenticate")) challenges = parse_www_authenticate(*header);
-      spdlog::debug("{}: speaks {}, auth {}", host_, scheme,
+      logging::debug("{}: speaks {}, auth {}", host_, scheme,
                     challenges.empty() ? std::string("none") : challenges.front().scheme);
       auth_.set_challenges(std::move(challenges));
       co_return base;
@@ -274,7 +274,7 @@ Task<Result<Response>> Registry::send(Call call) {
       if (!location) break;
       auto next = resolve_url(resp.url, *location);
       if (!next) co_return next.error();
-      spdlog::debug("{}: redirected to {}", ctx.where(), url_for_log(*next));
+      logging::debug("{}: redirected to {}", ctx.where(), url_for_log(*next));
       auto hop = make_request(*next);
       if (!hop) co_return hop.error();
       resp = co_await engine_.perform(std::move(*hop));
@@ -295,7 +295,7 @@ Task<Result<Response>> Registry::send(Call call) {
             Clock::time_point(Clock::duration(started_at->load())) - grant->issued);
       }
       bool plausibly_expired = age && *age >= Authenticator::kPlausibleExpiry;
-      spdlog::debug("{}: HTTP 401{}", ctx.where(),
+      logging::debug("{}: HTTP 401{}", ctx.where(),
                     age ? fmt::format(" for a token {} ms old when sent", age->count()) : std::string());
       auth_.refused(*grant, age);
       if (grant->header) counters_.token_refreshes++;
@@ -323,7 +323,7 @@ Task<Result<Response>> Registry::send(Call call) {
     if (!delay) co_return error;
     ++retries_used;
     counters_.retries++;
-    spdlog::debug("{}: {} — retry {}/{} in {} ms", ctx.where(), short_reason(resp), retries_used,
+    logging::debug("{}: {} — retry {}/{} in {} ms", ctx.where(), short_reason(resp), retries_used,
                   options_.retry.retries, delay->count());
     activity.sleeping(*delay, retries_used, options_.retry.retries, short_reason(resp));
     co_await engine_.sleep_for(*delay);

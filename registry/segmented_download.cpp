@@ -1,7 +1,7 @@
 #include "registry/segmented_download.h"
+#include "registry/log.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -261,7 +261,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       }
     }
     if (waiting > 0) {
-      spdlog::debug("blob {}: every segment fetched, {} bytes wait for the upload", blob_.digest, waiting);
+      logging::debug("blob {}: every segment fetched, {} bytes wait for the upload", blob_.digest, waiting);
     }
     act(moves);
   }
@@ -514,7 +514,7 @@ Task<Status> fetch_segment(std::shared_ptr<Assembler> assembler, std::size_t ind
     if (!delay || source.engine().cancelled()) co_return error;
     ++retries_used;
     source.counters().retries++;
-    spdlog::debug("blob {}: segment {}-{} cut at {} ({}), resuming in {} ms", blob.digest, before.start, last,
+    logging::debug("blob {}: segment {}-{} cut at {} ({}), resuming in {} ms", blob.digest, before.start, last,
                   after.start + after.delivered, error.message, delay->count());
     co_await source.engine().sleep_for(*delay);
   }
@@ -536,7 +536,7 @@ Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::si
     }
     if (pick.kind == Assembler::Pick::Stop) break;
     if (pick.kind == Assembler::Pick::Wait) {
-      spdlog::debug("blob {}: waiting for segment memory (the segments ahead of the upload hold it)",
+      logging::debug("blob {}: waiting for segment memory (the segments ahead of the upload hold it)",
                     assembler->blob().digest);
       // Liveness: set when the frontier moves on (another lane's segment, a
       // transfer) or when the blob fails (fail_locked), whoever sees it.

@@ -1,4 +1,5 @@
 #include "registry/trust.h"
+#include "registry/log.h"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -7,7 +8,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -61,7 +61,7 @@ void SystemCertificates::parse() const {
   X509_STORE* loaded = X509_STORE_new();
   if (!loaded) return;
   if (X509_STORE_load_file(loaded, bundle_.c_str()) != 1) {
-    spdlog::warn("cannot read the CA bundle {}: none of its certificates is trusted", bundle_);
+    logging::warn("cannot read the CA bundle {}: none of its certificates is trusted", bundle_);
     ERR_clear_error();
   }
   STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(loaded);

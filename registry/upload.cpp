@@ -4,12 +4,12 @@
 // Content-Range, then the PUT with the digest. The chunk size a registry
 // accepts is learned once and kept for the rest of the run.
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <utility>
 
 #include "registry/registry.h"
+#include "registry/log.h"
 #include "registry/url.h"
 
 namespace fastsync {
@@ -81,7 +81,7 @@ Task<Result<MountResult>> Registry::mount_blob(const std::string& repository, co
 void Registry::note_refused_body(std::uint64_t refused_size, Error& error) {
   auto verdict = chunks_.refused(refused_size);
   if (verdict.switched) {
-    spdlog::warn("{} refused a {} request body (HTTP 413): uploading larger blobs in chunks of {} from now on", host_,
+    logging::warn("{} refused a {} request body (HTTP 413): uploading larger blobs in chunks of {} from now on", host_,
                  human(refused_size), human(chunks_.chunk()));
   }
   if (!verdict.retry) {
@@ -210,7 +210,7 @@ Task<Status> Registry::upload_retrying(const std::string& repository, const std:
     if (!delay) co_return error;
     ++retries_used;
     counters_.retries++;
-    spdlog::debug("blob {} to {}/{}: {} — new upload {}/{} in {} ms", digest, host_, repository, error.message,
+    logging::debug("blob {} to {}/{}: {} — new upload {}/{} in {} ms", digest, host_, repository, error.message,
                   retries_used, options_.retry.retries, delay->count());
     activity.sleeping(*delay, retries_used, options_.retry.retries, error.message);
     co_await engine_.sleep_for(*delay);

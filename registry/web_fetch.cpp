@@ -1,7 +1,7 @@
 #include "registry/web_fetch.h"
+#include "registry/log.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "registry/errors.h"
 #include "registry/url.h"
@@ -42,7 +42,7 @@ Task<WebDocument> WebFetcher::get(std::string url, std::size_t max_bytes, std::v
     Error error = error_from_response(resp, ctx);
     auto delay = options_.retry.next_delay(error, retries_used++);
     if (!delay || engine_.cancelled()) co_return WebDocument{false, {}, error};
-    spdlog::debug("{}: {}, retrying in {} ms", url_for_log(current), error.message, delay->count());
+    logging::debug("{}: {}, retrying in {} ms", url_for_log(current), error.message, delay->count());
     co_await engine_.sleep_for(*delay);
   }
 }

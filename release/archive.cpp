@@ -1,4 +1,5 @@
 #include "release/archive.h"
+#include "registry/log.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -6,7 +7,6 @@
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -402,7 +402,7 @@ Status ArchiveWriter::resume() {
     // An entry torn by the interruption lies past the recorded size: cut it off.
     auto reopened = open_volume(static_cast<int>(i + 1), vol.size);
     if (!reopened) return reopened.error();
-    if (actual > vol.size) spdlog::info("{}: dropped {} bytes of an interrupted entry", vol.name, actual - vol.size);
+    if (actual > vol.size) logging::info("{}: dropped {} bytes of an interrupted entry", vol.name, actual - vol.size);
     volumes_.push_back(std::move(*reopened));
   }
   return Status{};
@@ -455,7 +455,7 @@ Result<ArchiveWriter::Volume*> ArchiveWriter::take_volume(std::uint64_t entry) {
       // A free volume too full for this entry is closed, making room for a new one.
       for (auto it = volumes_.begin(); it != volumes_.end(); ++it) {
         if (busy_.count(it->get())) continue;
-        if (auto s = close_volume(**it); !s) spdlog::error("{}", s.error().message);
+        if (auto s = close_volume(**it); !s) logging::error("{}", s.error().message);
         volumes_.erase(it);
         break;
       }
@@ -486,7 +486,7 @@ void ArchiveWriter::give_back(Volume* volume) {
     // It holds one blob larger than --archive-size: nothing else goes in.
     for (auto it = volumes_.begin(); it != volumes_.end(); ++it) {
       if (it->get() != volume) continue;
-      if (auto s = close_volume(*volume); !s) spdlog::error("{}", s.error().message);
+      if (auto s = close_volume(*volume); !s) logging::error("{}", s.error().message);
       volumes_.erase(it);
       break;
     }
@@ -542,7 +542,7 @@ void ArchiveWriter::save_index(bool force) {
     ::close(fd);
   }
   auto saved = write_file_atomically((fs::path(dir_) / std::string(kArchiveIndexName)).string(), snapshot.to_json());
-  if (!saved) spdlog::warn("{}", saved.error().message);
+  if (!saved) logging::warn("{}", saved.error().message);
 }
 
 Status ArchiveWriter::write_blob(const std::string& digest, std::uint64_t size, BlobReader& reader) {
@@ -550,7 +550,7 @@ Status ArchiveWriter::write_blob(const std::string& digest, std::uint64_t size, 
   if (!taken) return taken.error();
   Volume* v = *taken;
   if (v->own) {
-    spdlog::warn("blob {} ({} bytes) is larger than --archive-size: it gets volume {} of its own", digest, size,
+    logging::warn("blob {} ({} bytes) is larger than --archive-size: it gets volume {} of its own", digest, size,
                  volume_name(v->number));
   }
   // Not zero-filled: every byte is read into before it is written out.

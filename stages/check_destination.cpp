@@ -1,6 +1,6 @@
 #include "stages/check_destination.h"
+#include "registry/log.h"
 
-#include <spdlog/spdlog.h>
 
 namespace fastsync::stages {
 
@@ -26,7 +26,7 @@ CheckResult CheckDestination::absent(ImageJob job, std::optional<Error> why) con
   if (why && (is_run_fatal(*why) || why->kind == ErrorKind::Cancelled)) return CheckResult{std::move(job), why};
   if (why && why->kind != ErrorKind::NotFound) {
     // A failing check never stops a copy: copying is always safe, just slower.
-    spdlog::debug("{}: destination check failed ({}), copying", job.dest_ref(), why->message);
+    logging::debug("{}: destination check failed ({}), copying", job.dest_ref(), why->message);
   }
   job.present = false;
   return CheckResult{std::move(job), std::nullopt};

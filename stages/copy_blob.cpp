@@ -1,6 +1,5 @@
 #include "stages/copy_blob.h"
 
-#include <spdlog/spdlog.h>
 
 namespace fastsync::stages {
 

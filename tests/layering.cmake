@@ -2,7 +2,7 @@
 # see only the curl-free core of registry/ (no curl, no TBB); graph/ wires
 # stages with TBB and never touches curl. Run as a test: cmake -DROOT=<src> -P.
 set(core_headers result.h retry.h task.h digest.h manifest.h reference.h auth_file.h www_authenticate.h
-                 error_body.h api.h endpoints.h upload_chunks.h
+                 error_body.h api.h endpoints.h upload_chunks.h log.h
                  signature_source.h)
 set(problems "")
 foreach(layer stages release graph)

@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <atomic>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "registry/auth_file.h"
 #include "registry/digest.h"
@@ -135,19 +139,24 @@ std::string write_pull_secret(const std::string& path, const std::vector<std::ve
 std::vector<std::string> check_mirror(const TestRegistry& source, const TestRegistry& dest, const std::string& repo,
                                       const FixtureRelease& fixture, const std::string& dest_creds) {
   std::vector<std::string> problems;
+  std::mutex problems_mutex;
+  auto problem = [&](std::string text) {
+    std::lock_guard lock(problems_mutex);
+    problems.push_back(std::move(text));
+  };
   TempDir tmp("fastsync-check");
   auto check_image = [&](const std::string& tag, const FixtureImage& img) {
     std::string at_dest = skopeo_raw_manifest(dest, repo + ":" + tag, dest_creds);
     if (at_dest.empty()) {
-      problems.push_back(tag + ": missing at the destination");
+      problem(tag + ": missing at the destination");
       return;
     }
-    if (sha256_digest(at_dest) != img.digest) problems.push_back(tag + ": digest differs from the source");
+    if (sha256_digest(at_dest) != img.digest) problem(tag + ": digest differs from the source");
     std::string at_source = skopeo_raw_manifest(source, img.repository + "@" + img.digest);
-    if (at_source != at_dest) problems.push_back(tag + ": manifest bytes differ from the source");
+    if (at_source != at_dest) problem(tag + ": manifest bytes differ from the source");
     for (const auto& child : img.children) {
       std::string c = skopeo_raw_manifest(dest, repo + "@" + child, dest_creds);
-      if (c.empty() || sha256_digest(c) != child) problems.push_back(tag + ": list child " + child + " missing");
+      if (c.empty() || sha256_digest(c) != child) problem(tag + ": list child " + child + " missing");
     }
     // skopeo copies every blob (all platforms) and checks each digest as it goes.
     std::vector<std::string> argv = {"skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false"};
@@ -162,10 +171,22 @@ std::vector<std::string> check_mirror(const TestRegistry& source, const TestRegi
     argv.push_back("docker://" + dest.host() + "/" + repo + "@" + img.digest);
     argv.push_back("dir:" + tmp.file(img.digest.substr(7, 16)));
     auto r = run_command(argv);
-    if (r.exit_code != 0) problems.push_back(tag + ": skopeo could not copy it back: " + r.err);
+    if (r.exit_code != 0) problem(tag + ": skopeo could not copy it back: " + r.err);
   };
-  for (const auto& c : fixture.components) check_image(fixture.version + "-" + fixture.arch + "-" + c.name, c);
-  check_image(fixture.version + "-" + fixture.arch, fixture.release);
+  // Each image is checked by its own skopeo processes; a few at a time (the
+  // checks are independent, and one after another they were most of a test's time).
+  std::vector<std::pair<std::string, const FixtureImage*>> images;
+  for (const auto& c : fixture.components) images.emplace_back(fixture.version + "-" + fixture.arch + "-" + c.name, &c);
+  images.emplace_back(fixture.version + "-" + fixture.arch, &fixture.release);
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> checkers;
+  for (int t = 0; t < 6; ++t) {
+    checkers.emplace_back([&] {
+      for (std::size_t i; (i = next++) < images.size();) check_image(images[i].first, *images[i].second);
+    });
+  }
+  for (auto& t : checkers) t.join();
+  std::sort(problems.begin(), problems.end());
   return problems;
 }
 

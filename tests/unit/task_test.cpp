@@ -21,7 +21,7 @@ Task<int> thrower() {
 }
 
 TEST(Task, RunsSynchronousChainsWithoutGrowingTheStack) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(FASTSYNC_ASAN) || defined(FASTSYNC_TSAN_BUILD)
   // Sanitizer builds do not turn symmetric transfer into a tail call, so the
   // stack does grow there: only correctness is checked.
   constexpr int kDepth = 2000;
