@@ -396,6 +396,9 @@ int run_mirror_command(const CliOptions& o) {
   summary.blobs_mounted = p.blobs_mounted;
   summary.blobs_present = p.blobs_present;
   summary.blobs_failed = p.blobs_failed;
+  // A stopped run: what it cancelled, and what it never reached, is not attempted.
+  std::uint64_t blobs_ended = p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed;
+  summary.blobs_not_attempted = stopped.empty() ? 0 : p.blobs_total - std::min<std::uint64_t>(p.blobs_total, blobs_ended);
   summary.sigstore.checked = spec.sigstore;
   summary.sigstore.found = p.attachments_found;
   summary.sigstore.copied = p.attachments_copied;

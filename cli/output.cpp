@@ -97,8 +97,11 @@ std::string format_summary(const RunSummary& s) {
   if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
   if (s.blobs_only.share) out += "  shard:   " + format_share(*s.blobs_only.share) + "\n";
   out += "  images:  " + format_counts(s.images, s.blobs_only.on, " (already there)") + "\n";
-  out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed, of {} unique\n", s.blobs_copied,
-                     s.blobs_mounted, s.blobs_present, s.blobs_failed, s.blobs_unique);
+  out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed{}, of {} unique\n", s.blobs_copied,
+                     s.blobs_mounted, s.blobs_present, s.blobs_failed,
+                     s.blobs_not_attempted ? fmt::format(", {} not attempted (the run stopped)", s.blobs_not_attempted)
+                                           : std::string(),
+                     s.blobs_unique);
   double mbps = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / 1e6 / s.seconds : 0;
   out += fmt::format("  moved:   {} in {} ({:.1f} MB/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
                      human_duration(s.seconds), mbps);
@@ -323,6 +326,8 @@ std::string report_json(const RunSummary& s) {
   w.Uint64(s.blobs_present);
   w.Key("failed");
   w.Uint64(s.blobs_failed);
+  w.Key("not_attempted");
+  w.Uint64(s.blobs_not_attempted);
   w.EndObject();
   w.Key("bytes_moved");
   w.Uint64(s.bytes_moved);

@@ -87,7 +87,8 @@ struct RunSummary {
   std::vector<ImageRow> components;
   ImageCounts images;  // every image of the plan: components and release images
   BlobsOnlySummary blobs_only;
-  std::uint64_t blobs_unique = 0, blobs_copied = 0, blobs_mounted = 0, blobs_present = 0, blobs_failed = 0;
+  std::uint64_t blobs_unique = 0, blobs_copied = 0, blobs_mounted = 0, blobs_present = 0, blobs_failed = 0,
+                blobs_not_attempted = 0;
   std::uint64_t bytes_moved = 0;
   double seconds = 0;
   std::string stopped_because;  // cancelled / fatal reason, empty if the run finished

@@ -125,7 +125,7 @@ std::string ProgressReporter::render(double seconds, double rate) {
                      p.images_finished(), p.images_total.load(), p.images_copied.load(), p.images_skipped.load(),
                      p.images_failed.load(),
                      not_attempted ? fmt::format(", {} not attempted", not_attempted) : std::string(),
-                     p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed,
+                     p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed + p.blobs_not_attempted,
                      p.blobs_total.load(), human_bytes(static_cast<double>(counters_.bytes_moved())),
                      human_bytes(static_cast<double>(planned)), human_bytes(rate), eta,
                      counters_.transfers_in_flight(), human_duration(seconds));

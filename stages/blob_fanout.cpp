@@ -46,7 +46,11 @@ BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
   if (outcome.error) {
     blob.state = State::Failed;
     blob.error = outcome.error;
-    progress_.blobs_failed++;
+    if (outcome.error->kind == ErrorKind::Cancelled || outcome.fatal) {
+      progress_.blobs_not_attempted++;  // what the run's stop ended is not a failure of its own
+    } else {
+      progress_.blobs_failed++;
+    }
   } else {
     blob.state = State::Done;
     progress_.bytes_done += outcome.size;

@@ -90,6 +90,7 @@ struct Progress {
   std::atomic<std::uint64_t> blobs_mounted{0};
   std::atomic<std::uint64_t> blobs_present{0};
   std::atomic<std::uint64_t> blobs_failed{0};
+  std::atomic<std::uint64_t> blobs_not_attempted{0};  // cancelled: the run stopped
   std::atomic<std::uint64_t> bytes_planned{0};  // sum of unique blob sizes seen so far
   std::atomic<std::uint64_t> bytes_done{0};     // of those, copied, mounted or present
   // Cosign signatures and referrers travelling with the images.

@@ -172,6 +172,13 @@ TEST_P(StopAt, ExitsWithinSecondsPrintsTheSummaryAndARerunCompletesTheMirror) {
             std::string::npos)
       << where << "\n" << out;
   EXPECT_NE(out.find("not attempted (the run stopped)"), std::string::npos) << out;
+  // Stopped is not failed: what the signal ended is counted as not attempted, images and blobs alike.
+  for (const char* line : {"\n  images:  ", "\n  blobs:   "}) {
+    auto at = out.find(line);
+    ASSERT_NE(at, std::string::npos) << out;
+    std::string counts = out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+    EXPECT_NE(counts.find(" 0 failed"), std::string::npos) << counts;
+  }
   // Nothing half-done: every tag names a complete image, the release tag is absent.
   auto dangling = check_no_dangling_manifests(s.dest, kRepo);
   EXPECT_TRUE(dangling.empty()) << dangling.front();
