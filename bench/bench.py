@@ -26,7 +26,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("FASTSYNC_BUILD_DIR", os.path.join(ROOT, "build"))
 FASTSYNC = os.path.join(BUILD, "cli", "fastsync")
-FIXTURE = os.path.join(BUILD, "release", "fixture", "fastsync-fixture")
+FIXTURE = os.path.join(BUILD, "tests", "fixture", "fastsync-fixture")
 WANPROXY = os.path.join(BUILD, "tests", "servers", "fastsync-wanproxy")
 VERSION = "4.20.8"
 ARCH = "x86_64"

@@ -1,14 +1,14 @@
 #include "cli/options.h"
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/program_options.hpp>
 #include <sstream>
 
-#include "registry/reference.h"
-#include "release/release.h"
-#include "release/update_graph.h"
+#include "registry/core/reference.h"
+#include "release/payload/release.h"
+#include "release/payload/update_graph.h"
 #include "stages/shard.h"
 
 namespace po = boost::program_options;
@@ -83,9 +83,10 @@ std::optional<std::string> validate(CliOptions& o) {
                        o.shard);
   }
   if ((!o.shard.empty() || o.blobs_only) && (!o.to_dir.empty() || !o.from_dir.empty())) {
-    return fmt::format("--{} splits a registry-to-registry mirror: an archive (--to-dir, --from-dir) is written or "
-                       "read by one process",
-                       o.shard.empty() ? "blobs-only" : "shard");
+    return fmt::format(
+        "--{} splits a registry-to-registry mirror: an archive (--to-dir, --from-dir) is written or "
+        "read by one process",
+        o.shard.empty() ? "blobs-only" : "shard");
   }
   if (!o.shard.empty()) o.blobs_only = true;
   if (o.no_signatures && o.require_signatures) {
@@ -107,8 +108,10 @@ std::optional<std::string> validate(CliOptions& o) {
                      positive("max-per-host", o.max_per_host, 4096)}) {
     if (check) return check;
   }
-  for (auto [flag, value] : {std::pair{"check-workers", o.check_workers}, {"manifest-workers", o.manifest_workers},
-                             {"blob-concurrency", o.blob_concurrency}, {"push-workers", o.push_workers}}) {
+  for (auto [flag, value] : {std::pair{"check-workers", o.check_workers},
+                             {"manifest-workers", o.manifest_workers},
+                             {"blob-concurrency", o.blob_concurrency},
+                             {"push-workers", o.push_workers}}) {
     if (value != 0) {
       if (auto check = positive(flag, value, 65536)) return check;
     }
@@ -137,11 +140,7 @@ std::optional<std::string> validate(CliOptions& o) {
   if (!is_valid_repository(o.dest_repo)) {
     return fmt::format("--dest-repo \"{}\" is not a valid repository path (lowercase, '/'-separated)", o.dest_repo);
   }
-  std::string source = o.source_registry;
-  for (std::string_view scheme : {"https://", "http://"}) {
-    if (source.rfind(scheme, 0) == 0) source.erase(0, scheme.size());
-  }
-  auto ref = Reference::parse(source);
+  auto ref = Reference::parse(split_scheme(o.source_registry).rest);
   if (!ref) return fmt::format("--source-registry: {}", ref.error().message);
   if (!ref->tag.empty() || !ref->digest.empty()) {
     return fmt::format("--source-registry \"{}\" must name a repository, without a tag or digest", o.source_registry);
@@ -174,10 +173,14 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   }
   std::string unit(text.substr(digits));
   for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // clang-format off
   static const std::pair<const char*, double> kUnits[] = {
-      {"", 1},          {"b", 1},           {"k", 1024.0},     {"kib", 1024.0},   {"kb", 1e3},
-      {"m", 1048576.0}, {"mib", 1048576.0}, {"mb", 1e6},       {"g", 1073741824.0}, {"gib", 1073741824.0},
-      {"gb", 1e9},      {"t", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12}};
+      {"", 1},          {"b", 1},
+      {"k", 1024.0},    {"kib", 1024.0},    {"kb", 1e3},
+      {"m", 1048576.0}, {"mib", 1048576.0}, {"mb", 1e6},
+      {"g", 1073741824.0},    {"gib", 1073741824.0},    {"gb", 1e9},
+      {"t", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12}};
+  // clang-format on
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) {
       double bytes = number * factor;
@@ -191,115 +194,110 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
   CliOptions o;
   po::options_description main("Mirror");
-  main.add_options()
-      ("version", po::value(&o.versions)->composing()->value_name("X.Y.Z"),
-       "release version to mirror, e.g. 4.20.8; repeatable or a comma list: several releases in one run "
-       "(required, except with --channel or --from-dir)")
-      ("dest-registry", po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
-       "registry to mirror into (required, except with --to-dir)")
-      ("pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
-       "Docker auth JSON with credentials for the source and destination (default: $REGISTRY_AUTH_FILE, "
-       "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")
-      ("workers", po::value(&o.workers)->default_value(o.workers)->value_name("N"), "images processed in parallel")
-      ("blob-workers", po::value(&o.blob_workers)->default_value(o.blob_workers)->value_name("N"),
-       "blob transfers per image worker (the blob pool is workers x blob-workers)")
-      ("dest-repo", po::value(&o.dest_repo)->default_value(o.dest_repo)->value_name("PATH"),
-       "repository at the destination for the release and its components")
-      ("source-registry", po::value(&o.source_registry)->default_value(o.source_registry)->value_name("REPO"),
-       "where the release image lives")
-      ("insecure", po::bool_switch(&o.insecure), "skip TLS verification and allow plain HTTP");
+  main.add_options()("version", po::value(&o.versions)->composing()->value_name("X.Y.Z"),
+                     "release version to mirror, e.g. 4.20.8; repeatable or a comma list: several releases in one run "
+                     "(required, except with --channel or --from-dir)")(
+      "dest-registry", po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
+      "registry to mirror into (required, except with --to-dir)")(
+      "pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
+      "Docker auth JSON with credentials for the source and destination (default: $REGISTRY_AUTH_FILE, "
+      "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")(
+      "workers", po::value(&o.workers)->default_value(o.workers)->value_name("N"), "images processed in parallel")(
+      "blob-workers", po::value(&o.blob_workers)->default_value(o.blob_workers)->value_name("N"),
+      "blob transfers per image worker (the blob pool is workers x blob-workers)")(
+      "dest-repo", po::value(&o.dest_repo)->default_value(o.dest_repo)->value_name("PATH"),
+      "repository at the destination for the release and its components")(
+      "source-registry", po::value(&o.source_registry)->default_value(o.source_registry)->value_name("REPO"),
+      "where the release image lives")("insecure", po::bool_switch(&o.insecure),
+                                       "skip TLS verification and allow plain HTTP");
   po::options_description airgap("Air gap");
-  airgap.add_options()
-      ("to-dir", po::value(&o.to_dir)->value_name("DIR"),
-       "mirror into an archive directory instead of a registry (tar volumes + fastsync-archive.json)")
-      ("from-dir", po::value(&o.from_dir)->value_name("DIR"),
-       "mirror from an archive directory made by --to-dir instead of the source registry")
-      ("archive-size", po::value<std::string>()->value_name("SIZE"),
-       "largest volume of an archive, e.g. 4GiB or 700MiB (default 4000MiB: fits FAT32 and a DVD)")
-      ("since", po::value(&o.since)->composing()->value_name("PREV"),
-       "with --to-dir: leave out blobs an earlier archive (directory or index file) carried; repeatable")
-      ("archive-writers", po::value(&o.archive_writers)->default_value(o.archive_writers)->value_name("N"),
-       "with --to-dir: volumes written at once (blob transfers in flight)");
+  airgap.add_options()("to-dir", po::value(&o.to_dir)->value_name("DIR"),
+                       "mirror into an archive directory instead of a registry (tar volumes + fastsync-archive.json)")(
+      "from-dir", po::value(&o.from_dir)->value_name("DIR"),
+      "mirror from an archive directory made by --to-dir instead of the source registry")(
+      "archive-size", po::value<std::string>()->value_name("SIZE"),
+      "largest volume of an archive, e.g. 4GiB or 700MiB (default 4000MiB: fits FAT32 and a DVD)")(
+      "since", po::value(&o.since)->composing()->value_name("PREV"),
+      "with --to-dir: leave out blobs an earlier archive (directory or index file) carried; repeatable")(
+      "archive-writers", po::value(&o.archive_writers)->default_value(o.archive_writers)->value_name("N"),
+      "with --to-dir: volumes written at once (blob transfers in flight)");
   po::options_description scale("Scale-out (see deploy/kubernetes)");
-  scale.add_options()
-      ("shard", po::value(&o.shard)->value_name("K/N"),
-       "copy only shard K of N of the release's blobs (K from 0; balanced by bytes, the same split in every shard); "
-       "implies --blobs-only")
-      ("blobs-only", po::bool_switch(&o.blobs_only),
-       "copy blobs and push no manifest or tag; exit 0 once they are in. A run without it then pushes the manifests");
+  scale.add_options()(
+      "shard", po::value(&o.shard)->value_name("K/N"),
+      "copy only shard K of N of the release's blobs (K from 0; balanced by bytes, the same split in every shard); "
+      "implies --blobs-only")(
+      "blobs-only", po::bool_switch(&o.blobs_only),
+      "copy blobs and push no manifest or tag; exit 0 once they are in. A run without it then pushes the manifests");
   po::options_description signatures("Signatures");
-  signatures.add_options()
-      ("signature-store", po::value(&o.signature_stores)->composing()->value_name("URL"),
-       "where release signatures are fetched (<URL>/sha256=<hex>/signature-N); repeatable "
-       "(default: mirror.openshift.com's and storage.googleapis.com's official stores)")
-      ("signature-keyring", po::value(&o.signature_keyring)->value_name("FILE"),
-       "OpenPGP public keys (binary or armored) to verify release signatures with "
-       "(default: the keys the release payload carries, as oc does)")
-      ("signature-dir", po::value(&o.signature_dir)->default_value(o.signature_dir)->value_name("DIR"),
-       "where the signature ConfigMap (signature-sha256-<hex>.json) is written")
-      ("require-signatures", po::bool_switch(&o.require_signatures),
-       "stop before pushing anything unless a release signature verifies (exit 3)")
-      ("no-signatures", po::bool_switch(&o.no_signatures), "do not fetch or verify release signatures")
-      ("no-sigstore", po::bool_switch(&o.no_sigstore),
-       "do not copy cosign signatures (sha256-<hex>.sig tags and OCI referrers) with the images");
+  signatures.add_options()("signature-store", po::value(&o.signature_stores)->composing()->value_name("URL"),
+                           "where release signatures are fetched (<URL>/sha256=<hex>/signature-N); repeatable "
+                           "(default: mirror.openshift.com's and storage.googleapis.com's official stores)")(
+      "signature-keyring", po::value(&o.signature_keyring)->value_name("FILE"),
+      "OpenPGP public keys (binary or armored) to verify release signatures with "
+      "(default: the keys the release payload carries, as oc does)")(
+      "signature-dir", po::value(&o.signature_dir)->default_value(o.signature_dir)->value_name("DIR"),
+      "where the signature ConfigMap (signature-sha256-<hex>.json) is written")(
+      "require-signatures", po::bool_switch(&o.require_signatures),
+      "stop before pushing anything unless a release signature verifies (exit 3)")(
+      "no-signatures", po::bool_switch(&o.no_signatures), "do not fetch or verify release signatures")(
+      "no-sigstore", po::bool_switch(&o.no_sigstore),
+      "do not copy cosign signatures (sha256-<hex>.sig tags and OCI referrers) with the images");
   po::options_description release_opts("Release");
-  release_opts.add_options()
-      ("channel", po::value(&o.channels)->composing()->value_name("NAME"),
-       "choose releases from the update graph's channel (e.g. stable-4.20); repeatable: one graph across them")
-      ("min-version", po::value(&o.min_version)->value_name("X.Y.Z"),
-       "with --channel: the oldest release to mirror (default: --max-version alone)")
-      ("max-version", po::value(&o.max_version)->value_name("X.Y.Z"),
-       "with --channel: the newest release to mirror (default: the channel's latest)")
-      ("shortest-path", po::bool_switch(&o.shortest_path),
-       "with --channel: only the releases on a shortest upgrade path from --min-version to --max-version")
-      ("graph-url", po::value(&o.graph_url)->default_value(o.graph_url)->value_name("URL"),
-       "the OpenShift update service's graph endpoint")
-      ("arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
-       "x86_64, aarch64, ppc64le, s390x or multi (the release tag is <version>-<arch>)")
-      ("release-platform", po::value(&o.release_platform)->value_name("OS/ARCH"),
-       "for a manifest-list release: the image whose release-manifests are read (default linux/amd64)")
-      ("dry-run", po::bool_switch(&o.dry_run), "resolve the release, print the plan, write nothing");
+  release_opts.add_options()(
+      "channel", po::value(&o.channels)->composing()->value_name("NAME"),
+      "choose releases from the update graph's channel (e.g. stable-4.20); repeatable: one graph across them")(
+      "min-version", po::value(&o.min_version)->value_name("X.Y.Z"),
+      "with --channel: the oldest release to mirror (default: --max-version alone)")(
+      "max-version", po::value(&o.max_version)->value_name("X.Y.Z"),
+      "with --channel: the newest release to mirror (default: the channel's latest)")(
+      "shortest-path", po::bool_switch(&o.shortest_path),
+      "with --channel: only the releases on a shortest upgrade path from --min-version to --max-version")(
+      "graph-url", po::value(&o.graph_url)->default_value(o.graph_url)->value_name("URL"),
+      "the OpenShift update service's graph endpoint")(
+      "arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
+      "x86_64, aarch64, ppc64le, s390x or multi (the release tag is <version>-<arch>)")(
+      "release-platform", po::value(&o.release_platform)->value_name("OS/ARCH"),
+      "for a manifest-list release: the image whose release-manifests are read (default linux/amd64)")(
+      "dry-run", po::bool_switch(&o.dry_run), "resolve the release, print the plan, write nothing");
   po::options_description tuning("Concurrency and network");
-  tuning.add_options()
-      ("check-workers", po::value(&o.check_workers)->value_name("N"), "destination checks in flight (default: workers)")
-      ("manifest-workers", po::value(&o.manifest_workers)->value_name("N"), "manifest fetches in flight (default: workers)")
-      ("blob-concurrency", po::value(&o.blob_concurrency)->value_name("N"),
-       "blob transfers in flight, shared by all images (default: workers x blob-workers)")
-      ("push-workers", po::value(&o.push_workers)->value_name("N"), "manifest pushes in flight (default: workers)")
-      ("max-per-host", po::value(&o.max_per_host)->default_value(o.max_per_host)->value_name("N"),
-       "requests in flight to one host")
-      ("retries", po::value(&o.retries)->default_value(o.retries)->value_name("N"),
-       "retries per request (exponential backoff with jitter; Retry-After honoured)")
-      ("retry-delay-ms", po::value(&o.retry_delay_ms)->default_value(o.retry_delay_ms)->value_name("MS"),
-       "first backoff delay")
-      ("stall-timeout", po::value(&o.stall_timeout)->default_value(o.stall_timeout)->value_name("SECONDS"),
-       "abort and retry a transfer that moves no byte for this long")
-      ("stop-timeout", po::value(&o.stop_timeout)->default_value(o.stop_timeout)->value_name("SECONDS"),
-       "after Ctrl-C or a fatal error, print what is still in flight and exit anyway if the run has not "
-       "stopped within this long")
-      ("ca-file", po::value(&o.ca_file)->value_name("FILE"), "trust this CA (PEM) in addition to the system's")
-      ("certs-dir", po::value(&o.certs_dirs)->composing()->value_name("DIR"),
-       "per-registry certificates: DIR/<host[:port]>/*.crt (CAs), *.cert + *.key (client certificate); "
-       "repeatable (default: /etc/containers/certs.d, /etc/docker/certs.d)")
-      ("upload-chunk-size", po::value<std::string>()->value_name("SIZE"),
-       "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
-       "(default: whole blobs, chunks only once a registry answers 413)")
-      ("segment-size", po::value<std::string>()->value_name("SIZE"),
-       "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE over free blob transfer "
-       "slots (default 2MiB; 0: never)")
-      ("segment-memory", po::value<std::string>()->value_name("SIZE"),
-       "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB)")
-      ("http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")
-      ("resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
-       "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
+  tuning.add_options()("check-workers", po::value(&o.check_workers)->value_name("N"),
+                       "destination checks in flight (default: workers)")(
+      "manifest-workers", po::value(&o.manifest_workers)->value_name("N"),
+      "manifest fetches in flight (default: workers)")(
+      "blob-concurrency", po::value(&o.blob_concurrency)->value_name("N"),
+      "blob transfers in flight, shared by all images (default: workers x blob-workers)")(
+      "push-workers", po::value(&o.push_workers)->value_name("N"), "manifest pushes in flight (default: workers)")(
+      "max-per-host", po::value(&o.max_per_host)->default_value(o.max_per_host)->value_name("N"),
+      "requests in flight to one host")("retries", po::value(&o.retries)->default_value(o.retries)->value_name("N"),
+                                        "retries per request (exponential backoff with jitter; Retry-After honoured)")(
+      "retry-delay-ms", po::value(&o.retry_delay_ms)->default_value(o.retry_delay_ms)->value_name("MS"),
+      "first backoff delay")("stall-timeout",
+                             po::value(&o.stall_timeout)->default_value(o.stall_timeout)->value_name("SECONDS"),
+                             "abort and retry a transfer that moves no byte for this long")(
+      "stop-timeout", po::value(&o.stop_timeout)->default_value(o.stop_timeout)->value_name("SECONDS"),
+      "after Ctrl-C or a fatal error, print what is still in flight and exit anyway if the run has not "
+      "stopped within this long")("ca-file", po::value(&o.ca_file)->value_name("FILE"),
+                                  "trust this CA (PEM) in addition to the system's")(
+      "certs-dir", po::value(&o.certs_dirs)->composing()->value_name("DIR"),
+      "per-registry certificates: DIR/<host[:port]>/*.crt (CAs), *.cert + *.key (client certificate); "
+      "repeatable (default: /etc/containers/certs.d, /etc/docker/certs.d)")(
+      "upload-chunk-size", po::value<std::string>()->value_name("SIZE"),
+      "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
+      "(default: whole blobs, chunks only once a registry answers 413)")(
+      "segment-size", po::value<std::string>()->value_name("SIZE"),
+      "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE over free blob transfer "
+      "slots (default 2MiB; 0: never)")(
+      "segment-memory", po::value<std::string>()->value_name("SIZE"),
+      "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB)")(
+      "http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")(
+      "resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
+      "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
   po::options_description output("Output");
-  output.add_options()
-      ("report", po::value(&o.report_path)->value_name("FILE"), "write a JSON report of every image")
-      ("idms-out", po::value(&o.idms_out)->value_name("FILE"), "write the ImageDigestMirrorSet (or ICSP) YAML here")
-      ("icsp", po::bool_switch(&o.icsp), "print an ImageContentSourcePolicy instead (clusters before 4.13)")
-      ("quiet,q", po::bool_switch(&o.quiet), "no progress display")
-      ("verbose,v", po::bool_switch(&o.verbose), "log every retry and redirect")
-      ("help,h", "show this help");
+  output.add_options()("report", po::value(&o.report_path)->value_name("FILE"), "write a JSON report of every image")(
+      "idms-out", po::value(&o.idms_out)->value_name("FILE"), "write the ImageDigestMirrorSet (or ICSP) YAML here")(
+      "icsp", po::bool_switch(&o.icsp), "print an ImageContentSourcePolicy instead (clusters before 4.13)")(
+      "quiet,q", po::bool_switch(&o.quiet), "no progress display")(
+      "verbose,v", po::bool_switch(&o.verbose), "log every retry and redirect")("help,h", "show this help");
   po::options_description all;
   all.add(main).add(airgap).add(scale).add(signatures).add(release_opts).add(tuning).add(output);
 

@@ -13,7 +13,7 @@ struct CliOptions {
   // releases (repeated, or a comma list): one run mirrors them all.
   std::vector<std::string> versions;
   std::string dest_registry;
-  std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/auth_file.h)
+  std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/distribution/auth_file.h)
   int workers = 16;
   int blob_workers = 4;
   std::string dest_repo = "openshift/release";
@@ -23,7 +23,7 @@ struct CliOptions {
   // Air gap: an archive directory instead of the destination (--to-dir) or the source (--from-dir).
   std::string to_dir;
   std::string from_dir;
-  std::uint64_t archive_size = 4000ull << 20;  // see release/archive.h for why
+  std::uint64_t archive_size = 4000ull << 20;  // see release/archive/archive.h for why
   std::vector<std::string> since;
   int archive_writers = 4;
 
@@ -32,7 +32,7 @@ struct CliOptions {
   bool blobs_only = false;
 
   // Signatures.
-  std::vector<std::string> signature_stores;  // empty: the official two (registry/signature_stores.h)
+  std::vector<std::string> signature_stores;  // empty: the official two (registry/client/signature_stores.h)
   std::string signature_keyring;              // empty: the keys the release payload carries
   std::string signature_dir = ".";
   bool require_signatures = false;
@@ -48,7 +48,7 @@ struct CliOptions {
 
   // Release selection.
   std::string arch = "x86_64";
-  bool arch_given = false;  // --arch on the command line (with --from-dir the archive says otherwise)
+  bool arch_given = false;       // --arch on the command line (with --from-dir the archive says otherwise)
   std::string release_platform;  // payload child of a multi release (default linux/amd64)
 
   // Stage concurrency (default from --workers / --blob-workers).
@@ -59,11 +59,11 @@ struct CliOptions {
 
   // Network.
   std::string ca_file;
-  std::vector<std::string> certs_dirs;  // per-registry certificate directories (default: containers' and docker's)
-  std::uint64_t upload_chunk_size = 0;  // 0: monolithic until a registry answers 413
+  std::vector<std::string> certs_dirs;       // per-registry certificate directories (default: containers' and docker's)
+  std::uint64_t upload_chunk_size = 0;       // 0: monolithic until a registry answers 413
   std::uint64_t segment_size = 2u << 20;     // Range segments for large blobs (0: never)
   std::uint64_t segment_memory = 12u << 20;  // segment bytes held ahead of the upload, in all
-  std::vector<std::string> resolve;  // host:port:address
+  std::vector<std::string> resolve;          // host:port:address
   bool http2 = false;
   int retries = 3;
   int retry_delay_ms = 500;

@@ -4,6 +4,8 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
+#include <cstdio>
+#include <fstream>
 #include <set>
 
 #include "cli/progress.h"
@@ -15,12 +17,13 @@ std::string format_plan(const stages::Plan& plan) {
   for (const auto& job : plan.images) width = std::max(width, job.name.size());
   std::string out;
   for (std::size_t i = 0; i < plan.releases.size(); ++i) {
-    out += fmt::format("release {}: {} ({} components)\n", plan.releases[i].release.tag, plan.release_job(i).source_ref(),
-                       plan.releases[i].release.components.size());
+    out += fmt::format("release {}: {} ({} components)\n", plan.releases[i].release.tag,
+                       plan.release_job(i).source_ref(), plan.releases[i].release.components.size());
   }
   for (const auto& job : plan.images) {
     out += fmt::format("  {:<{}}  {}  ->  {}{}\n", job.is_release ? "release" : job.name, width, job.source_ref(),
-                       job.dest_ref(), job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()));
+                       job.dest_ref(),
+                       job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()));
   }
   out += fmt::format("{} images planned; dry run: nothing was written to the destination.\n", plan.images.size());
   return out;
@@ -31,14 +34,33 @@ std::string signature_verdict(const SignatureSummary& s) {
   return fmt::format("{} verified by {}", s.verified.size(), s.keys);
 }
 
+void print_error(const std::string& message) { std::fprintf(stderr, "fastsync: error: %s\n", message.c_str()); }
+
+bool write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) {
+    print_error(fmt::format("cannot write {}", path));
+    return false;
+  }
+  return true;
+}
+
 const char* to_string(RowStatus status) {
   switch (status) {
-    case RowStatus::Planned: return "planned";
-    case RowStatus::Copied: return "copied";
-    case RowStatus::Skipped: return "skipped";
-    case RowStatus::Failed: return "failed";
-    case RowStatus::BlobsIn: return "blobs-in";
-    case RowStatus::NotAttempted: return "not-attempted";
+    case RowStatus::Planned:
+      return "planned";
+    case RowStatus::Copied:
+      return "copied";
+    case RowStatus::Skipped:
+      return "skipped";
+    case RowStatus::Failed:
+      return "failed";
+    case RowStatus::BlobsIn:
+      return "blobs-in";
+    case RowStatus::NotAttempted:
+      return "not-attempted";
   }
   return "unknown";
 }
@@ -46,11 +68,16 @@ const char* to_string(RowStatus status) {
 RowStatus row_status(const std::optional<stages::ImageOutcome>& outcome, bool run_stopped) {
   if (!outcome) return run_stopped ? RowStatus::NotAttempted : RowStatus::Failed;
   switch (outcome->status) {
-    case stages::ImageStatus::Planned: return RowStatus::Planned;
-    case stages::ImageStatus::Copied: return RowStatus::Copied;
-    case stages::ImageStatus::Skipped: return RowStatus::Skipped;
-    case stages::ImageStatus::BlobsIn: return RowStatus::BlobsIn;
-    case stages::ImageStatus::Failed: break;
+    case stages::ImageStatus::Planned:
+      return RowStatus::Planned;
+    case stages::ImageStatus::Copied:
+      return RowStatus::Copied;
+    case stages::ImageStatus::Skipped:
+      return RowStatus::Skipped;
+    case stages::ImageStatus::BlobsIn:
+      return RowStatus::BlobsIn;
+    case stages::ImageStatus::Failed:
+      break;
   }
   // A fatal failure stopped the run: the first said why, the rest only repeat it.
   bool stopped_by_run = outcome->cancelled || outcome->fatal;
@@ -60,12 +87,23 @@ RowStatus row_status(const std::optional<stages::ImageOutcome>& outcome, bool ru
 void ImageCounts::add(RowStatus status) {
   ++total;
   switch (status) {
-    case RowStatus::Copied: ++copied; break;
-    case RowStatus::Skipped: ++skipped; break;
-    case RowStatus::Failed: ++failed; break;
-    case RowStatus::BlobsIn: ++blobs_in; break;
-    case RowStatus::NotAttempted: ++not_attempted; break;
-    case RowStatus::Planned: break;
+    case RowStatus::Copied:
+      ++copied;
+      break;
+    case RowStatus::Skipped:
+      ++skipped;
+      break;
+    case RowStatus::Failed:
+      ++failed;
+      break;
+    case RowStatus::BlobsIn:
+      ++blobs_in;
+      break;
+    case RowStatus::NotAttempted:
+      ++not_attempted;
+      break;
+    case RowStatus::Planned:
+      break;
   }
 }
 
@@ -97,14 +135,14 @@ std::string format_summary(const RunSummary& s) {
   if (!s.stopped_because.empty()) out += fmt::format("  stopped: {}\n", s.stopped_because);
   if (s.blobs_only.share) out += "  shard:   " + format_share(*s.blobs_only.share) + "\n";
   out += "  images:  " + format_counts(s.images, s.blobs_only.on, " (already there)") + "\n";
-  out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed{}, of {} unique\n", s.blobs_copied,
-                     s.blobs_mounted, s.blobs_present, s.blobs_failed,
+  out += fmt::format("  blobs:   {} copied, {} mounted, {} already present, {} failed{}, of {} unique\n",
+                     s.blobs_copied, s.blobs_mounted, s.blobs_present, s.blobs_failed,
                      s.blobs_not_attempted ? fmt::format(", {} not attempted (the run stopped)", s.blobs_not_attempted)
                                            : std::string(),
                      s.blobs_unique);
-  double mbps = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / 1e6 / s.seconds : 0;
-  out += fmt::format("  moved:   {} in {} ({:.1f} MB/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
-                     human_duration(s.seconds), mbps);
+  double rate = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / s.seconds : 0;
+  out += fmt::format("  moved:   {} in {} ({}/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
+                     human_duration(s.seconds), human_bytes(rate));
   if (s.releases.size() > 1) {
     for (const auto& r : s.releases) {
       out += fmt::format("  release {}: {} {}@{} (components: {})\n", r.version, to_string(r.status), r.dest, r.digest,
@@ -142,8 +180,9 @@ std::string format_summary(const RunSummary& s) {
 }
 
 std::string format_share(const stages::ShardShare& share) {
-  return fmt::format("{}: {} of the plan's {} blobs, {} of {}{}", share.shard.str(), share.blobs.size(), share.plan_blobs,
-                     human_bytes(static_cast<double>(share.bytes)), human_bytes(static_cast<double>(share.plan_bytes)),
+  return fmt::format("{}: {} of the plan's {} blobs, {} of {}{}", share.shard.str(), share.blobs.size(),
+                     share.plan_blobs, human_bytes(static_cast<double>(share.bytes)),
+                     human_bytes(static_cast<double>(share.plan_bytes)),
                      share.unread_images ? fmt::format(" ({} images unreadable, left out)", share.unread_images) : "");
 }
 
@@ -168,7 +207,8 @@ std::string format_mirror_set(const std::vector<std::string>& sources, const std
   } else {
     out += "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\n";
   }
-  out += fmt::format("metadata:\n  name: {}\nspec:\n  {}:\n", name, icsp ? "repositoryDigestMirrors" : "imageDigestMirrors");
+  out += fmt::format("metadata:\n  name: {}\nspec:\n  {}:\n", name,
+                     icsp ? "repositoryDigestMirrors" : "imageDigestMirrors");
   for (const auto& source : sources) {
     out += fmt::format("  - mirrors:\n    - {}\n    source: {}\n", mirror, source);
   }
@@ -235,8 +275,11 @@ std::string report_json(const RunSummary& s) {
     str("status", to_string(r.status));
     if (!r.error.empty()) str("error", r.error);
     const auto& c = r.components;
-    for (auto [key, value] : {std::pair{"components", c.total}, {"copied", c.copied + c.blobs_in}, {"skipped", c.skipped},
-                              {"failed", c.failed}, {"not_attempted", c.not_attempted}}) {
+    for (auto [key, value] : {std::pair{"components", c.total},
+                              {"copied", c.copied + c.blobs_in},
+                              {"skipped", c.skipped},
+                              {"failed", c.failed},
+                              {"not_attempted", c.not_attempted}}) {
       w.Key(key);
       w.Uint64(value);
     }
@@ -273,8 +316,10 @@ std::string report_json(const RunSummary& s) {
   if (s.sigstore.checked) {
     w.Key("sigstore");
     w.StartObject();
-    for (auto [key, value] : {std::pair{"found", s.sigstore.found}, {"copied", s.sigstore.copied},
-                              {"present", s.sigstore.present}, {"failed", s.sigstore.failed}}) {
+    for (auto [key, value] : {std::pair{"found", s.sigstore.found},
+                              {"copied", s.sigstore.copied},
+                              {"present", s.sigstore.present},
+                              {"failed", s.sigstore.failed}}) {
       w.Key(key);
       w.Uint64(value);
     }
@@ -307,8 +352,10 @@ std::string report_json(const RunSummary& s) {
     const auto& share = s.blobs_only.share ? *s.blobs_only.share : none;
     if (s.blobs_only.share) str("shard", share.shard.str());
     for (auto [key, value] : {std::pair<const char*, std::uint64_t>{"share_blobs", share.blobs.size()},
-                              {"share_bytes", share.bytes}, {"plan_blobs", share.plan_blobs},
-                              {"plan_bytes", share.plan_bytes}, {"unread_images", share.unread_images}}) {
+                              {"share_bytes", share.bytes},
+                              {"plan_blobs", share.plan_blobs},
+                              {"plan_bytes", share.plan_bytes},
+                              {"unread_images", share.unread_images}}) {
       w.Key(key);
       w.Uint64(value);
     }

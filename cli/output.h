@@ -42,12 +42,12 @@ struct ImageCounts {
 // The release's GPG signatures, as the summary and report tell them.
 struct SignatureSummary {
   bool checked = false;
-  std::string keys;                      // which keys verified, from where
-  std::vector<std::string> verified;     // "origin (key)" per verified signature
-  std::vector<std::string> rejected;     // "origin: why"
-  std::vector<std::string> problems;     // stores that could not be read
-  std::string warning;                   // set when none verified
-  std::string config_map;                // the file written, if any
+  std::string keys;                   // which keys verified, from where
+  std::vector<std::string> verified;  // "origin (key)" per verified signature
+  std::vector<std::string> rejected;  // "origin: why"
+  std::vector<std::string> problems;  // stores that could not be read
+  std::string warning;                // set when none verified
+  std::string config_map;             // the file written, if any
 };
 
 // Cosign signatures (sha256-<hex>.sig tags, referrers) found beside the images.
@@ -62,7 +62,7 @@ struct ReleaseSummary {
   std::string arch;
   std::string source;  // pullspec by digest
   std::string digest;
-  std::string dest;    // registry/repo:tag
+  std::string dest;  // registry/repo:tag
   RowStatus status = RowStatus::Planned;
   std::string error;
   ImageCounts components;  // of its own components
@@ -94,11 +94,16 @@ struct RunSummary {
   std::string stopped_because;  // cancelled / fatal reason, empty if the run finished
   bool dry_run = false;
   std::map<std::string, std::uint64_t> requests;
-  SignatureSummary signatures;   // the first release's (the only one, usually)
+  SignatureSummary signatures;  // the first release's (the only one, usually)
   SigstoreSummary sigstore;
   std::vector<ReleaseSummary> releases;  // every release of the run, oldest first
   int exit_code = 0;
 };
+
+// "fastsync: error: <message>" on stderr: the one line bad input gets.
+void print_error(const std::string& message);
+// Writes `text` to `path`; false (and one error line) if it cannot.
+bool write_text_file(const std::string& path, const std::string& text);
 
 // "2 verified by <keys>", or "warning: <why none verified>".
 std::string signature_verdict(const SignatureSummary& s);
@@ -112,7 +117,8 @@ std::string format_summary(const RunSummary& s);
 std::string format_share(const stages::ShardShare& share);
 // Source repositories the cluster will ask for, each mapped to the mirror.
 // `release_sources`: where the releases came from when the plan's own source is not it (an archive).
-std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::vector<std::string>& release_sources = {});
+std::vector<std::string> mirrored_sources(const stages::Plan& plan,
+                                          const std::vector<std::string>& release_sources = {});
 std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
                               const std::string& name, bool icsp);
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);

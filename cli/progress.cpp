@@ -66,9 +66,11 @@ void install_logger(Console& console, bool verbose) {
 }
 
 std::string human_bytes(double bytes) {
-  if (bytes >= 1e9) return fmt::format("{:.2f} GB", bytes / 1e9);
-  if (bytes >= 1e6) return fmt::format("{:.1f} MB", bytes / 1e6);
-  if (bytes >= 1e3) return fmt::format("{:.1f} kB", bytes / 1e3);
+  // Binary units, as the size flags take them (--archive-size 4000MiB).
+  constexpr double kKiB = 1024.0, kMiB = kKiB * 1024, kGiB = kMiB * 1024;
+  if (bytes >= kGiB) return fmt::format("{:.2f} GiB", bytes / kGiB);
+  if (bytes >= kMiB) return fmt::format("{:.1f} MiB", bytes / kMiB);
+  if (bytes >= kKiB) return fmt::format("{:.1f} KiB", bytes / kKiB);
   return fmt::format("{:.0f} B", bytes);
 }
 
@@ -120,15 +122,14 @@ std::string ProgressReporter::render(double seconds, double rate) {
   std::string eta = "--";
   if (rate > 0 && planned > done) eta = human_duration(static_cast<double>(planned - done) / rate);
   std::uint64_t not_attempted = p.images_not_attempted.load();
-  return fmt::format("images {}/{} ({} copied, {} skipped, {} failed{}) | blobs {}/{} | {} of {} | {}/s | ETA {} | {} "
-                     "in flight | {}",
-                     p.images_finished(), p.images_total.load(), p.images_copied.load(), p.images_skipped.load(),
-                     p.images_failed.load(),
-                     not_attempted ? fmt::format(", {} not attempted", not_attempted) : std::string(),
-                     p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed + p.blobs_not_attempted,
-                     p.blobs_total.load(), human_bytes(static_cast<double>(counters_.bytes_moved())),
-                     human_bytes(static_cast<double>(planned)), human_bytes(rate), eta,
-                     counters_.transfers_in_flight(), human_duration(seconds));
+  return fmt::format(
+      "images {}/{} ({} copied, {} skipped, {} failed{}) | blobs {}/{} | {} of {} | {}/s | ETA {} | {} "
+      "in flight | {}",
+      p.images_finished(), p.images_total.load(), p.images_copied.load(), p.images_skipped.load(),
+      p.images_failed.load(), not_attempted ? fmt::format(", {} not attempted", not_attempted) : std::string(),
+      p.blobs_copied + p.blobs_mounted + p.blobs_present + p.blobs_failed + p.blobs_not_attempted, p.blobs_total.load(),
+      human_bytes(static_cast<double>(counters_.bytes_moved())), human_bytes(static_cast<double>(planned)),
+      human_bytes(rate), eta, counters_.transfers_in_flight(), human_duration(seconds));
 }
 
 }  // namespace fastsync::cli

@@ -61,6 +61,7 @@ class ProgressReporter {
   std::thread thread_;
 };
 
+// "596.0 MiB": the one byte format of everything fastsync prints (binary units, as its flags take them).
 std::string human_bytes(double bytes);
 std::string human_duration(double seconds);
 

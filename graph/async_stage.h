@@ -14,7 +14,7 @@
 #include <exception>
 #include <functional>
 
-#include "registry/task.h"
+#include "registry/core/task.h"
 
 namespace fastsync::graph {
 

@@ -12,10 +12,9 @@
 // stage pushes nothing and records each image as having its blobs in.
 #include "graph/mirror_graph.h"
 
+#include <fmt/format.h>
 #include <tbb/flow_graph.h>
 #include <tbb/task_arena.h>
-
-#include <fmt/format.h>
 
 #include "graph/async_stage.h"
 #include "stages/blob_fanout.h"
@@ -53,28 +52,41 @@ Error crash_error(RunControl& run, std::exception_ptr e) {
 
 }  // namespace
 
-static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits,
-                                std::optional<Plan> known_plan, MirrorRun& result) {
+// Stage 1's body: the plan, then the ends' preflight on it.
+static Task<ResolveResult> resolve_and_preflight(const ResolveRelease& resolve, const Preflight& preflight) {
+  auto resolved = co_await resolve();
+  if (resolved.plan && preflight) {
+    auto ready = co_await preflight(*resolved.plan);
+    if (!ready) co_return ResolveResult{std::nullopt, ready.error()};
+  }
+  co_return resolved;
+}
+
+static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& spec, StageLimits limits,
+                                const Preflight& preflight, bool plan_only, MirrorRun& result) {
   tbb::flow::graph g;
 
-  ResolveRelease resolve_body(api, run, spec, std::move(known_plan));
-  CheckDestination check_body(api, run, spec.sigstore);
-  FetchManifests fetch_body(api, run, spec.sigstore);
+  ResolveRelease resolve_body(ends, run, spec);
+  CheckDestination check_body(ends.source, ends.dest, run, spec.sigstore);
+  FetchManifests fetch_body(ends.source, run, spec.sigstore);
   BlobFanout fanout(run.progress);
-  CopyBlob copy_body(api, run);
-  PushManifests push_body(api, run, spec.blobs_only);
+  CopyBlob copy_body(ends.source, ends.dest, run);
+  PushManifests push_body(ends.dest, run, spec.blobs_only);
   std::unique_ptr<RunLedger> ledger;  // sized once the plan is known
 
   // 1. Resolve the release into a plan; every image enters the graph.
   AsyncStage<continue_msg, ResolveResult> resolve(
-      g, 1, [&](continue_msg) { return resolve_body(); },
-      [&](const continue_msg&, std::exception_ptr e) { return ResolveResult{std::nullopt, crash_error(run, e)}; });
+      g, 1, [&](continue_msg) { return resolve_and_preflight(resolve_body, preflight); },
+      [&](const continue_msg&, std::exception_ptr e) {
+        return ResolveResult{std::nullopt, crash_error(run, e)};
+      });
   multifunction_node<ResolveResult, std::tuple<ImageJob>> plan(g, 1, [&](const ResolveResult& r, auto& out) {
     if (!r.plan) {
       result.resolve_error = r.error;
       return;
     }
     result.plan = r.plan;
+    if (plan_only) return;
     ledger = std::make_unique<RunLedger>(r.plan->images.size(), r.plan->gates(), run);
     fanout.set_fetched(r.plan->fetched_layers());
     if (r.plan->shard) fanout.set_owned(r.plan->shard->blobs);
@@ -84,7 +96,9 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   // 2. Check the destination: present images need at most a tag.
   AsyncStage<ImageJob, CheckResult> check(
       g, limits.check, [&](ImageJob job) { return check_body(std::move(job)); },
-      [&](const ImageJob& job, std::exception_ptr e) { return CheckResult{job, crash_error(run, e)}; });
+      [&](const ImageJob& job, std::exception_ptr e) {
+        return CheckResult{job, crash_error(run, e)};
+      });
   multifunction_node<CheckResult, std::tuple<ImageJob, ImageJob, ImageOutcome>> route(
       g, unlimited, [](const CheckResult& r, auto& out) {
         if (r.error) {
@@ -99,7 +113,9 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   // 3. Fetch manifests (lists with their children) from the source.
   AsyncStage<ImageJob, FetchResult> fetch(
       g, limits.manifest, [&](ImageJob job) { return fetch_body(std::move(job)); },
-      [&](const ImageJob& job, std::exception_ptr e) { return FetchResult{job, crash_error(run, e)}; });
+      [&](const ImageJob& job, std::exception_ptr e) {
+        return FetchResult{job, crash_error(run, e)};
+      });
 
   // 4. Fan out: each unique blob once, into one pool shared by all images.
   multifunction_node<FetchResult, std::tuple<BlobJob, ImageJob, ImageOutcome>> fan_out(
@@ -166,14 +182,14 @@ static void run_mirror_in_arena(RegistryApi& api, RunControl& run, const MirrorS
   if (ledger) result.outcomes = ledger->outcomes();
 }
 
-MirrorRun run_mirror(RegistryApi& api, RunControl& run, const MirrorSpec& spec, StageLimits limits,
-                     std::optional<Plan> known_plan) {
+MirrorRun run_mirror(Ends ends, RunControl& run, const MirrorSpec& spec, StageLimits limits, Preflight preflight,
+                     bool plan_only) {
   MirrorRun result;
   // Node bodies only hand work to the HTTP engine and route results: a couple of
   // threads are plenty, and idle TBB workers spin, taking CPU the registries on
   // the same machine need.
   tbb::task_arena arena(static_cast<int>(std::max<std::size_t>(1, limits.graph_threads)));
-  arena.execute([&] { run_mirror_in_arena(api, run, spec, limits, std::move(known_plan), result); });
+  arena.execute([&] { run_mirror_in_arena(ends, run, spec, limits, preflight, plan_only, result); });
   return result;
 }
 

@@ -1,10 +1,11 @@
 // The mirror as a oneTBB flow graph of five stages. Wiring only: the work is in stages/.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
-#include "registry/api.h"
+#include "registry/core/endpoint.h"
 #include "stages/resolve_release.h"
 #include "stages/types.h"
 
@@ -19,14 +20,20 @@ struct StageLimits {
   std::size_t graph_threads = 2;  // TBB threads running node bodies (network waits never hold one)
 };
 
+// What the run's ends check once the plan is known, before any image moves
+// (an archive's room on disk, the earlier archives a destination must hold);
+// an error stops the run there. Part of stage 1.
+using Preflight = std::function<Task<Status>(stages::Plan&)>;
+
 struct MirrorRun {
   std::optional<stages::Plan> plan;
-  std::optional<Error> resolve_error;
+  std::optional<Error> resolve_error;                         // stage 1 (resolve or preflight) failed: nothing moved
   std::vector<std::optional<stages::ImageOutcome>> outcomes;  // by image id; empty = never finished
 };
 
-// `known_plan`: a plan already resolved (the --to-dir size check), used as is.
-MirrorRun run_mirror(RegistryApi& api, stages::RunControl& run, const stages::MirrorSpec& spec, StageLimits limits,
-                     std::optional<stages::Plan> known_plan = std::nullopt);
+// The whole run. With `plan_only` (a dry run) stage 1 resolves and the run
+// ends there: no image enters the graph.
+MirrorRun run_mirror(stages::Ends ends, stages::RunControl& run, const stages::MirrorSpec& spec, StageLimits limits,
+                     Preflight preflight = {}, bool plan_only = false);
 
 }  // namespace fastsync::graph

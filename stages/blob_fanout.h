@@ -22,9 +22,9 @@ class BlobFanout {
   void set_owned(std::set<std::string> owned) { owned_ = std::move(owned); }
 
   struct Added {
-    std::vector<BlobJob> start;           // blobs no one has started yet
-    std::optional<ImageJob> ready;        // the image, if none of its blobs is missing
-    std::optional<ImageOutcome> failed;   // one of its blobs already failed
+    std::vector<BlobJob> start;          // blobs no one has started yet
+    std::optional<ImageJob> ready;       // the image, if none of its blobs is missing
+    std::optional<ImageOutcome> failed;  // one of its blobs already failed
   };
   // Takes an image whose manifests are fetched; keeps it until its blobs are in.
   Added add(ImageJob job);
@@ -46,7 +46,7 @@ class BlobFanout {
     ImageJob job;
     std::size_t missing = 0;
   };
-  static std::string key(const Repository& dest, const std::string& digest) { return dest.str() + "@" + digest; }
+  static std::string key(const Repository& dest, const std::string& digest) { return dest.at(digest); }
 
   Progress& progress_;
   std::map<std::string, std::shared_ptr<const std::string>> fetched_;

@@ -1,6 +1,6 @@
 #include "stages/check_destination.h"
-#include "registry/log.h"
 
+#include "registry/core/log.h"
 
 namespace fastsync::stages {
 
@@ -8,10 +8,12 @@ Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
   if (run_.cancelled()) co_return CheckResult{std::move(job), run_.cancelled_error()};
   // With sigstore the bytes are needed to see which children may be signed:
   // one GET answers both questions (a HEAD would be a second request).
-  auto standing = co_await api_.find_manifest(job.dest, job.digest, job.tag, sigstore_);
+  auto standing = co_await dest_.find_manifest(job.dest, job.digest, job.tag, sigstore_);
   if (!standing) co_return absent(std::move(job), standing.error());
   if (!standing->present) co_return absent(std::move(job), std::nullopt);
   job.tagged = standing->tagged;
+  // Kept for re-tagging: the push stage puts these bytes under the missing tags.
+  job.found_manifest = standing->manifest;
   if (sigstore_) {
     auto signed_too = co_await attachments_present(job, *standing->manifest);
     if (!signed_too) co_return CheckResult{std::move(job), signed_too.error()};
@@ -41,10 +43,10 @@ Task<Result<bool>> CheckDestination::attachments_present(const ImageJob& job, co
   }
   std::uint64_t found_here = 0;
   for (const auto& subject : subjects) {
-    auto found = co_await api_.attachments(job.source, subject);
+    auto found = co_await source_.attachments(job.source, subject);
     if (!found) co_return found.error();
     for (const auto& a : *found) {
-      auto there = co_await api_.manifest_digest(job.dest, a.tag.empty() ? a.digest : a.tag);
+      auto there = co_await dest_.manifest_digest(job.dest, a.tag.empty() ? a.digest : a.tag);
       if (!there || *there != a.digest) co_return false;
     }
     found_here += found->size();

@@ -2,8 +2,8 @@
 // its tag may be missing and nothing is pulled.
 #pragma once
 
-#include "registry/api.h"
-#include "registry/task.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/task.h"
 #include "stages/types.h"
 
 namespace fastsync::stages {
@@ -15,8 +15,8 @@ struct CheckResult {
 
 class CheckDestination {
  public:
-  CheckDestination(RegistryApi& api, RunControl& run, bool sigstore = false)
-      : api_(api), run_(run), sigstore_(sigstore) {}
+  CheckDestination(ImageSource& source, ImageDestination& dest, RunControl& run, bool sigstore = false)
+      : source_(source), dest_(dest), run_(run), sigstore_(sigstore) {}
   Task<CheckResult> operator()(ImageJob job) const;
 
  private:
@@ -25,7 +25,8 @@ class CheckDestination {
   Task<Result<bool>> attachments_present(const ImageJob& job, const ManifestData& manifest) const;
   // The image is to be copied; `why` the check failed, if it did (fatal ones end it).
   CheckResult absent(ImageJob job, std::optional<Error> why) const;
-  RegistryApi& api_;
+  ImageSource& source_;
+  ImageDestination& dest_;
   RunControl& run_;
   bool sigstore_;
 };

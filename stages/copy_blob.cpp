@@ -1,10 +1,9 @@
 #include "stages/copy_blob.h"
 
-
 namespace fastsync::stages {
 
 Task<Status> CopyBlob::copy_from_source(const BlobJob& job, std::string upload_session) const {
-  auto copied = co_await api_.copy_blob(job.source, job.dest, job.blob, std::move(upload_session));
+  auto copied = co_await dest_.receive_blob(source_, job.source, job.dest, job.blob, std::move(upload_session));
   if (!copied) co_return copied.error();
   co_return Status{};
 }
@@ -19,7 +18,7 @@ Task<BlobOutcome> CopyBlob::operator()(BlobJob job) const {
   // Within one registry a mount moves no bytes.
   std::optional<Repository> mount_from;
   if (job.source.registry == job.dest.registry && !(job.source == job.dest)) mount_from = job.source;
-  auto probe = co_await api_.probe_blob(job.dest, job.blob.digest, mount_from);
+  auto probe = co_await dest_.probe_blob(job.dest, job.blob.digest, mount_from);
   std::string session;
   if (probe && probe->present) {
     done.how = probe->mounted ? BlobHow::Mounted : BlobHow::AlreadyPresent;
@@ -36,7 +35,7 @@ Task<BlobOutcome> CopyBlob::operator()(BlobJob job) const {
   // (No co_await inside ?: — GCC 12 miscompiles that.)
   Status moved;
   if (job.fetched) {
-    moved = co_await api_.upload_blob(job.dest, job.blob.digest, job.fetched, std::move(session));
+    moved = co_await dest_.upload_blob(job.dest, job.blob.digest, job.fetched, std::move(session));
   } else {
     moved = co_await copy_from_source(job, std::move(session));
   }

@@ -2,20 +2,22 @@
 // streamed from the source with its digest checked on the way.
 #pragma once
 
-#include "registry/api.h"
-#include "registry/task.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/task.h"
 #include "stages/types.h"
 
 namespace fastsync::stages {
 
 class CopyBlob {
  public:
-  CopyBlob(RegistryApi& api, const RunControl& run) : api_(api), run_(run) {}
+  CopyBlob(ImageSource& source, ImageDestination& dest, const RunControl& run)
+      : source_(source), dest_(dest), run_(run) {}
   Task<BlobOutcome> operator()(BlobJob job) const;
 
  private:
   Task<Status> copy_from_source(const BlobJob& job, std::string upload_session) const;
-  RegistryApi& api_;
+  ImageSource& source_;
+  ImageDestination& dest_;
   const RunControl& run_;
 };
 

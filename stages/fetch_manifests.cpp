@@ -32,7 +32,7 @@ Task<FetchResult> FetchManifests::operator()(ImageJob job) const {
 // Depth-first so children land in `manifests` before their list.
 Task<Status> FetchManifests::collect(const Repository& source, const std::string& digest, int depth,
                                      std::vector<ManifestData>& manifests, std::vector<Descriptor>& blobs) const {
-  auto manifest = co_await api_.get_manifest(source, digest);
+  auto manifest = co_await source_.get_manifest(source, digest);
   if (!manifest) co_return manifest.error();
   auto parsed = parse_manifest(manifest->bytes, manifest->media_type);
   if (!parsed) {
@@ -40,7 +40,8 @@ Task<Status> FetchManifests::collect(const Repository& source, const std::string
   }
   if (parsed->is_list) {
     if (depth >= 2) {
-      co_return Error::make(ErrorKind::Invalid, fmt::format("{}@{}: manifest lists nested too deep", source.str(), digest));
+      co_return Error::make(ErrorKind::Invalid,
+                            fmt::format("{}@{}: manifest lists nested too deep", source.str(), digest));
     }
     for (const auto& child : parsed->children) {
       // A child already collected (two platforms, one image) is pushed once.
@@ -63,7 +64,7 @@ Task<Status> FetchManifests::collect_attachments(ImageJob& job) const {
   std::vector<std::string> subjects;
   for (const auto& m : job.manifests) subjects.push_back(m.digest);
   for (const auto& subject : subjects) {
-    auto found = co_await api_.attachments(job.source, subject);
+    auto found = co_await source_.attachments(job.source, subject);
     if (!found) co_return found.error();
     for (const auto& a : *found) {
       ImageJob::Attached attached;

@@ -4,8 +4,8 @@
 // .sig tags, referrers), whose blobs join the image's.
 #pragma once
 
-#include "registry/api.h"
-#include "registry/task.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/task.h"
 #include "stages/types.h"
 
 namespace fastsync::stages {
@@ -17,14 +17,15 @@ struct FetchResult {
 
 class FetchManifests {
  public:
-  FetchManifests(RegistryApi& api, RunControl& run, bool sigstore = false) : api_(api), run_(run), sigstore_(sigstore) {}
+  FetchManifests(ImageSource& source, RunControl& run, bool sigstore = false)
+      : source_(source), run_(run), sigstore_(sigstore) {}
   Task<FetchResult> operator()(ImageJob job) const;
 
  private:
   Task<Status> collect(const Repository& source, const std::string& digest, int depth,
                        std::vector<ManifestData>& manifests, std::vector<Descriptor>& blobs) const;
   Task<Status> collect_attachments(ImageJob& job) const;
-  RegistryApi& api_;
+  ImageSource& source_;
   RunControl& run_;
   bool sigstore_;
 };

@@ -15,11 +15,11 @@ Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
     bool top = i + 1 == job.manifests.size();
     const ManifestData& m = job.manifests[i];
     // The top manifest goes up under its tag, which also stores it by digest.
-    auto pushed = co_await api_.put_manifest(job.dest, top ? job.tag : m.digest, m);
+    auto pushed = co_await dest_.put_manifest(job.dest, top ? job.tag : m.digest, m);
     if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
   for (const auto& tag : job.extra_tags) {
-    auto pushed = co_await api_.put_manifest(job.dest, tag, job.manifests.back());
+    auto pushed = co_await dest_.put_manifest(job.dest, tag, job.manifests.back());
     if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
   // Signatures after what they sign, under cosign's tag (a referrer by its digest).
@@ -27,7 +27,7 @@ Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
     for (std::size_t i = 0; i < attached.manifests.size(); ++i) {
       bool top = i + 1 == attached.manifests.size();
       const ManifestData& m = attached.manifests[i];
-      auto pushed = co_await api_.put_manifest(job.dest, top && !attached.tag.empty() ? attached.tag : m.digest, m);
+      auto pushed = co_await dest_.put_manifest(job.dest, top && !attached.tag.empty() ? attached.tag : m.digest, m);
       if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
     }
     run_.progress.attachments_copied++;
@@ -46,20 +46,21 @@ Task<ImageOutcome> PushManifests::tag_existing(ImageJob job) const {
   std::vector<std::string> tags;
   if (job.tagged != true) tags.push_back(job.tag);
   tags.insert(tags.end(), job.extra_tags.begin(), job.extra_tags.end());
-  std::optional<ManifestData> manifest;
+  // The bytes the check stage found, when it read them; else the destination's own copy, read once.
+  std::optional<ManifestData> manifest = job.found_manifest;
   for (const auto& tag : tags) {
     // The check stage may already know the tag is missing (or names another image).
     bool known_untagged = tag == job.tag && job.tagged == false;
     if (!known_untagged) {
-      auto tagged = co_await api_.manifest_digest(job.dest, tag);
+      auto tagged = co_await dest_.manifest_digest(job.dest, tag);
       if (tagged && *tagged == job.digest) continue;
     }
     if (!manifest) {
-      auto fetched = co_await api_.get_manifest(job.dest, job.digest);
+      auto fetched = co_await dest_.get_manifest(job.dest, job.digest);
       if (!fetched) co_return ImageOutcome::failed(job, fetched.error());
       manifest = std::move(*fetched);
     }
-    auto pushed = co_await api_.put_manifest(job.dest, tag, *manifest);
+    auto pushed = co_await dest_.put_manifest(job.dest, tag, *manifest);
     if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
   co_return o;

@@ -4,21 +4,21 @@
 // A --blobs-only run pushes nothing here: the image is recorded as having its blobs in.
 #pragma once
 
-#include "registry/api.h"
-#include "registry/task.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/task.h"
 #include "stages/types.h"
 
 namespace fastsync::stages {
 
 class PushManifests {
  public:
-  PushManifests(RegistryApi& api, RunControl& run, bool blobs_only = false)
-      : api_(api), run_(run), blobs_only_(blobs_only) {}
+  PushManifests(ImageDestination& dest, RunControl& run, bool blobs_only = false)
+      : dest_(dest), run_(run), blobs_only_(blobs_only) {}
   Task<ImageOutcome> operator()(ImageJob job) const;
 
  private:
   Task<ImageOutcome> tag_existing(ImageJob job) const;
-  RegistryApi& api_;
+  ImageDestination& dest_;
   RunControl& run_;
   bool blobs_only_;
 };

@@ -5,9 +5,9 @@
 #include <optional>
 #include <vector>
 
-#include "registry/api.h"
-#include "registry/task.h"
-#include "release/release.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/task.h"
+#include "release/payload/release.h"
 #include "stages/run_ledger.h"
 #include "stages/shard.h"
 #include "stages/types.h"
@@ -24,12 +24,12 @@ struct ReleaseWanted {
 struct MirrorSpec {
   std::vector<ReleaseWanted> releases;  // oldest first
   std::string arch = "x86_64";
-  std::string platform;  // list child that holds the payload (multi)
-  Repository source;     // --source-registry
-  Repository dest;       // --dest-registry / --dest-repo
+  std::string platform;           // list child that holds the payload (multi)
+  Repository source;              // --source-registry
+  Repository dest;                // --dest-registry / --dest-repo
   bool check_destination = true;  // fail early if the destination refuses our credentials
-  SignatureSettings signatures;    // the release's GPG signatures
-  bool sigstore = true;            // cosign signatures (sha256-<hex>.sig tags, referrers) travel with images
+  SignatureSettings signatures;   // the release's GPG signatures
+  bool sigstore = true;           // cosign signatures (sha256-<hex>.sig tags, referrers) travel with images
   // Copy blobs and push no manifest or tag (a manifests pass follows); with a
   // shard, only that shard's blobs.
   bool blobs_only = false;
@@ -65,22 +65,21 @@ struct ResolveResult {
 
 class ResolveRelease {
  public:
-  // `known`: a plan resolved before the graph ran (to size an archive), handed on as is.
-  ResolveRelease(RegistryApi& api, RunControl& run, MirrorSpec spec, std::optional<Plan> known = std::nullopt)
-      : api_(api), run_(run), spec_(std::move(spec)), known_(std::move(known)) {}
+  ResolveRelease(Ends ends, RunControl& run, MirrorSpec spec) : ends_(ends), run_(run), spec_(std::move(spec)) {}
   Task<ResolveResult> operator()() const;
 
  private:
-  Task<void> share_out(Plan& plan) const;
-  RegistryApi& api_;
+  Ends ends_;
   RunControl& run_;
   MirrorSpec spec_;
-  std::optional<Plan> known_;
 };
 
-// Every unique blob (and manifest) the plan's images need, with its size:
-// fetches their manifests (at most `concurrency` at once). For sizing an archive.
-Task<Result<std::map<std::string, std::uint64_t>>> plan_blob_sizes(RegistryApi& api, RunControl& run,
-                                                                   const Plan& plan);
+// Reads every image's manifests into the plan now (stage 3 then skips them),
+// for what must know every blob before the first is moved: a shard's share, an
+// archive's size. Returns how many images could not be read (stage 3 tries
+// them again and reports why).
+Task<std::size_t> read_all_manifests(ImageSource& source, RunControl& run, bool sigstore, Plan& plan);
+// Every unique blob (and manifest) of the images read so far, with its size.
+std::map<std::string, std::uint64_t> planned_sizes(const Plan& plan);
 
 }  // namespace fastsync::stages

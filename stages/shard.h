@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/manifest.h"
+#include "registry/core/manifest.h"
 
 namespace fastsync::stages {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "registry/api.h"
-#include "registry/manifest.h"
-#include "registry/result.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/manifest.h"
+#include "registry/core/result.h"
 
 namespace fastsync::stages {
 
@@ -29,9 +29,10 @@ struct ImageJob {
   std::string digest;
   Repository dest;
   std::string tag;
-  std::vector<std::string> extra_tags;  // the same image in other releases of the run
-  bool present = false;  // the destination already has this digest (set by CheckDestination)
-  std::optional<bool> tagged;  // whether `tag` already names it, when CheckDestination asked
+  std::vector<std::string> extra_tags;         // the same image in other releases of the run
+  bool present = false;                        // the destination already has this digest (set by CheckDestination)
+  std::optional<bool> tagged;                  // whether `tag` already names it, when CheckDestination asked
+  std::optional<ManifestData> found_manifest;  // its bytes at the destination, when CheckDestination read them
   // Set by FetchManifests (by stage 1 already, for a shard's assignment):
   bool fetched = false;
   std::vector<ManifestData> manifests;  // push order: list children first, the image itself last
@@ -42,8 +43,8 @@ struct ImageJob {
     std::vector<ManifestData> manifests;  // push order, the attachment itself last
   };
   std::vector<Attached> attachments;
-  std::uint64_t size() const;           // bytes of `blobs`
-  std::string source_ref() const { return source.str() + "@" + digest; }
+  std::uint64_t size() const;  // bytes of `blobs`
+  std::string source_ref() const { return source.at(digest); }
   std::string dest_ref() const { return dest.str() + ":" + tag; }
 };
 
@@ -91,8 +92,8 @@ struct Progress {
   std::atomic<std::uint64_t> blobs_present{0};
   std::atomic<std::uint64_t> blobs_failed{0};
   std::atomic<std::uint64_t> blobs_not_attempted{0};  // cancelled: the run stopped
-  std::atomic<std::uint64_t> bytes_planned{0};  // sum of unique blob sizes seen so far
-  std::atomic<std::uint64_t> bytes_done{0};     // of those, copied, mounted or present
+  std::atomic<std::uint64_t> bytes_planned{0};        // sum of unique blob sizes seen so far
+  std::atomic<std::uint64_t> bytes_done{0};           // of those, copied, mounted or present
   // Cosign signatures and referrers travelling with the images.
   std::atomic<std::uint64_t> attachments_found{0};
   std::atomic<std::uint64_t> attachments_copied{0};
@@ -100,6 +101,15 @@ struct Progress {
   std::uint64_t images_finished() const {
     return images_copied + images_skipped + images_failed + images_not_attempted;
   }
+};
+
+// The run's two ends as the stages use them. The destination may also be
+// read back where it can (a registry: release layers a rerun finds there need
+// no download); an archive being written cannot.
+struct Ends {
+  ImageSource& source;
+  ImageDestination& dest;
+  ImageSource* dest_readable = nullptr;
 };
 
 // Shared by every stage of one run: whether to stop, and why.

@@ -1,4 +1,4 @@
-#include "registry/client.h"
+#include "registry/client/client.h"
 
 #include <fmt/format.h>
 
@@ -83,7 +83,7 @@ Task<Result<std::vector<Attachment>>> RegistryClient::attachments(const Reposito
   auto listed = co_await listed_tags(repo);
   if (listed && !listed->contains(sigstore_tag(digest))) co_return co_await referrer_attachments(repo, digest);
   std::vector<Task<Result<std::vector<Attachment>>>> asks;
-  asks.push_back(RegistryApi::attachments(repo, digest));
+  asks.push_back(ImageSource::attachments(repo, digest));
   asks.push_back(referrer_attachments(repo, digest));
   auto answers = co_await when_all(std::move(asks));
   if (!answers[0]) co_return answers[0];
@@ -156,6 +156,15 @@ std::unique_ptr<BlobReader> RegistryClient::open_blob(const Repository& repo, co
   return open_blob_reader(registry(repo.registry), repo.path, blob, &bytes_moved_);
 }
 
+Task<Result<std::uint64_t>> RegistryClient::receive_blob(ImageSource& source, const Repository& from,
+                                                         const Repository& to, const Descriptor& blob,
+                                                         std::string upload_session) {
+  if (&source == static_cast<ImageSource*>(this))
+    co_return co_await copy_blob(from, to, blob, std::move(upload_session));
+  BlobOpener opener = [&source, from, blob] { return source.open_blob(from, blob); };
+  co_return co_await store_blob(to, blob, std::move(upload_session), std::move(opener));
+}
+
 Task<Result<std::uint64_t>> RegistryClient::store_blob(const Repository& to, const Descriptor& blob,
                                                        std::string upload_session, BlobOpener open_source) {
   BlobCopyOptions options;
@@ -220,7 +229,7 @@ Task<Result<BlobProbe>> RegistryClient::probe_blob(Repository to, std::string di
     if (mounted && mounted->session) co_return BlobProbe{false, false, mounted->session->location};
     // Refused outright (some registries answer mounts 401 or 404): ask the usual way.
   }
-  co_return co_await RegistryApi::probe_blob(std::move(to), std::move(digest), std::move(mount_from));
+  co_return co_await ImageDestination::probe_blob(std::move(to), std::move(digest), std::move(mount_from));
 }
 
 std::shared_ptr<LinkGate> RegistryClient::link_gate(const Repository& repo) {
@@ -232,12 +241,12 @@ std::shared_ptr<LinkGate> RegistryClient::link_gate(const Repository& repo) {
 
 bool RegistryClient::found_present(const Repository& repo, const std::string& digest) {
   std::lock_guard lock(mutex_);
-  return found_present_.contains(repo.str() + "@" + digest);
+  return found_present_.contains(repo.at(digest));
 }
 
 Task<Result<ManifestStanding>> RegistryClient::find_manifest(Repository repo, std::string digest, std::string tag,
                                                              bool with_bytes) {
-  std::string key = repo.str() + "@" + digest;
+  std::string key = repo.at(digest);
   auto standing = co_await ask_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
   if (standing && standing->present) {
     std::lock_guard lock(mutex_);
@@ -264,11 +273,12 @@ Task<Result<ManifestStanding>> RegistryClient::ask_manifest(Repository repo, std
     }
     // Missing (a new release's tag) or naming another image: the digest decides
     // whether the image is there, and the tag is known to need a push.
-    auto standing = co_await RegistryApi::find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+    auto standing =
+        co_await ImageDestination::find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
     if (standing) standing->tagged = tagged;
     co_return standing;
   }
-  co_return co_await RegistryApi::find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
+  co_return co_await ImageDestination::find_manifest(std::move(repo), std::move(digest), std::move(tag), with_bytes);
 }
 
 Task<Status> RegistryClient::check_access(const Repository& repo, bool push) {

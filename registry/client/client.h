@@ -1,6 +1,7 @@
-// RegistryApi over real registries: one Registry per host, created on first use,
-// all sharing one HTTP engine, one pull secret, one trust store and one set of
-// options; one activity board for SIGUSR1 diagnostics.
+// The run's registries as one endpoint, both an image source and an image
+// destination: one Registry per host, created on first use, all sharing one
+// HTTP engine, one pull secret, one trust store and one set of options; one
+// activity board for SIGUSR1 diagnostics.
 #pragma once
 
 #include <atomic>
@@ -10,18 +11,18 @@
 #include <set>
 #include <string>
 
-#include "registry/activity.h"
-#include "registry/api.h"
-#include "registry/auth_file.h"
-#include "registry/blob_copy.h"
-#include "registry/http_engine.h"
-#include "registry/link_gate.h"
-#include "registry/registry.h"
-#include "registry/trust.h"
+#include "registry/client/link_gate.h"
+#include "registry/core/endpoint.h"
+#include "registry/distribution/activity.h"
+#include "registry/distribution/auth_file.h"
+#include "registry/distribution/registry.h"
+#include "registry/net/http_engine.h"
+#include "registry/net/trust.h"
+#include "registry/transfer/blob_copy.h"
 
 namespace fastsync {
 
-class RegistryClient : public RegistryApi {
+class RegistryClient : public ImageSource, public ImageDestination {
  public:
   RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOptions options);
 
@@ -43,11 +44,11 @@ class RegistryClient : public RegistryApi {
   Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
   Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
                                         const Repository& from) override;
-  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
-                                        std::string upload_session) override;
+  // From another registry of this client: one streamed GET -> PUT. From another
+  // kind of source (an archive): its bytes through the source's open_blob.
+  Task<Result<std::uint64_t>> receive_blob(ImageSource& source, const Repository& from, const Repository& to,
+                                           const Descriptor& blob, std::string upload_session) override;
   std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
-  Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob, std::string upload_session,
-                                         BlobOpener open_source) override;
   Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
                            std::string upload_session) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
@@ -66,6 +67,10 @@ class RegistryClient : public RegistryApi {
                                                bool with_bytes) override;
 
  private:
+  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
+                                        std::string upload_session);
+  Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob, std::string upload_session,
+                                         BlobOpener open_source);
   Task<Result<std::vector<Attachment>>> referrer_attachments(Repository repo, std::string digest);
   Task<Result<ManifestStanding>> ask_manifest(Repository repo, std::string digest, std::string tag, bool with_bytes);
   // Whether `repo` had no tags when first asked in this run (asked once per repository).

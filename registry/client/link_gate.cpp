@@ -1,4 +1,4 @@
-#include "registry/link_gate.h"
+#include "registry/client/link_gate.h"
 
 namespace fastsync {
 
@@ -33,11 +33,6 @@ Task<LinkGate::Pass> LinkGate::put() {
   Pass pass(shared_from_this(), true);
   if (wait) co_await wait->wait();  // Liveness: the mounts in flight end (stall limit, cancellation)
   co_return pass;
-}
-
-std::size_t LinkGate::mounts_in_flight() const {
-  std::lock_guard lock(mutex_);
-  return mounts_;
 }
 
 void LinkGate::leave(bool put) {

@@ -14,7 +14,7 @@
 #include <memory>
 #include <mutex>
 
-#include "registry/task.h"
+#include "registry/core/task.h"
 
 namespace fastsync {
 
@@ -41,8 +41,6 @@ class LinkGate : public std::enable_shared_from_this<LinkGate> {
   Task<Pass> mount();
   // Waits for the mounts in flight; none starts until the PUT is done.
   Task<Pass> put();
-
-  std::size_t mounts_in_flight() const;
 
  private:
   using Signal = std::shared_ptr<AsyncValue<bool>>;

@@ -1,4 +1,4 @@
-#include "registry/signature_stores.h"
+#include "registry/client/signature_stores.h"
 
 #include <fmt/format.h>
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "registry/signature_source.h"
-#include "registry/web_fetch.h"
+#include "registry/core/signature_source.h"
+#include "registry/distribution/web_fetch.h"
 
 namespace fastsync {
 

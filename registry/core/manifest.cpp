@@ -1,16 +1,14 @@
-#include "registry/manifest.h"
+#include "registry/core/manifest.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync {
 
-bool is_list_media_type(std::string_view mt) {
-  return mt == media_type::kDockerList || mt == media_type::kOciIndex;
-}
+bool is_list_media_type(std::string_view mt) { return mt == media_type::kDockerList || mt == media_type::kOciIndex; }
 bool is_image_media_type(std::string_view mt) {
   return mt == media_type::kDockerManifest || mt == media_type::kOciManifest;
 }
@@ -34,7 +32,8 @@ Result<Descriptor> parse_descriptor(const rapidjson::Value& v, std::string_view 
   d.media_type = string_member(v, "mediaType");
   d.digest = string_member(v, "digest");
   if (!is_sha256_digest(d.digest)) {
-    return Error::make(ErrorKind::Invalid, fmt::format("manifest: {} has digest \"{}\", expected sha256:<64 hex>", where, d.digest));
+    return Error::make(ErrorKind::Invalid,
+                       fmt::format("manifest: {} has digest \"{}\", expected sha256:<64 hex>", where, d.digest));
   }
   if (!v.HasMember("size") || !v["size"].IsUint64()) {
     return Error::make(ErrorKind::Invalid, fmt::format("manifest: {} ({}) has no valid size", where, d.digest));
@@ -53,10 +52,11 @@ Result<ParsedManifest> parse_manifest(std::string_view bytes, std::string_view c
   rapidjson::Document doc;
   doc.Parse(bytes.data(), bytes.size());
   if (doc.HasParseError() || !doc.IsObject()) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("manifest is not a JSON object ({} at byte {})",
-                                   doc.HasParseError() ? rapidjson::GetParseError_En(doc.GetParseError()) : "wrong type",
-                                   doc.GetErrorOffset()));
+    return Error::make(
+        ErrorKind::Invalid,
+        fmt::format("manifest is not a JSON object ({} at byte {})",
+                    doc.HasParseError() ? rapidjson::GetParseError_En(doc.GetParseError()) : "wrong type",
+                    doc.GetErrorOffset()));
   }
   ParsedManifest m;
   m.media_type = string_member(doc, "mediaType");

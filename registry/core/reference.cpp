@@ -1,10 +1,10 @@
-#include "registry/reference.h"
+#include "registry/core/reference.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync {
 namespace {
@@ -72,7 +72,9 @@ bool is_valid_repository(std::string_view path) {
 
 bool is_valid_tag(std::string_view tag) {
   if (tag.empty() || tag.size() > 128) return false;
-  auto word = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+  auto word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
   if (!word(tag.front())) return false;
   return std::all_of(tag.begin(), tag.end(), [&](char c) { return word(c) || c == '.' || c == '-'; });
 }
@@ -127,19 +129,25 @@ Result<Reference> Reference::parse(std::string_view text) {
   return ref;
 }
 
-Result<RegistryHost> RegistryHost::parse(std::string_view text) {
-  RegistryHost out;
-  std::string_view rest = text;
-  for (std::string_view scheme : {"https://", "http://"}) {
-    if (rest.substr(0, scheme.size()) == scheme) {
-      out.scheme = std::string(scheme.substr(0, scheme.size() - 3));
-      rest.remove_prefix(scheme.size());
+SchemeAndRest split_scheme(std::string_view text) {
+  for (std::string_view scheme : {"https", "http"}) {
+    if (text.substr(0, scheme.size()) == scheme && text.substr(scheme.size(), 3) == "://") {
+      return {std::string(scheme), std::string(text.substr(scheme.size() + 3))};
     }
   }
+  return {"", std::string(text)};
+}
+
+Result<RegistryHost> RegistryHost::parse(std::string_view text) {
+  RegistryHost out;
+  auto split = split_scheme(text);
+  out.scheme = split.scheme;
+  std::string_view rest = split.rest;
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   if (!is_valid_host(rest)) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("invalid registry \"{}\": expected host[:port], e.g. registry.example.com:5000", text));
+    return Error::make(
+        ErrorKind::Invalid,
+        fmt::format("invalid registry \"{}\": expected host[:port], e.g. registry.example.com:5000", text));
   }
   out.host = std::string(rest);
   return out;

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "registry/result.h"
+#include "registry/core/result.h"
 
 namespace fastsync {
 
@@ -25,6 +25,14 @@ struct Reference {
   // counts as a host when it has a '.', a ':' or is "localhost" (Docker's rule).
   static Result<Reference> parse(std::string_view text);
 };
+
+// "https://quay.io/ns/repo" -> {"https", "quay.io/ns/repo"}; no scheme: {"", text}.
+// The one place a user's "http://" or "https://" prefix is taken off.
+struct SchemeAndRest {
+  std::string scheme;  // "", "https" or "http"
+  std::string rest;
+};
+SchemeAndRest split_scheme(std::string_view text);
 
 // host[:port] as a user typed it for --dest-registry / the host part of
 // --source-registry: an optional "https://" or "http://" scheme and trailing

@@ -44,7 +44,7 @@ struct Error {
   static Error make(ErrorKind kind, std::string message, long http_status = 0) {
     return Error{kind, std::move(message), http_status, std::nullopt, {}};
   }
-  // Transient problems another attempt may fix (see registry/retry.h for the policy).
+  // Transient problems another attempt may fix (see registry/core/retry.h for the policy).
   bool retryable() const {
     switch (kind) {
       case ErrorKind::Network:

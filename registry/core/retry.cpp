@@ -1,4 +1,4 @@
-#include "registry/retry.h"
+#include "registry/core/retry.h"
 
 #include <algorithm>
 #include <cmath>

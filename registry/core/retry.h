@@ -8,7 +8,7 @@
 #include <chrono>
 #include <optional>
 
-#include "registry/result.h"
+#include "registry/core/result.h"
 
 namespace fastsync {
 

@@ -1,13 +1,13 @@
 // Where a release's GPG signatures come from, as an interface: signature
-// stores over HTTP (registry/signature_stores.h) or an archive carried across
-// an air gap (release/archive.h). Curl-free: part of the core.
+// stores over HTTP (registry/client/signature_stores.h) or an archive carried across
+// an air gap (release/archive/archive.h). Curl-free: part of the core.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-#include "registry/task.h"
+#include "registry/core/task.h"
 
 namespace fastsync {
 

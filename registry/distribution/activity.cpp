@@ -1,4 +1,4 @@
-#include "registry/activity.h"
+#include "registry/distribution/activity.h"
 
 #include <fmt/format.h>
 
@@ -10,9 +10,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string seconds(Clock::duration d) {
-  return fmt::format("{:.1f} s", std::chrono::duration<double>(d).count());
-}
+std::string seconds(Clock::duration d) { return fmt::format("{:.1f} s", std::chrono::duration<double>(d).count()); }
 
 std::string bytes(std::uint64_t n) {
   if (n >= (1u << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1u << 20));
@@ -23,8 +21,8 @@ std::string bytes(std::uint64_t n) {
 std::string describe_transfer(const TransferInfo& t) {
   std::string text = fmt::format("{} {} — {}", t.method, t.url, to_string(t.state));
   if (t.state != TransferInfo::State::Queued) {
-    text += fmt::format(", {} sent, {} received, idle {}", bytes(t.bytes_sent), bytes(t.bytes_received),
-                        seconds(t.idle));
+    text +=
+        fmt::format(", {} sent, {} received, idle {}", bytes(t.bytes_sent), bytes(t.bytes_received), seconds(t.idle));
   } else {
     text += fmt::format(" for {}", seconds(t.age));
   }
@@ -33,8 +31,7 @@ std::string describe_transfer(const TransferInfo& t) {
 
 }  // namespace
 
-ActivityBoard::Handle::Handle(Handle&& other) noexcept
-    : board_(std::exchange(other.board_, nullptr)), id_(other.id_) {}
+ActivityBoard::Handle::Handle(Handle&& other) noexcept : board_(std::exchange(other.board_, nullptr)), id_(other.id_) {}
 
 ActivityBoard::Handle& ActivityBoard::Handle::operator=(Handle&& other) noexcept {
   if (this != &other) {
@@ -96,10 +93,18 @@ std::string ActivityBoard::report(const std::optional<std::vector<TransferInfo>>
   for (const auto& e : entries) {
     std::string state;
     switch (e.state) {
-      case State::Starting: state = "starting"; break;
-      case State::WaitingForToken: state = "waiting for a token"; break;
-      case State::Working: state = e.detail; break;
-      case State::Sleeping: state = "sleeping " + e.detail; break;
+      case State::Starting:
+        state = "starting";
+        break;
+      case State::WaitingForToken:
+        state = "waiting for a token";
+        break;
+      case State::Working:
+        state = e.detail;
+        break;
+      case State::Sleeping:
+        state = "sleeping " + e.detail;
+        break;
       case State::InRequest: {
         auto t = by_id.find(e.transfer);
         state = t == by_id.end() ? "request finishing" : describe_transfer(*t->second);
@@ -107,8 +112,8 @@ std::string ActivityBoard::report(const std::optional<std::vector<TransferInfo>>
         break;
       }
     }
-    out += fmt::format("  {:>8}  {}: {} (for {})\n", seconds(now - e.since), e.what, state,
-                       seconds(now - e.state_since));
+    out +=
+        fmt::format("  {:>8}  {}: {} (for {})\n", seconds(now - e.since), e.what, state, seconds(now - e.state_since));
   }
   if (transfers) {
     for (const auto& t : *transfers) {

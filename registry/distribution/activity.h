@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "registry/http_engine.h"
+#include "registry/net/http_engine.h"
 
 namespace fastsync {
 

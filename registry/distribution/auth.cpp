@@ -1,15 +1,15 @@
-#include "registry/auth.h"
+#include "registry/distribution/auth.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
 
-#include "registry/digest.h"
-#include "registry/error_body.h"
-#include "registry/errors.h"
-#include "registry/reference.h"
-#include "registry/url.h"
+#include "registry/core/digest.h"
+#include "registry/core/reference.h"
+#include "registry/distribution/error_body.h"
+#include "registry/distribution/errors.h"
+#include "registry/net/url.h"
 
 namespace fastsync {
 namespace {
@@ -169,8 +169,8 @@ Task<Result<Authenticator::Token>> Authenticator::fetch_token(Challenge challeng
                                         host_, url_for_log(realm), host_));
     }
   }
-  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&") +
-                    "service=" + url_encode(challenge.param("service"));
+  std::string url =
+      realm + (realm.find('?') == std::string::npos ? "?" : "&") + "service=" + url_encode(challenge.param("service"));
   std::string scope_text = scope.str();
   for (std::size_t start = 0; !scope_text.empty() && start <= scope_text.size();) {
     auto space = scope_text.find(' ', start);
@@ -206,7 +206,8 @@ Task<Result<Authenticator::Token>> Authenticator::fetch_token(Challenge challeng
   rapidjson::Document doc;
   doc.Parse(resp.body.data(), resp.body.size());
   if (doc.HasParseError() || !doc.IsObject()) {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("token server {} sent a body that is not JSON", realm_origin));
+    co_return Error::make(ErrorKind::Protocol,
+                          fmt::format("token server {} sent a body that is not JSON", realm_origin));
   }
   Token token;
   for (const char* key : {"token", "access_token"}) {

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "registry/auth_file.h"
-#include "registry/http_engine.h"
-#include "registry/result.h"
-#include "registry/task.h"
-#include "registry/www_authenticate.h"
+#include "registry/core/result.h"
+#include "registry/core/task.h"
+#include "registry/distribution/auth_file.h"
+#include "registry/distribution/www_authenticate.h"
+#include "registry/net/http_engine.h"
 
 namespace fastsync {
 
@@ -34,7 +34,7 @@ struct AccessScope {
 struct Grant {
   std::optional<std::string> header;  // "Authorization: …"; none = anonymous
   std::chrono::steady_clock::time_point send_before = std::chrono::steady_clock::time_point::max();
-  std::shared_ptr<const void> token;  // which cached token this is (for refused()); null unless Bearer
+  std::shared_ptr<const void> token;               // which cached token this is (for refused()); null unless Bearer
   std::chrono::steady_clock::time_point issued{};  // when the token was asked for (Bearer)
 };
 

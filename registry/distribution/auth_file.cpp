@@ -1,4 +1,4 @@
-#include "registry/auth_file.h"
+#include "registry/distribution/auth_file.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync {
 namespace {
@@ -68,8 +68,7 @@ Result<AuthFileChoice> AuthFile::locate(const std::string& explicit_path) {
   }
   std::string places = "REGISTRY_AUTH_FILE (not set)";
   for (const auto& p : looked) places += ", " + p;
-  return Error::make(ErrorKind::Invalid,
-                     fmt::format("no pull secret: pass --pull-secret FILE (looked in {})", places));
+  return Error::make(ErrorKind::Invalid, fmt::format("no pull secret: pass --pull-secret FILE (looked in {})", places));
 }
 
 Result<AuthFile> AuthFile::parse(std::string_view json, std::string_view origin) {
@@ -77,19 +76,22 @@ Result<AuthFile> AuthFile::parse(std::string_view json, std::string_view origin)
   doc.Parse(json.data(), json.size());
   if (doc.HasParseError()) {
     return Error::make(ErrorKind::Invalid,
-                       fmt::format("pull secret {} is not valid JSON (at byte {}: {})", origin,
-                                   doc.GetErrorOffset(), rapidjson::GetParseError_En(doc.GetParseError())));
+                       fmt::format("pull secret {} is not valid JSON (at byte {}: {})", origin, doc.GetErrorOffset(),
+                                   rapidjson::GetParseError_En(doc.GetParseError())));
   }
   if (doc.IsObject() && !doc.HasMember("auths") && (doc.HasMember("credsStore") || doc.HasMember("credHelpers"))) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("pull secret {} keeps its credentials in a credential helper (credsStore/credHelpers), "
-                                   "which fastsync does not run; write them to a file with podman login --authfile, "
-                                   "or pass --pull-secret",
-                                   origin));
+    return Error::make(
+        ErrorKind::Invalid,
+        fmt::format("pull secret {} keeps its credentials in a credential helper (credsStore/credHelpers), "
+                    "which fastsync does not run; write them to a file with podman login --authfile, "
+                    "or pass --pull-secret",
+                    origin));
   }
   if (!doc.IsObject() || !doc.HasMember("auths") || !doc["auths"].IsObject()) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("pull secret {} has no \"auths\" object (expected {{\"auths\":{{\"host\":{{\"auth\":\"...\"}}}}}})", origin));
+    return Error::make(
+        ErrorKind::Invalid,
+        fmt::format("pull secret {} has no \"auths\" object (expected {{\"auths\":{{\"host\":{{\"auth\":\"...\"}}}}}})",
+                    origin));
   }
   AuthFile file;
   for (auto& member : doc["auths"].GetObject()) {

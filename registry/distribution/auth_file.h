@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/result.h"
+#include "registry/core/result.h"
 
 namespace fastsync {
 

@@ -1,4 +1,4 @@
-#include "registry/error_body.h"
+#include "registry/distribution/error_body.h"
 
 #include <rapidjson/document.h>
 

@@ -1,11 +1,10 @@
-#include "registry/errors.h"
+#include "registry/distribution/errors.h"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "registry/error_body.h"
+#include "registry/distribution/error_body.h"
 
 namespace fastsync {
 namespace {
@@ -33,8 +32,8 @@ Error from_status(const Response& resp, const CallContext& ctx) {
       return Error::make(ErrorKind::Forbidden, base, resp.status);
     case 405:
       if (ctx.push) {
-        return Error::make(ErrorKind::Forbidden,
-                           base + fmt::format(" ({} refuses writes: is it read-only?)", ctx.host), resp.status);
+        return Error::make(ErrorKind::Forbidden, base + fmt::format(" ({} refuses writes: is it read-only?)", ctx.host),
+                           resp.status);
       }
       return Error::make(ErrorKind::Protocol, base, resp.status);
     case 408:
@@ -62,9 +61,9 @@ Error from_transport(const Response& resp, const CallContext& ctx) {
                                      "skip verification",
                                      ctx.host, why, ctx.host));
     case TransportError::TlsHandshake:
-      return Error::make(ErrorKind::Tls,
-                         fmt::format("TLS handshake with {} failed ({}); if it serves plain HTTP, pass --insecure",
-                                     ctx.host, why));
+      return Error::make(
+          ErrorKind::Tls,
+          fmt::format("TLS handshake with {} failed ({}); if it serves plain HTTP, pass --insecure", ctx.host, why));
     case TransportError::Network:
       return Error::make(ErrorKind::Network, fmt::format("{}: connection failed: {}", ctx.where(), why));
     case TransportError::Stalled:
@@ -92,18 +91,6 @@ Error error_from_response(const Response& resp, const CallContext& ctx) {
     e.registry_code = first_error_code(resp.body);
   }
   return e;
-}
-
-std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value) {
-  if (value.empty()) return std::nullopt;
-  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (value.size() > 9) return std::chrono::hours(24);
-    return std::chrono::seconds(std::stol(value));
-  }
-  time_t when = curl_getdate(value.c_str(), nullptr);
-  if (when < 0) return std::nullopt;
-  auto delta = std::chrono::system_clock::from_time_t(when) - std::chrono::system_clock::now();
-  return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(delta));
 }
 
 }  // namespace fastsync

@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "registry/http_engine.h"
-#include "registry/result.h"
+#include "registry/core/result.h"
+#include "registry/net/http_engine.h"
 
 namespace fastsync {
 
@@ -25,8 +25,5 @@ struct CallContext {
 // The error a non-2xx (or failed) response stands for. Retry-After, when the
 // server sent one, travels with it.
 Error error_from_response(const Response& resp, const CallContext& ctx);
-
-// Milliseconds to wait for a Retry-After value (delta-seconds or HTTP-date); nullopt if absent/bad.
-std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value);
 
 }  // namespace fastsync

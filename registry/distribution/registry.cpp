@@ -1,32 +1,46 @@
-#include "registry/registry.h"
-#include "registry/log.h"
+#include "registry/distribution/registry.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
-#include "registry/digest.h"
-#include "registry/reference.h"
-#include "registry/url.h"
+#include "registry/core/digest.h"
+#include "registry/core/log.h"
+#include "registry/core/reference.h"
+#include "registry/net/url.h"
 
 namespace fastsync {
 
 const char* to_string(CallKind kind) {
   switch (kind) {
-    case CallKind::Ping: return "ping";
-    case CallKind::Token: return "token";
-    case CallKind::ManifestHead: return "manifest_head";
-    case CallKind::ManifestGet: return "manifest_get";
-    case CallKind::ManifestPut: return "manifest_put";
-    case CallKind::BlobHead: return "blob_head";
-    case CallKind::TagList: return "tag_list";
-    case CallKind::BlobGet: return "blob_get";
-    case CallKind::UploadStart: return "upload_start";
-    case CallKind::BlobMount: return "blob_mount";
-    case CallKind::BlobPatch: return "blob_patch";
-    case CallKind::BlobPut: return "blob_put";
-    case CallKind::UploadCancel: return "upload_cancel";
+    case CallKind::Ping:
+      return "ping";
+    case CallKind::Token:
+      return "token";
+    case CallKind::ManifestHead:
+      return "manifest_head";
+    case CallKind::ManifestGet:
+      return "manifest_get";
+    case CallKind::ManifestPut:
+      return "manifest_put";
+    case CallKind::BlobHead:
+      return "blob_head";
+    case CallKind::TagList:
+      return "tag_list";
+    case CallKind::BlobGet:
+      return "blob_get";
+    case CallKind::UploadStart:
+      return "upload_start";
+    case CallKind::BlobMount:
+      return "blob_mount";
+    case CallKind::BlobPatch:
+      return "blob_patch";
+    case CallKind::BlobPut:
+      return "blob_put";
+    case CallKind::UploadCancel:
+      return "upload_cancel";
     case CallKind::Other:
-    case CallKind::Count_: break;
+    case CallKind::Count_:
+      break;
   }
   return "other";
 }
@@ -119,7 +133,7 @@ Task<Response> Registry::perform_retrying(Request request, CallKind kind) {
     if (!delay) co_return resp;
     counters_.retries++;
     logging::debug("{}: {} failed ({}), retry {}/{} in {} ms", host_, to_string(kind), short_reason(resp),
-                  retries_used + 1, options_.retry.retries, delay->count());
+                   retries_used + 1, options_.retry.retries, delay->count());
     co_await engine_.sleep_for(*delay);
   }
 }
@@ -196,14 +210,14 @@ Task<Result<std::string>> Registry::do_ping() {
       std::vector<Challenge> challenges;
       if (auto header = resp.header("www-authenticate")) challenges = parse_www_authenticate(*header);
       logging::debug("{}: speaks {}, auth {}", host_, scheme,
-                    challenges.empty() ? std::string("none") : challenges.front().scheme);
+                     challenges.empty() ? std::string("none") : challenges.front().scheme);
       auth_.set_challenges(std::move(challenges));
       co_return base;
     }
-    co_return Error::make(resp.status >= 500 ? ErrorKind::Server : ErrorKind::Protocol,
-                          fmt::format("{} does not answer like a registry: GET {}/v2/ gave HTTP {}", host_, base,
-                                      resp.status),
-                          resp.status);
+    co_return Error::make(
+        resp.status >= 500 ? ErrorKind::Server : ErrorKind::Protocol,
+        fmt::format("{} does not answer like a registry: GET {}/v2/ gave HTTP {}", host_, base, resp.status),
+        resp.status);
   }
   co_return first_error.value_or(Error::make(ErrorKind::Network, fmt::format("cannot reach {}", host_)));
 }
@@ -296,7 +310,7 @@ Task<Result<Response>> Registry::send(Call call) {
       }
       bool plausibly_expired = age && *age >= Authenticator::kPlausibleExpiry;
       logging::debug("{}: HTTP 401{}", ctx.where(),
-                    age ? fmt::format(" for a token {} ms old when sent", age->count()) : std::string());
+                     age ? fmt::format(" for a token {} ms old when sent", age->count()) : std::string());
       auth_.refused(*grant, age);
       if (grant->header) counters_.token_refreshes++;
       if (!grant->header) {
@@ -324,7 +338,7 @@ Task<Result<Response>> Registry::send(Call call) {
     ++retries_used;
     counters_.retries++;
     logging::debug("{}: {} — retry {}/{} in {} ms", ctx.where(), short_reason(resp), retries_used,
-                  options_.retry.retries, delay->count());
+                   options_.retry.retries, delay->count());
     activity.sleeping(*delay, retries_used, options_.retry.retries, short_reason(resp));
     co_await engine_.sleep_for(*delay);
   }
@@ -367,8 +381,8 @@ Task<Result<ManifestData>> Registry::get_manifest(const std::string& repository,
   m.digest = sha256_digest(m.bytes);
   m.media_type = strip_parameters(resp->header("content-type").value_or(""));
   if (is_sha256_digest(reference) && m.digest != reference) {
-    co_return Error::make(ErrorKind::DigestMismatch,
-                          fmt::format("manifest {}/{}@{}: content hashes to {}", host_, repository, reference, m.digest));
+    co_return Error::make(ErrorKind::DigestMismatch, fmt::format("manifest {}/{}@{}: content hashes to {}", host_,
+                                                                 repository, reference, m.digest));
   }
   if (!is_list_media_type(m.media_type) && !is_image_media_type(m.media_type)) {
     // A generic Content-Type (application/json): the body says what it is.

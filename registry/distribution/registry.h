@@ -1,8 +1,8 @@
 // One registry host: how to reach it (scheme, TLS), how requests are
-// authorised (registry/auth.h), and the distribution API calls, each going
+// authorised (registry/distribution/auth.h), and the distribution API calls, each going
 // through send(): credentials, retries with the one policy, redirects handled
 // once, here. Uploads (monolithic, or chunked once the registry refuses a large
-// body) are in registry/upload.cpp.
+// body) are in registry/distribution/upload.cpp.
 #pragma once
 
 #include <atomic>
@@ -13,17 +13,17 @@
 #include <string>
 #include <vector>
 
-#include "registry/activity.h"
-#include "registry/auth.h"
-#include "registry/auth_file.h"
-#include "registry/errors.h"
-#include "registry/http_engine.h"
-#include "registry/manifest.h"
-#include "registry/result.h"
-#include "registry/retry.h"
-#include "registry/task.h"
-#include "registry/trust.h"
-#include "registry/upload_chunks.h"
+#include "registry/core/manifest.h"
+#include "registry/core/result.h"
+#include "registry/core/retry.h"
+#include "registry/core/task.h"
+#include "registry/distribution/activity.h"
+#include "registry/distribution/auth.h"
+#include "registry/distribution/auth_file.h"
+#include "registry/distribution/errors.h"
+#include "registry/distribution/upload_chunks.h"
+#include "registry/net/http_engine.h"
+#include "registry/net/trust.h"
 
 namespace fastsync {
 
@@ -82,8 +82,8 @@ struct Call {
   Request request;
   std::string target;  // "/v2/..." path (+query), or an absolute URL (upload locations)
   bool follow_redirects = false;
-  AccessScope scope;   // what the credentials must allow
-  std::string what;    // "HEAD manifest sha256:…", for messages
+  AccessScope scope;  // what the credentials must allow
+  std::string what;   // "HEAD manifest sha256:…", for messages
 };
 
 struct ManifestHead {
@@ -128,7 +128,7 @@ class Registry {
   // a token, or checks Basic credentials. For a clear early error.
   Task<Status> check_access(const std::string& repository, bool push);
 
-  // The core: credentials, retries (registry/retry.h), a fresh token when one is
+  // The core: credentials, retries (registry/core/retry.h), a fresh token when one is
   // refused, redirects without credentials to other hosts. Returns the response
   // when it is 2xx; everything else is an Error naming host, repository and
   // operation.
@@ -160,7 +160,7 @@ class Registry {
   // Size of the blob if present.
   Task<Result<std::uint64_t>> head_blob(const std::string& repository, const std::string& digest);
 
-  // --- uploads (registry/upload.cpp) ---
+  // --- uploads (registry/distribution/upload.cpp) ---
   Task<Result<UploadSession>> start_upload(const std::string& repository);
   // Cross-repository mount; a 202 leaves an upload session to use instead of a new POST.
   Task<Result<MountResult>> mount_blob(const std::string& repository, const std::string& digest,
@@ -181,8 +181,7 @@ class Registry {
   // allows; a 413 only switches to (smaller) chunks. `first` is a session
   // already open (a mount answered 202).
   Task<Status> upload_retrying(const std::string& repository, const std::string& digest,
-                               std::optional<UploadSession> first,
-                               std::function<Task<Status>(UploadSession)> attempt);
+                               std::optional<UploadSession> first, std::function<Task<Status>(UploadSession)> attempt);
 
  private:
   Task<Result<std::string>> do_ping();

@@ -8,14 +8,14 @@
 #include <algorithm>
 #include <utility>
 
-#include "registry/registry.h"
-#include "registry/log.h"
-#include "registry/url.h"
+#include "registry/core/log.h"
+#include "registry/distribution/registry.h"
+#include "registry/net/url.h"
 
 namespace fastsync {
 namespace {
 
-constexpr int kMaxTooLarge = 8;                      // 16 MiB halves to 1 MiB in 4 steps
+constexpr int kMaxTooLarge = 8;  // 16 MiB halves to 1 MiB in 4 steps
 // An upload whose token died on the way is redone with a fresh one without
 // using up the retry budget (that is for failures), but not without end.
 constexpr int kMaxAuthExpired = 8;
@@ -39,7 +39,8 @@ Task<Result<UploadSession>> Registry::start_upload(const std::string& repository
   if (!resp) co_return resp.error();
   auto location = resp->header("location");
   if (!location || location->empty()) {
-    co_return Error::make(ErrorKind::Protocol, fmt::format("{}/{}: upload started without a Location", host_, repository));
+    co_return Error::make(ErrorKind::Protocol,
+                          fmt::format("{}/{}: upload started without a Location", host_, repository));
   }
   if (auto min = resp->header("oci-chunk-min-length")) chunks_.set_minimum(std::strtoull(min->c_str(), nullptr, 10));
   auto url = resolve_url(resp->url, *location);
@@ -82,7 +83,7 @@ void Registry::note_refused_body(std::uint64_t refused_size, Error& error) {
   auto verdict = chunks_.refused(refused_size);
   if (verdict.switched) {
     logging::warn("{} refused a {} request body (HTTP 413): uploading larger blobs in chunks of {} from now on", host_,
-                 human(refused_size), human(chunks_.chunk()));
+                  human(refused_size), human(chunks_.chunk()));
   }
   if (!verdict.retry) {
     error.kind = ErrorKind::Protocol;  // smaller requests are not possible
@@ -202,7 +203,7 @@ Task<Status> Registry::upload_retrying(const std::string& repository, const std:
     // A parallel writer (or a commit that landed after all) may have put it there.
     auto present = co_await head_blob(repository, digest);
     if (present) co_return Status{};
-    if (error.kind == ErrorKind::TooLarge && ++too_large <= kMaxTooLarge) continue;  // now in smaller chunks
+    if (error.kind == ErrorKind::TooLarge && ++too_large <= kMaxTooLarge) continue;           // now in smaller chunks
     if (error.kind == ErrorKind::AuthExpired && ++auth_expired <= kMaxAuthExpired) continue;  // a fresh token now
     RetryPolicy::Scope scope;
     scope.digest_mismatch = true;  // the bytes are fetched again
@@ -211,7 +212,7 @@ Task<Status> Registry::upload_retrying(const std::string& repository, const std:
     ++retries_used;
     counters_.retries++;
     logging::debug("blob {} to {}/{}: {} — new upload {}/{} in {} ms", digest, host_, repository, error.message,
-                  retries_used, options_.retry.retries, delay->count());
+                   retries_used, options_.retry.retries, delay->count());
     activity.sleeping(*delay, retries_used, options_.retry.retries, error.message);
     co_await engine_.sleep_for(*delay);
   }

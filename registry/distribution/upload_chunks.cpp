@@ -1,4 +1,4 @@
-#include "registry/upload_chunks.h"
+#include "registry/distribution/upload_chunks.h"
 
 #include <algorithm>
 

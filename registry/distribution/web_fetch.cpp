@@ -1,10 +1,10 @@
-#include "registry/web_fetch.h"
-#include "registry/log.h"
+#include "registry/distribution/web_fetch.h"
 
 #include <fmt/format.h>
 
-#include "registry/errors.h"
-#include "registry/url.h"
+#include "registry/core/log.h"
+#include "registry/distribution/errors.h"
+#include "registry/net/url.h"
 
 namespace fastsync {
 
@@ -28,15 +28,19 @@ Task<WebDocument> WebFetcher::get(std::string url, std::size_t max_bytes, std::v
     if (resp.transport_ok() && resp.status >= 300 && resp.status < 400 && resp.header("location")) {
       auto next = resolve_url(current, *resp.header("location"));
       if (!next || ++redirects > kMaxRedirects) {
-        co_return WebDocument{false, {}, Error::make(ErrorKind::Protocol,
-                                                     fmt::format("{}: too many or bad redirects", url_for_log(url)))};
+        co_return WebDocument{
+            false,
+            {},
+            Error::make(ErrorKind::Protocol, fmt::format("{}: too many or bad redirects", url_for_log(url)))};
       }
       current = *next;
       continue;
     }
     if (resp.transport == TransportError::TooLarge) {
-      co_return WebDocument{false, {}, Error::make(ErrorKind::TooLarge, fmt::format("{}: larger than {} KiB",
-                                                                                  url_for_log(url), max_bytes / 1024))};
+      co_return WebDocument{
+          false,
+          {},
+          Error::make(ErrorKind::TooLarge, fmt::format("{}: larger than {} KiB", url_for_log(url), max_bytes / 1024))};
     }
     CallContext ctx{url_host_port(current), {}, "GET " + url_for_log(current), false, false};
     Error error = error_from_response(resp, ctx);

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "registry/http_engine.h"
-#include "registry/registry.h"
-#include "registry/trust.h"
+#include "registry/distribution/registry.h"
+#include "registry/net/http_engine.h"
+#include "registry/net/trust.h"
 
 namespace fastsync {
 

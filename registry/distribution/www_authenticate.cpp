@@ -1,4 +1,4 @@
-#include "registry/www_authenticate.h"
+#include "registry/distribution/www_authenticate.h"
 
 #include <cctype>
 

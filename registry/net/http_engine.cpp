@@ -1,8 +1,6 @@
-#include "registry/http_engine.h"
-#include "registry/log.h"
+#include "registry/net/http_engine.h"
 
 #include <curl/curl.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,9 +11,10 @@
 #include <queue>
 #include <unordered_map>
 
-#include "registry/curl_handles.h"
-#include "registry/trust.h"
-#include "registry/url.h"
+#include "registry/core/log.h"
+#include "registry/net/curl_handles.h"
+#include "registry/net/trust.h"
+#include "registry/net/url.h"
 
 namespace fastsync {
 
@@ -26,6 +25,18 @@ std::optional<std::string> Response::header(std::string_view lowercase_name) con
   return std::nullopt;
 }
 
+std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (value.size() > 9) return std::chrono::hours(24);
+    return std::chrono::seconds(std::stol(value));
+  }
+  time_t when = curl_getdate(value.c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  auto delta = std::chrono::system_clock::from_time_t(when) - std::chrono::system_clock::now();
+  return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(delta));
+}
+
 void Waker::wake() const {
   if (call) call();
   if (engine) engine->wake(id);
@@ -33,10 +44,14 @@ void Waker::wake() const {
 
 const char* to_string(TransferInfo::State state) {
   switch (state) {
-    case TransferInfo::State::Queued: return "queued for a connection slot";
-    case TransferInfo::State::Transferring: return "transferring";
-    case TransferInfo::State::Paused: return "paused, waiting for its other half";
-    case TransferInfo::State::AwaitingAnswer: return "body sent, awaiting the answer";
+    case TransferInfo::State::Queued:
+      return "queued for a connection slot";
+    case TransferInfo::State::Transferring:
+      return "transferring";
+    case TransferInfo::State::Paused:
+      return "paused, waiting for its other half";
+    case TransferInfo::State::AwaitingAnswer:
+      return "body sent, awaiting the answer";
   }
   return "?";
 }
@@ -64,7 +79,8 @@ std::string lowercase(std::string_view s) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -532,7 +548,10 @@ struct HttpEngine::Impl {
         curl_easy_getinfo(t->easy.get(), CURLINFO_HTTP_VERSION, &version);
       }
       t->resp.status = status;
-      t->resp.http_version = version == CURL_HTTP_VERSION_2_0 ? 20 : version == CURL_HTTP_VERSION_1_0 ? 10 : version ? 11 : 0;
+      t->resp.http_version = version == CURL_HTTP_VERSION_2_0   ? 20
+                             : version == CURL_HTTP_VERSION_1_0 ? 10
+                             : version                          ? 11
+                                                                : 0;
     } else {
       auto queued = std::find(queue.begin(), queue.end(), id);
       if (queued != queue.end()) {
@@ -584,14 +603,15 @@ struct HttpEngine::Impl {
         auto since = std::max(t->submitted, progress == origin_progress.end() ? t->submitted : progress->second);
         if (now - since > limit) {
           stalled.emplace_back(id, fmt::format("waited {:g} s for a connection slot while no transfer to the host "
-                                              "moved (stall limit)",
-                                              seconds(limit)));
+                                               "moved (stall limit)",
+                                               seconds(limit)));
         }
         continue;
       }
       if (t->paused) {
         if (now - t->last_activity > limit) {
-          stalled.emplace_back(id, fmt::format("paused for {:g} s: its other half moved no data (stall limit)", seconds(limit)));
+          stalled.emplace_back(
+              id, fmt::format("paused for {:g} s: its other half moved no data (stall limit)", seconds(limit)));
         }
         continue;
       }
@@ -615,7 +635,8 @@ struct HttpEngine::Impl {
       info.method = t->req.method;
       info.url = url_for_log(t->req.url);
       info.age = std::chrono::duration_cast<std::chrono::milliseconds>(now - t->submitted);
-      info.idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - (t->started ? t->last_activity : t->submitted));
+      info.idle =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - (t->started ? t->last_activity : t->submitted));
       info.bytes_sent = t->resp.bytes_sent;
       info.bytes_received = t->resp.bytes_received;
       info.state = !t->started ? TransferInfo::State::Queued

@@ -65,20 +65,20 @@ class BodySource {
   virtual Chunk read(char* buffer, std::size_t capacity) = 0;
 };
 
-class HostTrust;  // registry/trust.h
+class HostTrust;  // registry/net/trust.h
 
-// How one host's TLS connections are verified (see registry/trust.h).
+// How one host's TLS connections are verified (see registry/net/trust.h).
 struct TlsOptions {
   bool verify = true;                      // --insecure turns this off
   std::shared_ptr<const HostTrust> trust;  // the CAs this host is checked against; null: libcurl's defaults
-  std::string client_cert;  // PEM certificate and key for mutual TLS (certs.d/<host>/*.cert, *.key)
+  std::string client_cert;                 // PEM certificate and key for mutual TLS (certs.d/<host>/*.cert, *.key)
   std::string client_key;
 };
 
 struct Request {
   std::string method = "GET";  // GET HEAD PUT POST DELETE PATCH
   std::string url;
-  std::vector<std::string> headers;  // "Name: value"
+  std::vector<std::string> headers;         // "Name: value"
   std::shared_ptr<const std::string> body;  // upload body held in memory (PUT/POST/PATCH); shared, never copied
   std::shared_ptr<BodySource> body_source;  // streamed upload body instead of `body`
   std::shared_ptr<BodySink> body_sink;      // streamed 2xx download body
@@ -103,15 +103,15 @@ struct Request {
 
 enum class TransportError {
   None,
-  Connect,    // DNS, refused, connect timeout
+  Connect,  // DNS, refused, connect timeout
   TlsHandshake,
-  TlsVerify,  // certificate not trusted / wrong name
-  Network,    // reset, truncated, HTTP/2 stream errors, GOAWAY
-  Stalled,    // stall limit hit (moving no bytes, paused, or waiting for a connection slot)
+  TlsVerify,          // certificate not trusted / wrong name
+  Network,            // reset, truncated, HTTP/2 stream errors, GOAWAY
+  Stalled,            // stall limit hit (moving no bytes, paused, or waiting for a connection slot)
   CredentialExpired,  // still queued when its credential expired (Request::send_before): never sent
   Cancelled,
-  Aborted,    // a body sink/source gave up
-  TooLarge,   // in-memory body over max_memory_body
+  Aborted,   // a body sink/source gave up
+  TooLarge,  // in-memory body over max_memory_body
   Other,
 };
 
@@ -131,6 +131,9 @@ struct Response {
   std::optional<std::string> header(std::string_view lowercase_name) const;
 };
 
+// Milliseconds to wait for a Retry-After value (delta-seconds or HTTP-date); nullopt if absent/bad.
+std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value);
+
 struct EngineOptions {
   int max_per_origin = 64;  // transfers in flight per scheme+host+port; 0 = no cap
   int max_cached_connections = 256;
@@ -143,9 +146,9 @@ struct TransferInfo {
   TransferId id = 0;
   State state = State::Queued;
   std::string method;
-  std::string url;  // without its query (never a signature)
-  std::chrono::milliseconds age{0};        // since submitted
-  std::chrono::milliseconds idle{0};       // since a byte last moved (or it was resumed)
+  std::string url;                    // without its query (never a signature)
+  std::chrono::milliseconds age{0};   // since submitted
+  std::chrono::milliseconds idle{0};  // since a byte last moved (or it was resumed)
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
 };

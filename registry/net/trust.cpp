@@ -1,5 +1,4 @@
-#include "registry/trust.h"
-#include "registry/log.h"
+#include "registry/net/trust.h"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -13,7 +12,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "registry/curl_handles.h"
+#include "registry/core/log.h"
+#include "registry/net/curl_handles.h"
 
 namespace fastsync {
 namespace fs = std::filesystem;
@@ -167,7 +167,8 @@ Result<TlsOptions> TrustStore::for_host(const std::string& host_port) {
   for (const auto& key : client_keys) {
     fs::path cert = fs::path(key).replace_extension(".cert");
     if (std::find(client_certs.begin(), client_certs.end(), cert.string()) == client_certs.end()) {
-      return Error::make(ErrorKind::Invalid, fmt::format("client key {} has no matching certificate {}", key, cert.string()));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("client key {} has no matching certificate {}", key, cert.string()));
     }
   }
   for (const auto& cert : client_certs) {

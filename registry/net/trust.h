@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "registry/http_engine.h"
-#include "registry/result.h"
+#include "registry/core/result.h"
+#include "registry/net/http_engine.h"
 
 namespace fastsync {
 
@@ -86,11 +86,11 @@ class HostTrust {
 };
 
 struct TrustSettings {
-  bool verify = true;                  // false with --insecure
-  std::vector<std::string> ca_files;   // --ca-file
+  bool verify = true;                 // false with --insecure
+  std::vector<std::string> ca_files;  // --ca-file
   std::vector<std::string> certs_dirs = {"/etc/containers/certs.d", "/etc/docker/certs.d"};
-  std::string system_bundle;           // SSL_CERT_FILE (empty: libcurl's default bundle)
-  std::string system_dir;              // SSL_CERT_DIR (empty: libcurl's default directory)
+  std::string system_bundle;  // SSL_CERT_FILE (empty: libcurl's default bundle)
+  std::string system_dir;     // SSL_CERT_DIR (empty: libcurl's default directory)
   // The environment's SSL_CERT_FILE / SSL_CERT_DIR.
   void read_environment();
 };

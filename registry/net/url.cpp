@@ -1,4 +1,4 @@
-#include "registry/url.h"
+#include "registry/net/url.h"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -38,7 +38,8 @@ Result<std::string> resolve_url(const std::string& base, const std::string& loca
   if (!h) return Error::make(ErrorKind::Protocol, fmt::format("cannot parse URL {}", url_for_log(base)));
   // Setting a relative URL on a handle holding the base resolves it (RFC 3986).
   if (curl_url_set(h.get(), CURLUPART_URL, location.c_str(), 0) != CURLUE_OK) {
-    return Error::make(ErrorKind::Protocol, fmt::format("registry sent an unusable Location \"{}\"", url_for_log(location)));
+    return Error::make(ErrorKind::Protocol,
+                       fmt::format("registry sent an unusable Location \"{}\"", url_for_log(location)));
   }
   return get_part(h.get(), CURLUPART_URL);
 }

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "registry/result.h"
+#include "registry/core/result.h"
 
 namespace fastsync {
 

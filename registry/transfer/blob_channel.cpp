@@ -1,4 +1,4 @@
-#include "registry/blob_channel.h"
+#include "registry/transfer/blob_channel.h"
 
 #include <fmt/format.h>
 
@@ -105,7 +105,8 @@ Flow BlobChannel::write(std::string_view bytes) {
     // has waited long enough.
     bool waited_enough = reader_wait_started_ != std::chrono::steady_clock::time_point{} &&
                          std::chrono::steady_clock::now() - reader_wait_started_ >= kMaxBatchWait;
-    std::size_t batch = static_cast<std::size_t>(std::min<std::uint64_t>(batch_locked(), std::max<std::uint64_t>(1, reader_want_)));
+    std::size_t batch =
+        static_cast<std::size_t>(std::min<std::uint64_t>(batch_locked(), std::max<std::uint64_t>(1, reader_want_)));
     if (reader_waiting_ && (flow == Flow::Pause || readable_locked() >= batch || waited_enough)) {
       reader_waiting_ = false;
       wake_reader = reader_waker_;
@@ -180,9 +181,10 @@ BodySource::Chunk BlobChannel::read_some(char* buffer, std::size_t capacity, std
     std::lock_guard lock(mutex_);
     if (writer_failure_ || reader_closed_) return {Flow::Abort, 0};
     auto now = std::chrono::steady_clock::now();
-    bool waited_enough = reader_wait_started_ != std::chrono::steady_clock::time_point{} &&
-                         now - reader_wait_started_ >= kMaxBatchWait;
-    std::size_t batch = static_cast<std::size_t>(std::min<std::uint64_t>(batch_locked(), std::max<std::uint64_t>(1, want)));
+    bool waited_enough =
+        reader_wait_started_ != std::chrono::steady_clock::time_point{} && now - reader_wait_started_ >= kMaxBatchWait;
+    std::size_t batch =
+        static_cast<std::size_t>(std::min<std::uint64_t>(batch_locked(), std::max<std::uint64_t>(1, want)));
     // Hold out for a full batch, unless the writer is stuck waiting for room or we waited long enough.
     if (readable_locked() == 0 || (!verified_ && !writer_waiting_ && !waited_enough && readable_locked() < batch)) {
       if (verified_ && buffered_ == 0) return {Flow::Continue, 0};  // end of blob
@@ -243,7 +245,7 @@ void BlobChannel::close_reader(Error why) {
 }
 
 BodySource::Chunk ChannelSource::read(char* buffer, std::size_t capacity) {
-  if (sent_ == length_) return {Flow::Continue, 0};  // this request's window is complete
+  if (sent_ == length_) return {Flow::Continue, 0};                            // this request's window is complete
   if (sent_ == 0 && channel_->consumed() != offset_) return {Flow::Abort, 0};  // windows are read in order
   std::uint64_t left = length_ - sent_;
   auto chunk = channel_->read_some(buffer, static_cast<std::size_t>(std::min<std::uint64_t>(capacity, left)), left);

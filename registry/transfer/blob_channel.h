@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "registry/digest.h"
-#include "registry/http_engine.h"
-#include "registry/result.h"
+#include "registry/core/digest.h"
+#include "registry/core/result.h"
+#include "registry/net/http_engine.h"
 
 namespace fastsync {
 
@@ -104,7 +104,7 @@ class BlobChannel {
   bool reader_closed_ = false;
   std::optional<Error> reader_error_;
   std::chrono::steady_clock::time_point reader_wait_started_{};  // zero while the reader is not waiting
-  std::uint64_t reader_want_ = UINT64_MAX;                         // the waiting reader's window
+  std::uint64_t reader_want_ = UINT64_MAX;                       // the waiting reader's window
   Waker writer_waker_;
   Waker reader_waker_;
 };
@@ -113,8 +113,7 @@ class BlobChannel {
 // (one PUT), or the window [offset, offset + length) of it (one PATCH chunk).
 class ChannelSource : public BodySource {
  public:
-  explicit ChannelSource(std::shared_ptr<BlobChannel> channel)
-      : ChannelSource(channel, 0, channel->size()) {}
+  explicit ChannelSource(std::shared_ptr<BlobChannel> channel) : ChannelSource(channel, 0, channel->size()) {}
   ChannelSource(std::shared_ptr<BlobChannel> channel, std::uint64_t offset, std::uint64_t length)
       : channel_(std::move(channel)), offset_(offset), length_(length) {}
   void attach(Waker waker) override { channel_->set_reader_waker(waker); }

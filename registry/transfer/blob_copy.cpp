@@ -1,9 +1,10 @@
-#include "registry/blob_copy.h"
-#include "registry/log.h"
+#include "registry/transfer/blob_copy.h"
 
 #include <fmt/format.h>
 
 #include <thread>
+
+#include "registry/core/log.h"
 
 namespace fastsync {
 
@@ -44,7 +45,7 @@ Task<Status> download_blob(Registry& source, std::string repository, Descriptor 
     if (!delay || source.engine().cancelled()) co_return channel->finish_writer(error);
     ++retries_used;
     logging::debug("{}: download cut at {} of {} bytes ({}), resuming in {} ms", channel->label(), channel->written(),
-                  blob.size, error.message, delay->count());
+                   blob.size, error.message, delay->count());
     source.counters().retries++;
     co_await source.engine().sleep_for(*delay);
   }
@@ -105,8 +106,8 @@ Task<Result<std::uint64_t>> upload_fed(Registry& dest, std::string dest_repo, De
 
 }  // namespace
 
-Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
-                                      std::string dest_repo, Descriptor blob, BlobCopyOptions options) {
+Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest, std::string dest_repo,
+                                      Descriptor blob, BlobCopyOptions options) {
   std::string label = fmt::format("{}/{}@{}", source.host(), source_repo, blob.digest);
   // This copy holds a slot of the blob pool for its connection; segments take others.
   struct PoolSlot {
@@ -117,15 +118,15 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
   };
   if (options.segment_budget) co_await options.segment_budget->copy_slot();
   PoolSlot slot{options.segment_budget};
-  const bool segmented = options.segment_budget && options.segments.segment_size > 0 &&
-                         blob.size >= options.segments.threshold();
+  const bool segmented =
+      options.segment_budget && options.segments.segment_size > 0 && blob.size >= options.segments.threshold();
   // Range segments that failed for good on the source's side (a CDN that
   // answers 500 to every Range, say) do not doom the blob: the next attempt
   // takes it whole, from one connection.
   auto whole_from_now = std::make_shared<std::atomic<bool>>(false);
   ChannelFeeder download = [&source, source_repo, blob, segmented, segments = options.segments,
-                            budget = options.segment_budget, whole_from_now](std::shared_ptr<BlobChannel> channel,
-                                                                             std::function<void(Status)> done) {
+                            budget = options.segment_budget,
+                            whole_from_now](std::shared_ptr<BlobChannel> channel, std::function<void(Status)> done) {
     const bool in_segments = segmented && !whole_from_now->load();
     Task<Status> fetch = in_segments ? download_segmented(source, source_repo, blob, channel, segments, budget)
                                      : download_blob(source, source_repo, blob, channel);
@@ -135,7 +136,7 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
           bool sources_fault = !s && !channel->reader_error() && s.error().kind != ErrorKind::Cancelled;
           if (in_segments && sources_fault && !whole_from_now->exchange(true)) {
             logging::debug("blob {}: Range segments failed ({}); fetching it whole from now on", digest,
-                          s.error().message);
+                           s.error().message);
           }
           done(std::move(s));
         },
@@ -186,9 +187,7 @@ namespace {
 class ChannelBlobReader : public BlobReader {
  public:
   explicit ChannelBlobReader(std::shared_ptr<BlobChannel> channel) : channel_(std::move(channel)) {}
-  ~ChannelBlobReader() override {
-    channel_->close_reader(Error::make(ErrorKind::Cancelled, "reader closed"));
-  }
+  ~ChannelBlobReader() override { channel_->close_reader(Error::make(ErrorKind::Cancelled, "reader closed")); }
   Result<std::size_t> read(char* buffer, std::size_t capacity) override {
     return channel_->read_blocking(buffer, capacity);
   }
@@ -201,9 +200,8 @@ class ChannelBlobReader : public BlobReader {
 
 std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repository, Descriptor blob,
                                              std::atomic<std::uint64_t>* bytes_counter) {
-  auto channel = std::make_shared<BlobChannel>(blob.digest, blob.size,
-                                               fmt::format("{}/{}@{}", source.host(), repository, blob.digest),
-                                               1u << 20, bytes_counter);
+  auto channel = std::make_shared<BlobChannel>(
+      blob.digest, blob.size, fmt::format("{}/{}@{}", source.host(), repository, blob.digest), 1u << 20, bytes_counter);
   // A blocking reader has no waker: it waits on the channel's condition variable.
   spawn(
       download_blob(source, std::move(repository), std::move(blob), channel), [](Status) {},

@@ -9,19 +9,19 @@
 #include <optional>
 #include <string>
 
-#include "registry/api.h"
-#include "registry/blob_channel.h"
-#include "registry/manifest.h"
-#include "registry/registry.h"
-#include "registry/segmented_download.h"
-#include "registry/task.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/manifest.h"
+#include "registry/core/task.h"
+#include "registry/distribution/registry.h"
+#include "registry/transfer/blob_channel.h"
+#include "registry/transfer/segmented_download.h"
 
 namespace fastsync {
 
 struct BlobCopyOptions {
   std::size_t buffer_size = BlobChannel::kDefaultCapacity;
   std::atomic<std::uint64_t>* bytes_moved = nullptr;  // progress counter, bytes read from the source
-  std::optional<UploadSession> session;              // an upload already open at the destination (mount 202)
+  std::optional<UploadSession> session;               // an upload already open at the destination (mount 202)
   // Large blobs are fetched as parallel Range segments when the budget allows (none: never).
   SegmentSettings segments;
   std::shared_ptr<SegmentBudget> segment_budget;
@@ -39,8 +39,8 @@ Task<Status> download_blob(Registry& source, std::string repository, Descriptor 
 // PUT, or PATCH chunks where the destination needs them). A failed attempt is
 // redone in a new upload session (Registry::upload_retrying), the error class
 // being the half that failed first. Returns the bytes uploaded.
-Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest,
-                                      std::string dest_repo, Descriptor blob, BlobCopyOptions options = {});
+Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo, Registry& dest, std::string dest_repo,
+                                      Descriptor blob, BlobCopyOptions options = {});
 
 // Uploads `blob` into `dest`/`dest_repo` from a reader another endpoint opens
 // (an archive's volume), read on a thread of its own; retried like copy_blob,

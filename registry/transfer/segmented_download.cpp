@@ -1,5 +1,4 @@
-#include "registry/segmented_download.h"
-#include "registry/log.h"
+#include "registry/transfer/segmented_download.h"
 
 #include <fmt/format.h>
 
@@ -8,6 +7,8 @@
 #include <optional>
 #include <utility>
 #include <vector>
+
+#include "registry/core/log.h"
 
 namespace fastsync {
 
@@ -257,7 +258,8 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       segments_[k].done = true;
       drain_locked(moves);
       if (++done_ == segments_.size()) {
-        for (std::size_t i = head_; i < segments_.size(); ++i) waiting += segments_[i].buffer.size() - segments_[i].drained;
+        for (std::size_t i = head_; i < segments_.size(); ++i)
+          waiting += segments_[i].buffer.size() - segments_[i].drained;
       }
     }
     if (waiting > 0) {
@@ -417,7 +419,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::size_t next_ = 0;  // the next segment no lane has taken
   std::size_t extra_lanes_ = 0;
   std::size_t done_ = 0;  // segments complete
-  bool asking_ = false;  // the budget holds our request for the next free slot
+  bool asking_ = false;   // the budget holds our request for the next free slot
   bool range_answered_ = false;
   bool failed_ = false;
   bool completed_ = false;
@@ -502,12 +504,13 @@ Task<Status> fetch_segment(std::shared_ptr<Assembler> assembler, std::size_t ind
     // Complete is complete, whatever the transfer said after the last byte
     // (a whole body is cut off once our part of it is in).
     if (after.delivered == after.length) break;
-    if (assembler->failed()) co_return assembler->reader_error().value_or(
-        Error::make(ErrorKind::Cancelled, fmt::format("blob {}: download stopped", blob.digest)));
-    Error error = result ? Error::make(ErrorKind::Network, fmt::format("blob {}: bytes {}-{} ended {} bytes short",
-                                                                        blob.digest, first, last,
-                                                                        after.length - after.delivered))
-                         : result.error();
+    if (assembler->failed())
+      co_return assembler->reader_error().value_or(
+          Error::make(ErrorKind::Cancelled, fmt::format("blob {}: download stopped", blob.digest)));
+    Error error =
+        result ? Error::make(ErrorKind::Network, fmt::format("blob {}: bytes {}-{} ended {} bytes short", blob.digest,
+                                                             first, last, after.length - after.delivered))
+               : result.error();
     if (sink->range_rejected()) error.kind = ErrorKind::Network;
     if (after.delivered > before.delivered) retries_used = 0;  // progress does not use up the budget
     auto delay = source.retry_policy().next_delay(error, retries_used);
@@ -515,7 +518,7 @@ Task<Status> fetch_segment(std::shared_ptr<Assembler> assembler, std::size_t ind
     ++retries_used;
     source.counters().retries++;
     logging::debug("blob {}: segment {}-{} cut at {} ({}), resuming in {} ms", blob.digest, before.start, last,
-                  after.start + after.delivered, error.message, delay->count());
+                   after.start + after.delivered, error.message, delay->count());
     co_await source.engine().sleep_for(*delay);
   }
   assembler->segment_done(index);
@@ -537,7 +540,7 @@ Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::si
     if (pick.kind == Assembler::Pick::Stop) break;
     if (pick.kind == Assembler::Pick::Wait) {
       logging::debug("blob {}: waiting for segment memory (the segments ahead of the upload hold it)",
-                    assembler->blob().digest);
+                     assembler->blob().digest);
       // Liveness: set when the frontier moves on (another lane's segment, a
       // transfer) or when the blob fails (fail_locked), whoever sees it.
       co_await pick.advanced->wait();
@@ -560,8 +563,8 @@ void start_lane(const std::shared_ptr<Assembler>& assembler, bool own_lane, std:
   spawn(
       run_lane(assembler, own_lane, first), [] {},
       [assembler](std::exception_ptr) {
-        assembler->fail(Error::make(ErrorKind::Protocol,
-                                    fmt::format("blob {}: internal error while downloading", assembler->blob().digest)));
+        assembler->fail(Error::make(
+            ErrorKind::Protocol, fmt::format("blob {}: internal error while downloading", assembler->blob().digest)));
       });
 }
 

@@ -17,10 +17,10 @@
 #include <mutex>
 #include <string>
 
-#include "registry/blob_channel.h"
-#include "registry/manifest.h"
-#include "registry/registry.h"
-#include "registry/task.h"
+#include "registry/core/manifest.h"
+#include "registry/core/task.h"
+#include "registry/distribution/registry.h"
+#include "registry/transfer/blob_channel.h"
 
 namespace fastsync {
 

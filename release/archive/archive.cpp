@@ -1,5 +1,4 @@
-#include "release/archive.h"
-#include "registry/log.h"
+#include "release/archive/archive.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -16,7 +15,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
+#include "registry/core/log.h"
 
 namespace fastsync::release {
 namespace fs = std::filesystem;
@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::uint64_t kBlock = 512;
-constexpr std::uint64_t kTrailer = 2 * kBlock;         // tar end-of-archive
+constexpr std::uint64_t kTrailer = 2 * kBlock;  // tar end-of-archive
 constexpr std::size_t kCopyBuffer = 256 * 1024;
 constexpr auto kSaveInterval = std::chrono::seconds(1);  // the index is rewritten at most this often mid-run
 
@@ -82,9 +82,9 @@ class FileRangeReader : public BlobReader {
         checked_ = true;
         std::string actual = hash_.finish();
         if (actual != digest_) {
-          return Error::make(ErrorKind::DigestMismatch,
-                             fmt::format("blob {} in {}: content hashes to {} (the volume is damaged)", digest_,
-                                         path_, actual));
+          return Error::make(
+              ErrorKind::DigestMismatch,
+              fmt::format("blob {} in {}: content hashes to {} (the volume is damaged)", digest_, path_, actual));
         }
       }
       return std::size_t{0};
@@ -96,8 +96,8 @@ class FileRangeReader : public BlobReader {
     } while (n < 0 && errno == EINTR);
     if (n < 0) return Error::make(ErrorKind::LocalIo, fmt::format("cannot read {}: {}", path_, errno_text()));
     if (n == 0) {
-      return Error::make(ErrorKind::Invalid, fmt::format("{} ends before blob {} does (the volume is truncated)",
-                                                         path_, digest_));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("{} ends before blob {} does (the volume is truncated)", path_, digest_));
     }
     hash_.update(std::string_view(buffer, static_cast<std::size_t>(n)));
     offset_ += static_cast<std::uint64_t>(n);
@@ -141,7 +141,8 @@ class MemoryReader : public BlobReader {
 
 // A (small) blob whole: a manifest.
 Result<std::string> read_whole(const std::string& dir, const ArchiveBlob& blob) {
-  auto reader = open_file_range((fs::path(dir) / volume_name(blob.volume)).string(), blob.offset, blob.size, blob.digest);
+  auto reader =
+      open_file_range((fs::path(dir) / volume_name(blob.volume)).string(), blob.offset, blob.size, blob.digest);
   std::string out(blob.size, '\0');
   std::size_t at = 0;
   while (true) {
@@ -151,10 +152,6 @@ Result<std::string> read_whole(const std::string& dir, const ArchiveBlob& blob) 
     at += *n;
   }
   return out;
-}
-
-Error read_only(const std::string& dir) {
-  return Error::make(ErrorKind::Forbidden, fmt::format("archive {} is read here, never written", dir));
 }
 
 // skopeo 1.9 (Debian 12) looks only at OCI media types in index.json and reads
@@ -265,7 +262,8 @@ struct ArchiveWriter::Volume {
   Status start_writer() {
     writer = archive_write_new();
     if (!writer || archive_write_set_format_ustar(writer) != ARCHIVE_OK ||
-        archive_write_add_filter_none(writer) != ARCHIVE_OK || archive_write_set_bytes_per_block(writer, 0) != ARCHIVE_OK ||
+        archive_write_add_filter_none(writer) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(writer, 0) != ARCHIVE_OK ||
         archive_write_open2(writer, this, nullptr, on_write, nullptr, nullptr) != ARCHIVE_OK) {
       return Error::make(ErrorKind::LocalIo, fmt::format("cannot start writing {}", path));
     }
@@ -321,7 +319,8 @@ struct ArchiveWriter::Volume {
       return give_up(failure(fmt::format("writing {} in {}", name, path)));
     }
     if (size != start + entry_bytes(length)) {
-      return give_up(Error::make(ErrorKind::Protocol, fmt::format("{}: entry {} has an unexpected length", path, name)));
+      return give_up(
+          Error::make(ErrorKind::Protocol, fmt::format("{}: entry {} has an unexpected length", path, name)));
     }
     committed = size;
     return data_offset;
@@ -354,7 +353,8 @@ Status ArchiveWriter::load_since() {
     std::string path = fs::is_directory(prev) ? (fs::path(prev) / std::string(kArchiveIndexName)).string() : prev;
     auto text = read_text(path);
     if (!text) {
-      return Error::make(ErrorKind::Invalid, fmt::format("--since {}: no archive index there ({})", prev, text.error().message));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("--since {}: no archive index there ({})", prev, text.error().message));
     }
     auto earlier = ArchiveIndex::parse(*text, path);
     if (!earlier) return earlier.error();
@@ -395,9 +395,10 @@ Status ArchiveWriter::resume() {
       continue;
     }
     if (actual < vol.size) {
-      return Error::make(ErrorKind::Invalid, fmt::format("cannot resume {}: {} is shorter ({} bytes) than the index says "
-                                                         "({})",
-                                                         dir_, vol.name, actual, vol.size));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("cannot resume {}: {} is shorter ({} bytes) than the index says "
+                                     "({})",
+                                     dir_, vol.name, actual, vol.size));
     }
     // An entry torn by the interruption lies past the recorded size: cut it off.
     auto reopened = open_volume(static_cast<int>(i + 1), vol.size);
@@ -422,8 +423,9 @@ Result<std::unique_ptr<ArchiveWriter::Volume>> ArchiveWriter::open_volume(int nu
     // The volume's hash covers every byte: re-read what is kept.
     std::vector<char> buf(kCopyBuffer);
     for (std::uint64_t at = 0; at < keep_bytes;) {
-      ssize_t n = ::pread(v->fd, buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), keep_bytes - at)),
-                          static_cast<off_t>(at));
+      ssize_t n =
+          ::pread(v->fd, buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), keep_bytes - at)),
+                  static_cast<off_t>(at));
       if (n <= 0) return Error::make(ErrorKind::LocalIo, fmt::format("cannot read {}: {}", v->path, errno_text()));
       v->hash.update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
       at += static_cast<std::uint64_t>(n);
@@ -500,7 +502,8 @@ Status ArchiveWriter::close_volume(Volume& v) {
   if (archive_write_close(v.writer) != ARCHIVE_OK) return v.failure(fmt::format("closing {}", v.path));
   archive_write_free(v.writer);
   v.writer = nullptr;
-  if (::fdatasync(v.fd) != 0) return Error::make(ErrorKind::LocalIo, fmt::format("cannot sync {}: {}", v.path, errno_text()));
+  if (::fdatasync(v.fd) != 0)
+    return Error::make(ErrorKind::LocalIo, fmt::format("cannot sync {}: {}", v.path, errno_text()));
   entry.size = v.size;
   entry.sha256 = v.hash.finish();
   entry.closed = true;
@@ -551,7 +554,7 @@ Status ArchiveWriter::write_blob(const std::string& digest, std::uint64_t size, 
   Volume* v = *taken;
   if (v->own) {
     logging::warn("blob {} ({} bytes) is larger than --archive-size: it gets volume {} of its own", digest, size,
-                 volume_name(v->number));
+                  volume_name(v->number));
   }
   // Not zero-filled: every byte is read into before it is written out.
   std::unique_ptr<char[]> buffer(new char[kCopyBuffer]);
@@ -570,7 +573,8 @@ Status ArchiveWriter::write_blob(const std::string& digest, std::uint64_t size, 
       }
     }
     if (total != size) {
-      return Error::make(ErrorKind::DigestMismatch, fmt::format("blob {}: {} bytes, its descriptor states {}", digest, total, size));
+      return Error::make(ErrorKind::DigestMismatch,
+                         fmt::format("blob {}: {} bytes, its descriptor states {}", digest, total, size));
     }
     return Status{};
   });
@@ -607,8 +611,8 @@ std::uint64_t ArchiveWriter::bytes_to_write(const std::map<std::string, std::uin
   return total + volumes * kTrailer + 64 * 1024;
 }
 
-Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases, const std::map<std::string, std::string>& refs,
-                             bool complete) {
+Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases,
+                             const std::map<std::string, std::string>& refs, bool complete) {
   const std::string layout_json = R"({"imageLayoutVersion":"1.0.0"})";
   std::string refs_json;
   {
@@ -627,7 +631,8 @@ Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases, const 
     std::lock_guard lock(mutex_);
     for (auto& rel : releases) {
       auto same = [&](const ArchiveRelease& r) { return r.version == rel.version && r.arch == rel.arch; };
-      index_.releases.erase(std::remove_if(index_.releases.begin(), index_.releases.end(), same), index_.releases.end());
+      index_.releases.erase(std::remove_if(index_.releases.begin(), index_.releases.end(), same),
+                            index_.releases.end());
       index_.releases.push_back(rel);
     }
     for (auto& vol : volumes_) {
@@ -721,27 +726,9 @@ Task<Status> ArchiveWriter::blob_exists(const Repository&, const std::string& di
   co_return Error::make(ErrorKind::NotFound, fmt::format("blob {} is not in archive {}", digest, dir_));
 }
 
+// Every blob of an archive is in one place: a "mount" finds it there or not.
 Task<Result<MountOutcome>> ArchiveWriter::mount_blob(const Repository&, const std::string&, const Repository&) {
   co_return MountOutcome{};
-}
-
-Task<Result<std::uint64_t>> ArchiveWriter::copy_blob(const Repository&, const Repository&, const Descriptor& blob,
-                                                     std::string) {
-  co_return Error::make(ErrorKind::Protocol, fmt::format("blob {}: an archive copies only from another endpoint", blob.digest));
-}
-
-std::unique_ptr<BlobReader> ArchiveWriter::open_blob(const Repository&, const Descriptor& blob) {
-  std::optional<ArchiveBlob> found;
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = index_.blobs.find(blob.digest); it != index_.blobs.end()) found = it->second;
-  }
-  if (!found) {
-    return std::make_unique<FailingReader>(
-        Error::make(ErrorKind::NotFound, fmt::format("blob {} is not in archive {}", blob.digest, dir_)));
-  }
-  return open_file_range((fs::path(dir_) / volume_name(found->volume)).string(), found->offset, found->size,
-                         found->digest);
 }
 
 Task<Status> ArchiveWriter::upload_blob(const Repository&, const std::string& digest,
@@ -753,12 +740,13 @@ Task<Status> ArchiveWriter::upload_blob(const Repository&, const std::string& di
   co_return co_await run_blocking(std::move(work));
 }
 
-Task<Result<std::uint64_t>> ArchiveWriter::store_blob(const Repository&, const Descriptor& blob, std::string,
-                                                      BlobOpener open_source) {
+Task<Result<std::uint64_t>> ArchiveWriter::receive_blob(ImageSource& source, const Repository& from, const Repository&,
+                                                        const Descriptor& blob, std::string) {
   std::string digest = blob.digest;
   std::uint64_t size = blob.size;
-  auto work = [this, digest, size, open_source] {
-    auto reader = open_source();
+  // The source's reader is blocking: it and the volume write run on a thread of their own.
+  auto work = [this, &source, from, blob, digest, size] {
+    auto reader = source.open_blob(from, blob);
     return write_blob(digest, size, *reader);
   };
   auto written = co_await run_blocking(std::move(work));
@@ -777,7 +765,8 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::open(const std::string& di
   std::string path = (fs::path(dir) / std::string(kArchiveIndexName)).string();
   std::error_code ec;
   if (!fs::exists(path, ec)) {
-    return Error::make(ErrorKind::Invalid, fmt::format("{} is not a fastsync archive: it has no {}", dir, kArchiveIndexName));
+    return Error::make(ErrorKind::Invalid,
+                       fmt::format("{} is not a fastsync archive: it has no {}", dir, kArchiveIndexName));
   }
   auto text = read_text(path);
   if (!text) return text.error();
@@ -818,22 +807,9 @@ Task<Result<std::string>> ArchiveReader::manifest_digest(const Repository&, cons
   co_return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
 }
 
-Task<Status> ArchiveReader::put_manifest(const Repository&, const std::string&, const ManifestData&) {
-  co_return read_only(dir_);
-}
-
 Task<Status> ArchiveReader::blob_exists(const Repository&, const std::string& digest) {
   if (index_.blobs.count(digest)) co_return Status{};
   co_return Error::make(ErrorKind::NotFound, fmt::format("blob {} is not in archive {}", digest, dir_));
-}
-
-Task<Result<MountOutcome>> ArchiveReader::mount_blob(const Repository&, const std::string&, const Repository&) {
-  co_return MountOutcome{};
-}
-
-Task<Result<std::uint64_t>> ArchiveReader::copy_blob(const Repository&, const Repository&, const Descriptor&,
-                                                     std::string) {
-  co_return read_only(dir_);
 }
 
 std::unique_ptr<BlobReader> ArchiveReader::open_blob(const Repository&, const Descriptor& blob) {
@@ -850,22 +826,8 @@ std::unique_ptr<BlobReader> ArchiveReader::open_blob(const Repository&, const De
   return open_file_range((fs::path(dir_) / volume_name(b.volume)).string(), b.offset, b.size, b.digest);
 }
 
-Task<Status> ArchiveReader::upload_blob(const Repository&, const std::string&, std::shared_ptr<const std::string>,
-                                        std::string) {
-  co_return read_only(dir_);
-}
-
-Task<Result<std::uint64_t>> ArchiveReader::store_blob(const Repository&, const Descriptor&, std::string, BlobOpener) {
-  co_return read_only(dir_);
-}
-
-Task<Status> ArchiveReader::check_access(const Repository&, bool push) {
-  if (push) co_return read_only(dir_);
-  co_return Status{};
-}
-
 Task<Result<std::vector<Attachment>>> ArchiveReader::attachments(const Repository& repo, const std::string& digest) {
-  auto found = co_await RegistryApi::attachments(repo, digest);
+  auto found = co_await ImageSource::attachments(repo, digest);
   if (!found) co_return found;
   std::vector<std::string> referrers;
   for (const auto& [d, m] : index_.manifests) {
@@ -880,8 +842,8 @@ Task<FetchedSignatures> ArchiveReader::release_signatures(const std::string& dig
   for (const auto& rel : index_.releases) {
     if (rel.digest != digest) continue;
     for (std::size_t i = 0; i < rel.signatures.size(); ++i) {
-      out.found.push_back(SignatureCandidate{fmt::format("{}/{} signature {}", dir_, kArchiveIndexName, i + 1),
-                                             rel.signatures[i]});
+      out.found.push_back(
+          SignatureCandidate{fmt::format("{}/{} signature {}", dir_, kArchiveIndexName, i + 1), rel.signatures[i]});
     }
   }
   co_return out;

@@ -8,9 +8,9 @@
 // (oci:DIR:4.20.8-x86_64). DIR/fastsync-archive.json (archive_index.h) says
 // where each blob's bytes are, so they are read in place: no extraction.
 //
-// Both sides are endpoints behind RegistryApi, like a registry: the mirror's
-// graph runs unchanged with an ArchiveWriter as its destination (--to-dir) or
-// an ArchiveReader as its source (--from-dir).
+// Both sides are endpoints, like a registry: the mirror's graph runs unchanged
+// with an ArchiveWriter as its destination (--to-dir) or an ArchiveReader as
+// its source (--from-dir).
 //
 // Writing: several volumes are filled at once ("writers"), each blob streamed
 // from the source into one of them and hashed on the way; a blob counts only
@@ -32,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#include "registry/api.h"
-#include "registry/signature_source.h"
-#include "release/archive_index.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/signature_source.h"
+#include "release/archive/archive_index.h"
 
 namespace fastsync::release {
 
@@ -49,7 +49,7 @@ struct ArchiveOptions {
 // The pseudo registry host an archive answers to in Repository::registry.
 std::string archive_host(const std::string& dir);
 
-class ArchiveWriter : public RegistryApi {
+class ArchiveWriter : public ImageDestination {
  public:
   static Result<std::unique_ptr<ArchiveWriter>> open(const std::string& dir, ArchiveOptions options);
   ~ArchiveWriter() override;
@@ -65,20 +65,18 @@ class ArchiveWriter : public RegistryApi {
                 bool complete);
   ArchiveIndex index() const;
 
-  // --- RegistryApi ---
+  // --- ImageDestination ---
   Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) override;
   Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
-  Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
+  Task<Status> put_manifest(const Repository& repo, const std::string& reference,
+                            const ManifestData& manifest) override;
   Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
   Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
                                         const Repository& from) override;
-  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
-                                        std::string upload_session) override;
-  std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
+  Task<Result<std::uint64_t>> receive_blob(ImageSource& source, const Repository& from, const Repository& to,
+                                           const Descriptor& blob, std::string upload_session) override;
   Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
                            std::string upload_session) override;
-  Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob, std::string upload_session,
-                                         BlobOpener open_source) override;
   Task<Status> check_access(const Repository& repo, bool push) override;
 
   struct Volume;  // a tar volume being written (archive.cpp)
@@ -108,7 +106,7 @@ class ArchiveWriter : public RegistryApi {
   mutable std::mutex mutex_;
   std::condition_variable free_volume_;
   ArchiveIndex index_;
-  std::map<std::string, ReliedBlob> earlier_;  // blobs earlier archives carried (--since)
+  std::map<std::string, ReliedBlob> earlier_;     // blobs earlier archives carried (--since)
   std::vector<std::unique_ptr<Volume>> volumes_;  // open volumes (lanes), busy or free
   std::set<Volume*> busy_;
   std::mutex save_mutex_;  // taken before mutex_, never after
@@ -116,7 +114,7 @@ class ArchiveWriter : public RegistryApi {
   bool save_due_ = false;  // a volume closed: save soon
 };
 
-class ArchiveReader : public RegistryApi, public SignatureSource {
+class ArchiveReader : public ImageSource, public SignatureSource {
  public:
   // Reads the index and checks every volume it names is there with its size:
   // one error naming every missing or wrong volume.
@@ -125,21 +123,11 @@ class ArchiveReader : public RegistryApi, public SignatureSource {
   const std::string& host() const { return host_; }
   const ArchiveIndex& index() const { return index_; }
 
-  // --- RegistryApi (read-only) ---
+  // --- ImageSource ---
   Task<Result<ManifestData>> get_manifest(const Repository& repo, const std::string& reference) override;
   Task<Result<std::string>> manifest_digest(const Repository& repo, const std::string& reference) override;
-  Task<Status> put_manifest(const Repository& repo, const std::string& reference, const ManifestData& manifest) override;
   Task<Status> blob_exists(const Repository& repo, const std::string& digest) override;
-  Task<Result<MountOutcome>> mount_blob(const Repository& to, const std::string& digest,
-                                        const Repository& from) override;
-  Task<Result<std::uint64_t>> copy_blob(const Repository& from, const Repository& to, const Descriptor& blob,
-                                        std::string upload_session) override;
   std::unique_ptr<BlobReader> open_blob(const Repository& repo, const Descriptor& blob) override;
-  Task<Status> upload_blob(const Repository& repo, const std::string& digest, std::shared_ptr<const std::string> bytes,
-                           std::string upload_session) override;
-  Task<Result<std::uint64_t>> store_blob(const Repository& to, const Descriptor& blob, std::string upload_session,
-                                         BlobOpener open_source) override;
-  Task<Status> check_access(const Repository& repo, bool push) override;
 
   // The cosign tags and the referrers (manifests recorded with their subject) the archive carries.
   Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest) override;

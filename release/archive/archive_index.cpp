@@ -1,4 +1,4 @@
-#include "release/archive_index.h"
+#include "release/archive/archive_index.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -6,7 +6,7 @@
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync::release {
 namespace {
@@ -21,11 +21,13 @@ struct Reader {
     return Error::make(ErrorKind::Invalid, fmt::format("archive index {}: {}{}", origin, where, what));
   }
   Result<std::string> string(const Value& v, const char* key) const {
-    if (!v.IsObject() || !v.HasMember(key) || !v[key].IsString()) return bad(fmt::format(".{} is missing or not a string", key));
+    if (!v.IsObject() || !v.HasMember(key) || !v[key].IsString())
+      return bad(fmt::format(".{} is missing or not a string", key));
     return std::string(v[key].GetString(), v[key].GetStringLength());
   }
   Result<std::uint64_t> number(const Value& v, const char* key) const {
-    if (!v.IsObject() || !v.HasMember(key) || !v[key].IsUint64()) return bad(fmt::format(".{} is missing or not a number", key));
+    if (!v.IsObject() || !v.HasMember(key) || !v[key].IsUint64())
+      return bad(fmt::format(".{} is missing or not a number", key));
     return v[key].GetUint64();
   }
   Result<std::string> digest(const Value& v, const char* key) const {
@@ -50,25 +52,27 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
   rapidjson::Document doc;
   doc.Parse(json.data(), json.size());
   if (doc.HasParseError()) {
-    return Error::make(ErrorKind::Invalid, fmt::format("archive index {} is not valid JSON (at byte {}: {})", origin,
-                                                       doc.GetErrorOffset(),
-                                                       rapidjson::GetParseError_En(doc.GetParseError())));
+    return Error::make(ErrorKind::Invalid,
+                       fmt::format("archive index {} is not valid JSON (at byte {}: {})", origin, doc.GetErrorOffset(),
+                                   rapidjson::GetParseError_En(doc.GetParseError())));
   }
   if (!doc.IsObject() || !doc.HasMember("format") || !doc["format"].IsString() ||
       std::string_view(doc["format"].GetString()) != kArchiveFormat) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("{} is not a fastsync archive index (format \"{}\" expected)", origin, kArchiveFormat));
+    return Error::make(ErrorKind::Invalid, fmt::format("{} is not a fastsync archive index (format \"{}\" expected)",
+                                                       origin, kArchiveFormat));
   }
   ArchiveIndex index;
   index.complete = doc.HasMember("complete") && doc["complete"].IsBool() && doc["complete"].GetBool();
   for (const char* key : {"releases", "manifests", "blobs", "volumes", "relies_on", "since"}) {
-    if (!array(doc, key)) return Error::make(ErrorKind::Invalid, fmt::format("archive index {}: {} is not an array", origin, key));
+    if (!array(doc, key))
+      return Error::make(ErrorKind::Invalid, fmt::format("archive index {}: {} is not an array", origin, key));
   }
   int i = 0;
   for (const auto& v : array(doc, "releases")->GetArray()) {
     Reader r{origin, fmt::format("releases[{}]", i++)};
     ArchiveRelease rel;
-    for (auto [field, out] : {std::pair{"version", &rel.version}, {"arch", &rel.arch}, {"tag", &rel.tag}, {"source", &rel.source}}) {
+    for (auto [field, out] :
+         {std::pair{"version", &rel.version}, {"arch", &rel.arch}, {"tag", &rel.tag}, {"source", &rel.source}}) {
       auto s = r.string(v, field);
       if (!s) return s.error();
       *out = *s;
@@ -79,8 +83,8 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
     if (v.HasMember("signatures")) {
       if (!v["signatures"].IsArray()) return r.bad(".signatures is not an array");
       for (const auto& sig : v["signatures"].GetArray()) {
-        auto bytes = sig.IsString() ? base64_decode(std::string_view(sig.GetString(), sig.GetStringLength()))
-                                    : std::nullopt;
+        auto bytes =
+            sig.IsString() ? base64_decode(std::string_view(sig.GetString(), sig.GetStringLength())) : std::nullopt;
         if (!bytes) return r.bad(".signatures holds something that is not base64");
         rel.signatures.push_back(std::move(*bytes));
       }
@@ -120,7 +124,8 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
     ArchiveVolume vol;
     auto name = r.string(v, "name");
     if (!name) return name.error();
-    if (*name != volume_name(i + 1)) return r.bad(fmt::format(".name is \"{}\", expected \"{}\"", *name, volume_name(i + 1)));
+    if (*name != volume_name(i + 1))
+      return r.bad(fmt::format(".name is \"{}\", expected \"{}\"", *name, volume_name(i + 1)));
     vol.name = *name;
     auto size = r.number(v, "size");
     if (!size) return size.error();
@@ -143,7 +148,8 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
     if (!size) return size.error();
     if (!volume) return volume.error();
     if (!offset) return offset.error();
-    if (*volume < 1 || *volume > index.volumes.size()) return r.bad(fmt::format(".volume {} is not a volume of this archive", *volume));
+    if (*volume < 1 || *volume > index.volumes.size())
+      return r.bad(fmt::format(".volume {} is not a volume of this archive", *volume));
     b.size = *size;
     b.volume = static_cast<int>(*volume);
     b.offset = *offset;
@@ -170,7 +176,8 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
   }
   for (const auto& [digest, m] : index.manifests) {
     if (!index.blobs.count(digest)) {
-      return Error::make(ErrorKind::Invalid, fmt::format("archive index {}: manifest {} has no bytes in any volume", origin, digest));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("archive index {}: manifest {} has no bytes in any volume", origin, digest));
     }
   }
   return index;

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/result.h"
+#include "registry/core/result.h"
 
 namespace fastsync::release {
 
@@ -31,7 +31,7 @@ std::string volume_name(int number);
 struct ArchiveRelease {
   std::string version;
   std::string arch;
-  std::string tag;     // where the release image is tagged in the archive ("openshift/release:4.20.8-x86_64")
+  std::string tag;  // where the release image is tagged in the archive ("openshift/release:4.20.8-x86_64")
   std::string digest;
   std::string source;  // the repository the cluster pulls it from (quay.io/openshift-release-dev/ocp-release)
   std::vector<std::string> signatures;  // its GPG signatures, verified when written (and again when read)

@@ -1,4 +1,4 @@
-#include "release/image_references.h"
+#include "release/payload/image_references.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -27,7 +27,8 @@ Result<ImageReferences> parse_image_references(std::string_view json) {
   }
   if (!doc.IsObject()) return invalid("image-references: not a JSON object");
   std::string kind = str(doc, "kind");
-  if (kind != "ImageStream") return invalid(fmt::format("image-references: kind is \"{}\", expected \"ImageStream\"", kind));
+  if (kind != "ImageStream")
+    return invalid(fmt::format("image-references: kind is \"{}\", expected \"ImageStream\"", kind));
   ImageReferences refs;
   if (doc.HasMember("metadata")) refs.name = str(doc["metadata"], "name");
   if (!doc.HasMember("spec") || !doc["spec"].IsObject() || !doc["spec"].HasMember("tags") ||
@@ -44,20 +45,22 @@ Result<ImageReferences> parse_image_references(std::string_view json) {
     if (!is_valid_tag(name)) {
       return invalid(fmt::format("image-references: tag \"{}\" is not a valid tag name", name));
     }
-    if (!seen.insert(name).second) return invalid(fmt::format("image-references: tag \"{}\" appears more than once", name));
+    if (!seen.insert(name).second)
+      return invalid(fmt::format("image-references: tag \"{}\" appears more than once", name));
     if (!tag.HasMember("from") || !tag["from"].IsObject()) {
       return invalid(fmt::format("image-references: tag \"{}\" has no from", name));
     }
     std::string from_kind = str(tag["from"], "kind");
     if (from_kind != "DockerImage") {
-      return invalid(fmt::format("image-references: tag \"{}\": from.kind is \"{}\", expected \"DockerImage\"", name, from_kind));
+      return invalid(
+          fmt::format("image-references: tag \"{}\": from.kind is \"{}\", expected \"DockerImage\"", name, from_kind));
     }
     std::string from_name = str(tag["from"], "name");
     auto ref = Reference::parse(from_name);
     if (!ref) return invalid(fmt::format("image-references: tag \"{}\": {}", name, ref.error().message));
     if (ref->digest.empty()) {
-      return invalid(fmt::format("image-references: tag \"{}\": from.name \"{}\" is not pinned by digest (@sha256:…)", name,
-                                 from_name));
+      return invalid(fmt::format("image-references: tag \"{}\": from.name \"{}\" is not pinned by digest (@sha256:…)",
+                                 name, from_name));
     }
     refs.components.push_back(ComponentRef{name, std::move(*ref)});
   }

@@ -6,14 +6,14 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/reference.h"
-#include "registry/result.h"
+#include "registry/core/reference.h"
+#include "registry/core/result.h"
 
 namespace fastsync::release {
 
 struct ComponentRef {
-  std::string name;   // spec.tags[].name, e.g. "etcd"
-  Reference image;    // spec.tags[].from.name, digest-pinned
+  std::string name;  // spec.tags[].name, e.g. "etcd"
+  Reference image;   // spec.tags[].from.name, digest-pinned
 };
 
 struct ImageReferences {

@@ -1,4 +1,4 @@
-#include "release/layer_files.h"
+#include "release/payload/layer_files.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -52,8 +52,8 @@ enum class Decision { Present, Deleted };
 Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std::vector<std::string>& wanted,
                                     std::size_t max_file_size, const FileSearch* search) {
   std::map<std::string, Decision> decided;
-  std::set<std::string> searched;            // paths a search has seen in an upper layer
-  std::vector<std::string> hidden_above;      // deleted or opaque in an upper layer, for the search
+  std::set<std::string> searched;         // paths a search has seen in an upper layer
+  std::vector<std::string> hidden_above;  // deleted or opaque in an upper layer, for the search
   LayerFiles files;
   std::set<std::string> want;
   for (const auto& w : wanted) want.insert(normalize(w));

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/api.h"
-#include "registry/result.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/result.h"
 
 namespace fastsync::release {
 

@@ -1,8 +1,8 @@
-#include "release/release.h"
+#include "release/payload/release.h"
 
 #include <fmt/format.h>
 
-#include "release/layer_files.h"
+#include "release/payload/layer_files.h"
 
 namespace fastsync::release {
 namespace {
@@ -62,7 +62,7 @@ std::string component_tag(const std::string& version, const std::string& arch, c
   return version + "-" + arch + "-" + name;
 }
 
-Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) {
+Task<Result<Release>> resolve_release(ImageSource& source, ReleaseRequest request) {
   Release rel;
   rel.version = request.version;
   rel.arch = request.arch;
@@ -71,13 +71,12 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
   const std::string where = request.source.str();
 
   const std::string& reference = request.digest.empty() ? rel.tag : request.digest;
-  auto top = co_await api.get_manifest(request.source, reference);
+  auto top = co_await source.get_manifest(request.source, reference);
   if (!top) {
     if (top.error().kind == ErrorKind::NotFound) {
-      co_return Error::make(ErrorKind::NotFound,
-                            fmt::format("release {}{} not found at {} ({})", rel.tag,
-                                        request.digest.empty() ? "" : " (" + request.digest + ")", where,
-                                        top.error().message));
+      co_return Error::make(ErrorKind::NotFound, fmt::format("release {}{} not found at {} ({})", rel.tag,
+                                                             request.digest.empty() ? "" : " (" + request.digest + ")",
+                                                             where, top.error().message));
     }
     co_return top.error();
   }
@@ -97,15 +96,16 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
     if (!child) {
       std::string have;
       for (const auto& c : parsed->children) have += (have.empty() ? "" : ", ") + c.platform.str();
-      co_return Error::make(ErrorKind::Invalid, fmt::format("release {}:{} is a manifest list with no {} image (it has: {})",
-                                                            where, rel.tag, platform, have));
+      co_return Error::make(ErrorKind::Invalid,
+                            fmt::format("release {}:{} is a manifest list with no {} image (it has: {})", where,
+                                        rel.tag, platform, have));
     }
-    auto child_manifest = co_await api.get_manifest(request.source, child->digest);
+    auto child_manifest = co_await source.get_manifest(request.source, child->digest);
     if (!child_manifest) co_return child_manifest.error();
     auto child_parsed = parse_manifest(child_manifest->bytes, child_manifest->media_type);
     if (!child_parsed || child_parsed->is_list) {
-      co_return Error::make(ErrorKind::Invalid,
-                            fmt::format("release {}@{}: the {} entry is not an image manifest", where, child->digest, platform));
+      co_return Error::make(ErrorKind::Invalid, fmt::format("release {}@{}: the {} entry is not an image manifest",
+                                                            where, child->digest, platform));
     }
     payload = *child_parsed;
     rel.payload_digest = child_manifest->digest;
@@ -113,25 +113,32 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
 
   // Read each layer from the destination when it already has it: a rerun after
   // an interrupted run must not download the release's layers again.
+  std::vector<ImageSource*> layer_ends(payload.layers.size(), &source);
   std::vector<Repository> layer_repos(payload.layers.size(), request.source);
   if (request.local_copy) {
-    auto present = co_await api.manifest_digest(*request.local_copy, rel.payload_digest);
-    if (present && *present == rel.payload_digest) {
-      std::fill(layer_repos.begin(), layer_repos.end(), *request.local_copy);
-    } else {
+    ImageSource& local = *request.local_copy->endpoint;
+    const Repository& there_repo = request.local_copy->repository;
+    auto present = co_await local.manifest_digest(there_repo, rel.payload_digest);
+    std::vector<bool> there(payload.layers.size(), present && *present == rel.payload_digest);
+    if (!there.empty() && !there.front()) {
       std::vector<Task<Status>> probes;
-      for (const auto& layer : payload.layers) probes.push_back(api.blob_exists(*request.local_copy, layer.digest));
-      auto there = co_await when_all(std::move(probes));
-      for (std::size_t i = 0; i < there.size(); ++i) {
-        if (there[i]) layer_repos[i] = *request.local_copy;
+      for (const auto& layer : payload.layers) probes.push_back(local.blob_exists(there_repo, layer.digest));
+      auto found = co_await when_all(std::move(probes));
+      for (std::size_t i = 0; i < found.size(); ++i) there[i] = found[i].ok();
+    }
+    for (std::size_t i = 0; i < there.size(); ++i) {
+      if (there[i]) {
+        layer_ends[i] = &local;
+        layer_repos[i] = there_repo;
       }
     }
   }
   std::vector<Layer> layers;
   std::mutex kept_mutex;
   for (std::size_t i = 0; i < payload.layers.size(); ++i) {
-    layers.push_back(Layer{payload.layers[i].digest, [&api, &rel, &kept_mutex, repo = layer_repos[i], layer = payload.layers[i]] {
-                             return std::make_unique<KeepingReader>(api.open_blob(repo, layer), layer.digest,
+    layers.push_back(Layer{payload.layers[i].digest,
+                           [end = layer_ends[i], &rel, &kept_mutex, repo = layer_repos[i], layer = payload.layers[i]] {
+                             return std::make_unique<KeepingReader>(end->open_blob(repo, layer), layer.digest,
                                                                     rel.fetched_layers, kept_mutex);
                            }});
   }
@@ -174,10 +181,11 @@ Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request) 
     if (comp.repository.registry != request.source.registry) comp.repository.registry = request.source.registry;
     std::string tag = component_tag(rel.version, rel.arch, c.name);
     if (!is_valid_tag(tag)) {
-      co_return Error::make(ErrorKind::Invalid,
-                            fmt::format("image-references: tag \"{}\" makes the destination tag \"{}\" invalid (over 128 "
-                                        "characters?)",
-                                        c.name, tag));
+      co_return Error::make(
+          ErrorKind::Invalid,
+          fmt::format("image-references: tag \"{}\" makes the destination tag \"{}\" invalid (over 128 "
+                      "characters?)",
+                      c.name, tag));
     }
     rel.components.push_back(std::move(comp));
   }

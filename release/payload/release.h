@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "registry/api.h"
-#include "registry/manifest.h"
-#include "registry/result.h"
-#include "registry/task.h"
-#include "release/image_references.h"
-#include "release/signatures.h"
+#include "registry/core/endpoint.h"
+#include "registry/core/manifest.h"
+#include "registry/core/result.h"
+#include "registry/core/task.h"
+#include "release/payload/image_references.h"
+#include "release/signatures/signatures.h"
 
 namespace fastsync::release {
 
@@ -34,9 +34,14 @@ struct ReleaseRequest {
   std::string arch = "x86_64";
   std::string platform;  // manifest-list child holding the payload; default from arch (linux/amd64 for multi)
   Repository source;     // --source-registry
-  // Where a copy of the release may already be (the destination): if it holds
-  // the payload image, its layers are read there and the source sees no blob GET.
-  std::optional<Repository> local_copy;
+  // Where a copy of the release may already be (the destination, when it can
+  // be read): if it holds the payload image, its layers are read there and the
+  // source sees no blob GET.
+  struct LocalCopy {
+    ImageSource* endpoint = nullptr;
+    Repository repository;
+  };
+  std::optional<LocalCopy> local_copy;
   // The release image's digest (from the update graph): fetched by digest
   // rather than by its tag, which the source need not have.
   std::string digest;
@@ -77,6 +82,6 @@ struct Release {
 // says quay.io but the source is a local mirror or pull-through cache), it is
 // pulled from the --source-registry host under the same repository path. The
 // digest pins the content, so the bytes are the same wherever they come from.
-Task<Result<Release>> resolve_release(RegistryApi& api, ReleaseRequest request);
+Task<Result<Release>> resolve_release(ImageSource& source, ReleaseRequest request);
 
 }  // namespace fastsync::release

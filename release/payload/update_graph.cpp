@@ -1,4 +1,4 @@
-#include "release/update_graph.h"
+#include "release/payload/update_graph.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync::release {
 namespace {
@@ -30,7 +30,8 @@ std::optional<ParsedVersion> parse_version(std::string_view v) {
   while (!core.empty()) {
     auto dot = core.find('.');
     std::string_view part = core.substr(0, dot);
-    if (part.empty() || part.size() > 9 || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (part.empty() || part.size() > 9 ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return std::nullopt;
     }
     out.numbers.push_back(std::stol(std::string(part)));
@@ -96,7 +97,8 @@ Result<UpdateGraph> UpdateGraph::parse(std::string_view json, const std::string&
   rapidjson::Document d;
   d.Parse(json.data(), json.size());
   if (d.HasParseError()) {
-    return bad(fmt::format("not JSON (at byte {}: {})", d.GetErrorOffset(), rapidjson::GetParseError_En(d.GetParseError())));
+    return bad(
+        fmt::format("not JSON (at byte {}: {})", d.GetErrorOffset(), rapidjson::GetParseError_En(d.GetParseError())));
   }
   if (!d.IsObject() || !d.HasMember("nodes") || !d["nodes"].IsArray()) return bad("no \"nodes\" array");
   UpdateGraph g;
@@ -107,7 +109,8 @@ Result<UpdateGraph> UpdateGraph::parse(std::string_view json, const std::string&
       return bad(fmt::format("nodes[{}] lacks a version or payload", i));
     }
     Node node{n["version"].GetString(), n["payload"].GetString()};
-    if (!is_release_version(node.version)) return bad(fmt::format("nodes[{}].version \"{}\" is not a version", i, node.version));
+    if (!is_release_version(node.version))
+      return bad(fmt::format("nodes[{}].version \"{}\" is not a version", i, node.version));
     if (!is_sha256_digest(digest_of(node.payload))) {
       return bad(fmt::format("nodes[{}].payload \"{}\" is not pinned by a sha256 digest", i, node.payload));
     }
@@ -144,7 +147,8 @@ Result<UpdateGraph> UpdateGraph::parse(std::string_view json, const std::string&
         }
       }
       for (const auto& e : c["edges"].GetArray()) {
-        if (!e.IsObject() || !e.HasMember("from") || !e["from"].IsString() || !e.HasMember("to") || !e["to"].IsString()) {
+        if (!e.IsObject() || !e.HasMember("from") || !e["from"].IsString() || !e.HasMember("to") ||
+            !e["to"].IsString()) {
           return bad(fmt::format("conditionalEdges[{}].edges holds an edge without from/to versions", i));
         }
         g.conditional.push_back(ConditionalEdge{e["from"].GetString(), e["to"].GetString(), risks});
@@ -155,7 +159,8 @@ Result<UpdateGraph> UpdateGraph::parse(std::string_view json, const std::string&
   return g;
 }
 
-Result<std::vector<ChosenRelease>> choose_releases(const std::vector<ChannelGraph>& graphs, const VersionChoice& choice) {
+Result<std::vector<ChosenRelease>> choose_releases(const std::vector<ChannelGraph>& graphs,
+                                                   const VersionChoice& choice) {
   // One graph, by version, across the channels.
   std::map<std::string, std::string> payloads;  // version -> payload
   std::map<std::string, std::set<std::string>> next;
@@ -177,21 +182,19 @@ Result<std::vector<ChosenRelease>> choose_releases(const std::vector<ChannelGrap
   std::sort(versions.begin(), versions.end(), less);
   auto require = [&](const std::string& v, const char* flag) -> Status {
     if (payloads.count(v)) return Status{};
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("{} {} is not in channel {} (it holds {} … {})", flag, v, channels, versions.front(),
-                                   versions.back()));
+    return Error::make(ErrorKind::Invalid, fmt::format("{} {} is not in channel {} (it holds {} … {})", flag, v,
+                                                       channels, versions.front(), versions.back()));
   };
   std::string max = choice.max.empty() ? versions.back() : choice.max;
   if (auto s = require(max, "--max-version"); !s) return s.error();
   if (!choice.min.empty()) {
     if (auto s = require(choice.min, "--min-version"); !s) return s.error();
     if (less(max, choice.min)) {
-      return Error::make(ErrorKind::Invalid, fmt::format("--min-version {} is above --max-version {}", choice.min, max));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("--min-version {} is above --max-version {}", choice.min, max));
     }
   }
-  auto chosen = [&](const std::string& v) {
-    return ChosenRelease{v, payloads.at(v), digest_of(payloads.at(v)), {}};
-  };
+  auto chosen = [&](const std::string& v) { return ChosenRelease{v, payloads.at(v), digest_of(payloads.at(v)), {}}; };
   std::vector<ChosenRelease> out;
   if (!choice.shortest_path) {
     std::string min = choice.min.empty() ? max : choice.min;
@@ -200,7 +203,8 @@ Result<std::vector<ChosenRelease>> choose_releases(const std::vector<ChannelGrap
     }
     return out;
   }
-  if (choice.min.empty()) return Error::make(ErrorKind::Invalid, "--shortest-path needs --min-version (where to start)");
+  if (choice.min.empty())
+    return Error::make(ErrorKind::Invalid, "--shortest-path needs --min-version (where to start)");
   // Breadth-first: the fewest upgrades. Among equals, the first found in version order.
   std::map<std::string, std::string> came_from;
   std::deque<std::string> queue{choice.min};

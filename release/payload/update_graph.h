@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "registry/result.h"
+#include "registry/core/result.h"
 
 namespace fastsync::release {
 
@@ -66,6 +66,7 @@ struct ChosenRelease {
 // without shortest_path every node with min <= version <= max; with it, the
 // fewest upgrades from min to max over edges and conditional edges. A version
 // asked for that no channel holds, or no path, is one error line naming them.
-Result<std::vector<ChosenRelease>> choose_releases(const std::vector<ChannelGraph>& graphs, const VersionChoice& choice);
+Result<std::vector<ChosenRelease>> choose_releases(const std::vector<ChannelGraph>& graphs,
+                                                   const VersionChoice& choice);
 
 }  // namespace fastsync::release

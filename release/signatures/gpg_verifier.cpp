@@ -1,4 +1,4 @@
-#include "release/gpg_verifier.h"
+#include "release/signatures/gpg_verifier.h"
 
 #include <fmt/format.h>
 #include <gpgme.h>
@@ -63,8 +63,8 @@ Result<std::unique_ptr<GpgVerifier>> GpgVerifier::create(const std::vector<Publi
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/fastsync-gnupg-XXXXXX";
   if (!::mkdtemp(pattern.data())) {
-    return Error::make(ErrorKind::LocalIo, fmt::format("cannot create a keyring directory under {}",
-                                                       tmp && *tmp ? tmp : "/tmp"));
+    return Error::make(ErrorKind::LocalIo,
+                       fmt::format("cannot create a keyring directory under {}", tmp && *tmp ? tmp : "/tmp"));
   }
   impl->home = pattern;
   gpgme_ctx_t raw = nullptr;
@@ -80,8 +80,8 @@ Result<std::unique_ptr<GpgVerifier>> GpgVerifier::create(const std::vector<Publi
     auto data = data_from(key.data);
     if (!data) return Error::make(ErrorKind::Protocol, "GPGME: out of memory");
     if (auto err = gpgme_op_import(impl->ctx.get(), data.get()); err != 0) {
-      return Error::make(ErrorKind::Invalid, fmt::format("{}: cannot import it as an OpenPGP public key ({})", key.name,
-                                                         gpg_text(err)));
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("{}: cannot import it as an OpenPGP public key ({})", key.name, gpg_text(err)));
     }
     gpgme_import_result_t imported = gpgme_op_import_result(impl->ctx.get());
     bool any = false;
@@ -93,12 +93,6 @@ Result<std::unique_ptr<GpgVerifier>> GpgVerifier::create(const std::vector<Publi
     if (!any) return Error::make(ErrorKind::Invalid, fmt::format("{}: holds no OpenPGP public key", key.name));
   }
   return std::unique_ptr<GpgVerifier>(new GpgVerifier(std::move(impl)));
-}
-
-std::vector<std::string> GpgVerifier::describe_keys() const {
-  std::vector<std::string> out;
-  for (const auto& [fpr, name] : impl_->key_names) out.push_back(fmt::format("{} ({})", name, fpr));
-  return out;
 }
 
 Result<VerifiedSignature> GpgVerifier::verify(const SignatureCandidate& candidate, const std::string& digest) {
@@ -165,8 +159,7 @@ Result<VerifiedSignature> GpgVerifier::verify(const SignatureCandidate& candidat
   gpgme_free(bytes);
   auto identity = check_signed_document(document, digest);
   if (!identity) return refuse(identity.error().message);
-  return VerifiedSignature{candidate.origin, candidate.bytes, fmt::format("{} ({})", key_name, fingerprint),
-                           *identity};
+  return VerifiedSignature{candidate.origin, candidate.bytes, fmt::format("{} ({})", key_name, fingerprint), *identity};
 }
 
 }  // namespace fastsync::release

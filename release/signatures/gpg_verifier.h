@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "release/signatures.h"
+#include "release/signatures/signatures.h"
 
 namespace fastsync::release {
 
@@ -22,9 +22,6 @@ class GpgVerifier : public SignatureVerifier {
 
   // Blocking (GPGME runs gpg): call it off the HTTP engine's thread. Thread-safe.
   Result<VerifiedSignature> verify(const SignatureCandidate& candidate, const std::string& digest) override;
-
-  // "name (fingerprint)" of every imported primary key.
-  std::vector<std::string> describe_keys() const;
 
  private:
   struct Impl;

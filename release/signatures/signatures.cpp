@@ -1,95 +1,43 @@
-#include "release/signatures.h"
+#include "release/signatures/signatures.h"
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
+#include <yaml-cpp/yaml.h>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync::release {
 namespace {
 
-std::size_t indentation(std::string_view line) {
-  std::size_t n = 0;
-  while (n < line.size() && line[n] == ' ') ++n;
-  return n;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
-std::vector<std::string_view> split_lines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    auto nl = text.find('\n');
-    lines.push_back(text.substr(0, nl));
-    if (nl == std::string_view::npos) break;
-    text.remove_prefix(nl + 1);
+// The ConfigMap as the payload ships it: YAML written by people (the keys as
+// block scalars, "key: |" and the armored key below), or JSON. yaml-cpp reads
+// both. A key must be text: a block or a quoted string, never a plain one-line
+// scalar (the shape of a key pasted in wrong).
+Result<std::vector<PublicKey>> keys_from(std::string_view manifest, const std::string& file) {
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(std::string(manifest));
+  } catch (const YAML::Exception& e) {
+    return Error::make(ErrorKind::Invalid, fmt::format("{}: line {}: {}", file, e.mark.line + 1, e.msg));
   }
-  return lines;
-}
-
-// The payload's ConfigMap is YAML written by people: the keys are block
-// scalars ("key: |" and indented lines). No YAML library is among our
-// dependencies, and this is the one shape the file has ever had.
-Result<std::vector<PublicKey>> keys_from_yaml(std::string_view manifest, const std::string& file) {
   std::vector<PublicKey> keys;
-  auto lines = split_lines(manifest);
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    std::string_view line = lines[i];
-    std::size_t indent = indentation(line);
-    std::string_view body = trim(line);
-    if (body.rfind(kVerifierKeyPrefix, 0) != 0) continue;
-    auto colon = body.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string name(trim(body.substr(0, colon)));
-    std::string_view value = trim(body.substr(colon + 1));
-    if (value.empty() || (value.front() != '|' && value.front() != '>')) {
-      return Error::make(ErrorKind::Invalid,
-                         fmt::format("{}: {} is not a block of text (\"{}: |\" and the key below it)", file, name, name));
+  if (!doc.IsMap() || !doc["data"] || !doc["data"].IsMap()) return keys;
+  for (const auto& entry : doc["data"]) {
+    std::string name = entry.first.as<std::string>("");
+    if (name.rfind(kVerifierKeyPrefix, 0) != 0) continue;
+    const YAML::Node& value = entry.second;
+    if (!value.IsScalar() || value.Tag() == "?") {
+      return Error::make(ErrorKind::Invalid, fmt::format("{}: line {}: {} is not a block of text (\"{}: |\" and the "
+                                                         "key below it)",
+                                                         file, value.Mark().line + 1, name, name));
     }
-    std::string block;
-    std::size_t block_indent = 0;
-    std::size_t j = i + 1;
-    for (; j < lines.size(); ++j) {
-      std::string_view l = lines[j];
-      if (trim(l).empty()) {
-        block += '\n';
-        continue;
-      }
-      std::size_t in = indentation(l);
-      if (in <= indent) break;
-      if (block_indent == 0) block_indent = in;
-      std::string_view content = l.size() > block_indent ? l.substr(std::min(in, block_indent)) : std::string_view();
-      while (!content.empty() && content.back() == '\r') content.remove_suffix(1);
-      block.append(content);
-      block += '\n';
-    }
-    i = j - 1;
-    if (block.find_first_not_of('\n') == std::string::npos) {
+    std::string data = value.Scalar();
+    if (data.find_first_not_of(" \t\r\n") == std::string::npos) {
       return Error::make(ErrorKind::Invalid, fmt::format("{}: {} is empty", file, name));
     }
-    keys.push_back(PublicKey{std::move(name), std::move(block)});
-  }
-  return keys;
-}
-
-Result<std::vector<PublicKey>> keys_from_json(std::string_view manifest, const std::string& file) {
-  rapidjson::Document d;
-  d.Parse(manifest.data(), manifest.size());
-  if (d.HasParseError() || !d.IsObject()) return Error::make(ErrorKind::Invalid, fmt::format("{}: not JSON", file));
-  std::vector<PublicKey> keys;
-  auto data = d.FindMember("data");
-  if (data == d.MemberEnd() || !data->value.IsObject()) return keys;
-  for (const auto& m : data->value.GetObject()) {
-    std::string name(m.name.GetString(), m.name.GetStringLength());
-    if (name.rfind(kVerifierKeyPrefix, 0) != 0) continue;
-    if (!m.value.IsString()) return Error::make(ErrorKind::Invalid, fmt::format("{}: {} is not a string", file, name));
-    keys.push_back(PublicKey{name, std::string(m.value.GetString(), m.value.GetStringLength())});
+    keys.push_back(PublicKey{std::move(name), std::move(data)});
   }
   return keys;
 }
@@ -107,9 +55,7 @@ bool is_verification_config_map(std::string_view manifest) {
 }
 
 Result<std::vector<PublicKey>> parse_verification_keys(std::string_view manifest, const std::string& file) {
-  auto first = manifest.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && manifest[first] == '{') return keys_from_json(manifest, file);
-  return keys_from_yaml(manifest, file);
+  return keys_from(manifest, file);
 }
 
 Result<std::string> check_signed_document(std::string_view document, const std::string& digest) {
@@ -118,7 +64,8 @@ Result<std::string> check_signed_document(std::string_view document, const std::
   d.Parse(document.data(), document.size());
   if (d.HasParseError() || !d.IsObject()) return refuse("the signed document is not JSON");
   auto critical = d.FindMember("critical");
-  if (critical == d.MemberEnd() || !critical->value.IsObject()) return refuse("the signed document has no \"critical\"");
+  if (critical == d.MemberEnd() || !critical->value.IsObject())
+    return refuse("the signed document has no \"critical\"");
   const auto& c = critical->value;
   auto type = c.FindMember("type");
   if (type == c.MemberEnd() || !type->value.IsString() ||

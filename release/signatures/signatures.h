@@ -1,16 +1,16 @@
 // OpenShift release signatures (the GPG kind the cluster-version operator
 // checks): where the keys come from, what a signed document must say, and the
 // ConfigMap a disconnected cluster reads them from. No OpenPGP here: the
-// cryptography is GPGME's (release/gpg_verifier.h); fetching is an endpoint's
-// (registry/signature_stores.h, or an archive).
+// cryptography is GPGME's (release/signatures/gpg_verifier.h); fetching is an endpoint's
+// (registry/client/signature_stores.h, or an archive).
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "registry/result.h"
-#include "registry/signature_source.h"
+#include "registry/core/result.h"
+#include "registry/core/signature_source.h"
 
 namespace fastsync::release {
 
@@ -28,7 +28,6 @@ bool is_verification_config_map(std::string_view manifest);
 // The `verifier-public-key-*` entries of a verification ConfigMap, YAML (block
 // scalars, as the payload ships them) or JSON. `file` names it in errors.
 Result<std::vector<PublicKey>> parse_verification_keys(std::string_view manifest, const std::string& file);
-
 
 struct VerifiedSignature {
   std::string origin;

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "release/archive_index.h"
+#include "release/archive/archive_index.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "registry/auth_file.h"
+#include "registry/distribution/auth_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "registry/error_body.h"
+#include "registry/distribution/error_body.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -3,13 +3,13 @@
 #include <cstdint>
 #include <string_view>
 
-#include "registry/digest.h"
-#include "registry/manifest.h"
+#include "registry/core/digest.h"
+#include "registry/core/manifest.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  for (std::string_view content_type : {std::string_view(), fastsync::media_type::kOciIndex,
-                                        std::string_view("application/json; charset=utf-8")}) {
+  for (std::string_view content_type :
+       {std::string_view(), fastsync::media_type::kOciIndex, std::string_view("application/json; charset=utf-8")}) {
     auto m = fastsync::parse_manifest(input, content_type);
     if (!m) continue;
     for (const auto& d : m->layers) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "release/signatures.h"
+#include "release/signatures/signatures.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "registry/reference.h"
-#include "registry/www_authenticate.h"
+#include "registry/core/reference.h"
+#include "registry/distribution/www_authenticate.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);

@@ -1,12 +1,11 @@
 // Air gap: --to-dir writes an archive, --from-dir mirrors it into a registry.
 // Real registries and real files; archives checked with tar and skopeo
 // (which share no code with fastsync), mirrors checked by digest.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <signal.h>
 #include <sys/mount.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,7 +14,7 @@
 #include <set>
 #include <thread>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 #include "tests/support/mirror_check.h"
 
 namespace fastsync::testing {
@@ -70,15 +69,24 @@ struct Airgap {
   }
   std::vector<std::string> to_dir(const std::string& archive, std::vector<std::string> extra = {},
                                   const std::string& version = "4.20.8", const std::string& source_host = {}) {
-    std::vector<std::string> a = {"--version", version, "--source-registry",
-                                  (source_host.empty() ? source.host() : source_host) + "/openshift-release-dev/ocp-release",
-                                  "--to-dir", archive, "--pull-secret", secret, "--quiet", "--retry-delay-ms", "20"};
+    std::vector<std::string> a = {
+        "--version",
+        version,
+        "--source-registry",
+        (source_host.empty() ? source.host() : source_host) + "/openshift-release-dev/ocp-release",
+        "--to-dir",
+        archive,
+        "--pull-secret",
+        secret,
+        "--quiet",
+        "--retry-delay-ms",
+        "20"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
   std::vector<std::string> from_dir(const std::string& archive, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"--from-dir", archive, "--dest-registry", dest.host(), "--pull-secret", secret,
-                                  "--quiet", "--retry-delay-ms", "20"};
+    std::vector<std::string> a = {"--from-dir", archive,   "--dest-registry",  dest.host(), "--pull-secret",
+                                  secret,       "--quiet", "--retry-delay-ms", "20"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -140,9 +148,9 @@ TEST(Airgap, ToDirThenFromDirMirrorsExactlyAndTheVolumesAreAnOciLayout) {
     }
   }
   // ...and copies out of it keep their digests.
-  auto copied = run_command({"skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false",
-                             "oci:" + layout + ":4.20.8-x86_64",
-                             "docker://" + a.dest.host() + "/via/skopeo:4.20.8-x86_64"});
+  auto copied =
+      run_command({"skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false", "oci:" + layout + ":4.20.8-x86_64",
+                   "docker://" + a.dest.host() + "/via/skopeo:4.20.8-x86_64"});
   ASSERT_EQ(copied.exit_code, 0) << copied.err;
   EXPECT_EQ(sha256_digest(skopeo_raw_manifest(a.dest, "via/skopeo:4.20.8-x86_64")), a.fixture.release.digest);
 
@@ -253,7 +261,8 @@ class InterruptedArchive : public ::testing::TestWithParam<int> {};
 TEST_P(InterruptedArchive, ToDirResumesKeepingEveryCompleteBlob) {
   const int sig = GetParam();
   Airgap a(16, 0.05);
-  Process slow({tool_path("fastsync-wanproxy"), "--target", a.source.host(), "--rate-mbps", "3"}, a.dir.file("wan.log"));
+  Process slow({tool_path("fastsync-wanproxy"), "--target", a.source.host(), "--rate-mbps", "3"},
+               a.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::string archive = a.dir.file("archive");
   auto argv = a.to_dir(archive, {"--archive-size", "4MiB"}, "4.20.8", slow_host);
@@ -303,7 +312,9 @@ TEST_P(InterruptedArchive, ToDirResumesKeepingEveryCompleteBlob) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, InterruptedArchive, ::testing::Values(SIGINT, SIGKILL),
-                         [](const ::testing::TestParamInfo<int>& p) { return p.param == SIGINT ? "SIGINT" : "SIGKILL"; });
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return p.param == SIGINT ? "SIGINT" : "SIGKILL";
+                         });
 
 class InterruptedFromDir : public ::testing::TestWithParam<int> {};
 
@@ -317,11 +328,13 @@ TEST_P(InterruptedFromDir, StopsWithinSecondsAndARerunCompletesTheMirror) {
   ASSERT_EQ(run_fastsync(a.to_dir(archive)).exit_code, 0);
   Process slow({tool_path("fastsync-wanproxy"), "--target", a.dest.host(), "--rate-mbps", "2"}, a.dir.file("wan.log"));
   std::string slow_dest = "127.0.0.1:" + slow.wait_ready().at("port");
-  auto argv = fastsync_argv({"--from-dir", archive, "--dest-registry", slow_dest, "--pull-secret", a.secret, "--quiet"});
+  auto argv =
+      fastsync_argv({"--from-dir", archive, "--dest-registry", slow_dest, "--pull-secret", a.secret, "--quiet"});
   Process run(argv, a.dir.file("run.err"), {}, a.dir.file("run.out"));
   auto blob_puts = [&] {
     std::size_t n = 0;
-    for (const auto& r : a.dest.requests()) n += r.method == "PUT" && r.uri.find("/blobs/uploads/") != std::string::npos;
+    for (const auto& r : a.dest.requests())
+      n += r.method == "PUT" && r.uri.find("/blobs/uploads/") != std::string::npos;
     return n;
   };
   while (run.running() && blob_puts() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling
@@ -330,8 +343,8 @@ TEST_P(InterruptedFromDir, StopsWithinSecondsAndARerunCompletesTheMirror) {
   run.signal(sig);
   EXPECT_EQ(run.wait(), 128 + sig);
   EXPECT_LE(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(5)) << "a stop takes seconds at most";
-  EXPECT_NE(read_file(a.dir.file("run.out")).find(sig == SIGINT ? "stopped: interrupted by SIGINT"
-                                                                 : "stopped: terminated by SIGTERM"),
+  EXPECT_NE(read_file(a.dir.file("run.out"))
+                .find(sig == SIGINT ? "stopped: interrupted by SIGINT" : "stopped: terminated by SIGTERM"),
             std::string::npos);
   auto dangling = check_no_dangling_manifests(a.dest, kRepo);
   EXPECT_TRUE(dangling.empty()) << dangling.front();
@@ -343,7 +356,9 @@ TEST_P(InterruptedFromDir, StopsWithinSecondsAndARerunCompletesTheMirror) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, InterruptedFromDir, ::testing::Values(SIGINT, SIGTERM),
-                         [](const ::testing::TestParamInfo<int>& p) { return p.param == SIGINT ? "SIGINT" : "SIGTERM"; });
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return p.param == SIGINT ? "SIGINT" : "SIGTERM";
+                         });
 
 // A small tmpfs of our own for the archive.
 class SmallDisk {
@@ -374,13 +389,15 @@ TEST(Airgap, ADiskTooSmallIsRefusedUpFrontAndADiskThatFillsStopsTheRunCleanly) {
   // Room at the start, but something else fills the disk while it writes.
   SmallDisk disk(a.dir.file("disk"), "40m");
   ASSERT_TRUE(disk.mounted());
-  Process slow({tool_path("fastsync-wanproxy"), "--target", a.source.host(), "--rate-mbps", "0.5"}, a.dir.file("wan.log"));
+  Process slow({tool_path("fastsync-wanproxy"), "--target", a.source.host(), "--rate-mbps", "0.5"},
+               a.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::string archive = a.dir.file("disk/archive");
   auto argv = a.to_dir(archive, {}, "4.20.8", slow_host);
   argv = fastsync_argv(argv);
   Process run(argv, a.dir.file("run.err"), {}, a.dir.file("run.out"));
-  while (run.running() && !(fs::exists(archive + "/fastsync-archive.json") && ArchiveView(archive).blobs().size() >= 5)) {
+  while (run.running() &&
+         !(fs::exists(archive + "/fastsync-archive.json") && ArchiveView(archive).blobs().size() >= 5)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling interval
   }
   ASSERT_TRUE(run.running());
@@ -406,11 +423,14 @@ TEST(Airgap, BadArchiveCommandLinesAreOneLineEach) {
     std::string expected;
   };
   for (const auto& c : std::vector<Case>{
-           {{"--version", "4.20.8", "--to-dir", dir.path(), "--dest-registry", "r.example"}, "--to-dir takes the place of --dest-registry"},
+           {{"--version", "4.20.8", "--to-dir", dir.path(), "--dest-registry", "r.example"},
+            "--to-dir takes the place of --dest-registry"},
            {{"--to-dir", dir.path(), "--from-dir", dir.path()}, "cannot be combined"},
-           {{"--from-dir", dir.path(), "--source-registry", "r.example/x/y", "--dest-registry", "r.example"}, "--from-dir takes the place of --source-registry"},
+           {{"--from-dir", dir.path(), "--source-registry", "r.example/x/y", "--dest-registry", "r.example"},
+            "--from-dir takes the place of --source-registry"},
            {{"--version", "4.20.8", "--to-dir", dir.path(), "--archive-size", "lots"}, "--archive-size \"lots\""},
-           {{"--version", "4.20.8", "--dest-registry", "r.example", "--since", dir.path()}, "--since goes with --to-dir"},
+           {{"--version", "4.20.8", "--dest-registry", "r.example", "--since", dir.path()},
+            "--since goes with --to-dir"},
        }) {
     auto args = c.args;
     args.push_back("--pull-secret");
@@ -419,7 +439,8 @@ TEST(Airgap, BadArchiveCommandLinesAreOneLineEach) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
   }
-  auto not_archive = run_fastsync({"--from-dir", dir.path(), "--dest-registry", "127.0.0.1:1", "--pull-secret", secret});
+  auto not_archive =
+      run_fastsync({"--from-dir", dir.path(), "--dest-registry", "127.0.0.1:1", "--pull-secret", secret});
   EXPECT_EQ(not_archive.exit_code, 3);
   EXPECT_NE(not_archive.err.find("is not a fastsync archive"), std::string::npos) << not_archive.err;
 }

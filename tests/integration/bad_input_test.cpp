@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 #include "tests/support/mirror_check.h"
 
 namespace fastsync::testing {
@@ -23,9 +23,19 @@ class BadInput : public ::testing::Test {
   TempDir dir{"fastsync-bad-input"};
   std::vector<std::string> args(const std::string& source, const std::string& dest, const std::string& secret,
                                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"--version", "4.20.8", "--source-registry", source + "/openshift-release-dev/ocp-release",
-                                  "--dest-registry", dest, "--pull-secret", secret, "--quiet",
-                                  "--retries", "1", "--retry-delay-ms", "10"};
+    std::vector<std::string> a = {"--version",
+                                  "4.20.8",
+                                  "--source-registry",
+                                  source + "/openshift-release-dev/ocp-release",
+                                  "--dest-registry",
+                                  dest,
+                                  "--pull-secret",
+                                  secret,
+                                  "--quiet",
+                                  "--retries",
+                                  "1",
+                                  "--retry-delay-ms",
+                                  "10"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -43,12 +53,11 @@ TEST_F(BadInput, PullSecretProblemsNameTheFileAndExit2) {
     std::string file;
     std::string expected;
   };
-  for (const auto& c : {Case{dir.file("missing.json"), "No such file or directory"},
-                        Case{dir.file("a-directory"), "it is a directory"},
-                        Case{dir.file("broken.json"), "is not valid JSON"},
-                        Case{dir.file("no-auths.json"), "has no \"auths\" object"},
-                        Case{dir.file("helper.json"), "keeps its credentials in a credential helper"},
-                        Case{dir.file("bad-auth.json"), "auths.\"quay.io\".auth is not valid base64"}}) {
+  for (const auto& c :
+       {Case{dir.file("missing.json"), "No such file or directory"}, Case{dir.file("a-directory"), "it is a directory"},
+        Case{dir.file("broken.json"), "is not valid JSON"}, Case{dir.file("no-auths.json"), "has no \"auths\" object"},
+        Case{dir.file("helper.json"), "keeps its credentials in a credential helper"},
+        Case{dir.file("bad-auth.json"), "auths.\"quay.io\".auth is not valid base64"}}) {
     auto r = run_fastsync(args(source.host(), dest.host(), c.file));
     EXPECT_EQ(r.exit_code, 2) << c.file;
     auto line = one_line(r.err);
@@ -64,23 +73,23 @@ TEST_F(BadInput, InvalidFlagValuesNameTheFlag) {
     std::vector<std::string> extra;
     std::string expected;
   };
-  for (const auto& c : {Case{{"--workers", "0"}, "--workers must be between 1 and 4096 (got 0)"},
-                        Case{{"--workers=-2"}, "--workers must be between 1 and 4096 (got -2)"},
-                        Case{{"--workers", "many"}, "'--workers' is invalid"},
-                        Case{{"--blob-workers", "0"}, "--blob-workers must be between"},
-                        Case{{"--blob-concurrency", "-1"}, "--blob-concurrency"},
-                        Case{{"--arch", "sparc"}, "--arch must be one of"},
-                        Case{{"--retries", "1000"}, "--retries must be between 0 and 100"},
-                        Case{{"--stall-timeout", "0"}, "--stall-timeout must be between"},
-                        Case{{"--dest-repo", "Not/Valid"}, "--dest-repo \"Not/Valid\""},
-                        Case{{"--resolve", "nonsense"}, "--resolve \"nonsense\" must look like host:port:address"},
-                        Case{{"--upload-chunk-size", "12"}, "--upload-chunk-size \"12\" is not a size of at least 1KiB"},
-                        Case{{"--segment-size", "abc"}, "--segment-size \"abc\" is not a size of at least 64KiB"},
-                        Case{{"--segment-memory", "0"}, "--segment-memory \"0\" is not a size of at least 1MiB"},
-                        Case{{"--archive-size", "1KiB"}, "--archive-size \"1KiB\" is not a size of at least 1MiB"},
-                        Case{{"--shard", "4/4"}, "--shard \"4/4\" must be K/N with 0 <= K < N"},
-                        Case{{"--shard", "1"}, "--shard \"1\" must be K/N"},
-                        Case{{"--shard", "$(JOB_COMPLETION_INDEX)/4"}, "--shard \"$(JOB_COMPLETION_INDEX)/4\" must be K/N"}}) {
+  for (const auto& c :
+       {Case{{"--workers", "0"}, "--workers must be between 1 and 4096 (got 0)"},
+        Case{{"--workers=-2"}, "--workers must be between 1 and 4096 (got -2)"},
+        Case{{"--workers", "many"}, "'--workers' is invalid"},
+        Case{{"--blob-workers", "0"}, "--blob-workers must be between"},
+        Case{{"--blob-concurrency", "-1"}, "--blob-concurrency"}, Case{{"--arch", "sparc"}, "--arch must be one of"},
+        Case{{"--retries", "1000"}, "--retries must be between 0 and 100"},
+        Case{{"--stall-timeout", "0"}, "--stall-timeout must be between"},
+        Case{{"--dest-repo", "Not/Valid"}, "--dest-repo \"Not/Valid\""},
+        Case{{"--resolve", "nonsense"}, "--resolve \"nonsense\" must look like host:port:address"},
+        Case{{"--upload-chunk-size", "12"}, "--upload-chunk-size \"12\" is not a size of at least 1KiB"},
+        Case{{"--segment-size", "abc"}, "--segment-size \"abc\" is not a size of at least 64KiB"},
+        Case{{"--segment-memory", "0"}, "--segment-memory \"0\" is not a size of at least 1MiB"},
+        Case{{"--archive-size", "1KiB"}, "--archive-size \"1KiB\" is not a size of at least 1MiB"},
+        Case{{"--shard", "4/4"}, "--shard \"4/4\" must be K/N with 0 <= K < N"},
+        Case{{"--shard", "1"}, "--shard \"1\" must be K/N"},
+        Case{{"--shard", "$(JOB_COMPLETION_INDEX)/4"}, "--shard \"$(JOB_COMPLETION_INDEX)/4\" must be K/N"}}) {
     std::vector<std::string> a = {"--version", "4.20.8", "--dest-registry", "127.0.0.1:2", "--pull-secret", secret};
     a.insert(a.end(), c.extra.begin(), c.extra.end());
     auto r = run_fastsync(a);
@@ -88,8 +97,8 @@ TEST_F(BadInput, InvalidFlagValuesNameTheFlag) {
     EXPECT_NE(one_line(r.err).find(c.expected), std::string::npos) << r.err;
   }
   // Shards split a registry-to-registry mirror; an archive is one process's.
-  auto sharded_archive = run_fastsync({"--version", "4.20.8", "--to-dir", dir.file("a"), "--pull-secret", secret,
-                                       "--shard", "0/2"});
+  auto sharded_archive =
+      run_fastsync({"--version", "4.20.8", "--to-dir", dir.file("a"), "--pull-secret", secret, "--shard", "0/2"});
   EXPECT_EQ(sharded_archive.exit_code, 2);
   EXPECT_NE(one_line(sharded_archive.err).find("--shard splits a registry-to-registry mirror"), std::string::npos)
       << sharded_archive.err;
@@ -97,7 +106,8 @@ TEST_F(BadInput, InvalidFlagValuesNameTheFlag) {
   auto missing = run_fastsync({"--version", "4.20.8", "--pull-secret", secret});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(one_line(missing.err).find("dest-registry"), std::string::npos) << missing.err;
-  auto bad_version = run_fastsync({"--version", "4.20 final", "--dest-registry", "127.0.0.1:2", "--pull-secret", secret});
+  auto bad_version =
+      run_fastsync({"--version", "4.20 final", "--dest-registry", "127.0.0.1:2", "--pull-secret", secret});
   EXPECT_EQ(bad_version.exit_code, 2);
   EXPECT_NE(one_line(bad_version.err).find("--version \"4.20 final\""), std::string::npos) << bad_version.err;
 }
@@ -116,8 +126,9 @@ TEST_F(BadInput, MissingOrWrongCredentialsNameTheHost) {
   auto line = one_line(none.err);
   EXPECT_NE(line.find("no credentials for " + dest.host()), std::string::npos) << line;
 
-  auto wrong = run_fastsync(args(source.host(), dest.host(),
-                                 write_pull_secret(dir.file("wrong.json"), {{dest.host(), "mirror", "wrong-password"}})));
+  auto wrong =
+      run_fastsync(args(source.host(), dest.host(),
+                        write_pull_secret(dir.file("wrong.json"), {{dest.host(), "mirror", "wrong-password"}})));
   EXPECT_EQ(wrong.exit_code, 3);
   line = one_line(wrong.err);
   EXPECT_NE(line.find("credentials for " + dest.host() + " were refused"), std::string::npos) << line;
@@ -137,7 +148,8 @@ TEST_F(BadInput, UnreachableRegistriesAreNamed) {
   std::string nowhere = "127.0.0.1:" + std::to_string(free_port());
   auto dest_down = run_fastsync(args(source.host(), nowhere, secret));
   EXPECT_EQ(dest_down.exit_code, 3);
-  EXPECT_NE(one_line(dest_down.err).find("registry " + nowhere + " is unreachable"), std::string::npos) << dest_down.err;
+  EXPECT_NE(one_line(dest_down.err).find("registry " + nowhere + " is unreachable"), std::string::npos)
+      << dest_down.err;
   auto source_down = run_fastsync(args(nowhere, source.host(), secret));
   EXPECT_EQ(source_down.exit_code, 3);
   EXPECT_NE(one_line(source_down.err).find("registry " + nowhere + " is unreachable"), std::string::npos)
@@ -221,18 +233,27 @@ TEST(Security, CredentialsStayWithTheirHostAndOutOfEveryOutput) {
                  "--user", "puller:src-Secret-17", "--log", dir.file("cdn.log")},
                 dir.file("front.err"));
   std::string front_host = "127.0.0.1:" + front.wait_ready().at("front");
-  std::string secret = write_pull_secret(dir.file("ps.json"), {{front_host, "puller", "src-Secret-17"},
-                                                                {dest.host(), "pusher", "dest-Secret-42"}});
-  std::vector<std::string> argv = {tool_path("fastsync"), "--version", "4.20.8", "--source-registry",
-                                   front_host + "/openshift-release-dev/ocp-release", "--dest-registry", dest.host(),
-                                   "--pull-secret", secret, "--verbose", "--report", dir.file("report.json"),
+  std::string secret = write_pull_secret(
+      dir.file("ps.json"), {{front_host, "puller", "src-Secret-17"}, {dest.host(), "pusher", "dest-Secret-42"}});
+  std::vector<std::string> argv = {tool_path("fastsync"),
+                                   "--version",
+                                   "4.20.8",
+                                   "--source-registry",
+                                   front_host + "/openshift-release-dev/ocp-release",
+                                   "--dest-registry",
+                                   dest.host(),
+                                   "--pull-secret",
+                                   secret,
+                                   "--verbose",
+                                   "--report",
+                                   dir.file("report.json"),
                                    "--no-signatures"};
   Process run(argv, dir.file("run.err"), {}, dir.file("run.out"));
   std::string cmdline = read_file("/proc/" + std::to_string(run.pid()) + "/cmdline");
   ASSERT_EQ(run.wait(), 0) << read_file(dir.file("run.err"));
 
-  std::string everything = cmdline + read_file(dir.file("run.out")) + read_file(dir.file("run.err")) +
-                           read_file(dir.file("report.json"));
+  std::string everything =
+      cmdline + read_file(dir.file("run.out")) + read_file(dir.file("run.err")) + read_file(dir.file("report.json"));
   const std::vector<std::string> secrets = {"src-Secret-17", "dest-Secret-42", base64_encode("puller:src-Secret-17"),
                                             base64_encode("pusher:dest-Secret-42"), "signature=s3cr3t"};
   for (const auto& secret_text : secrets) {

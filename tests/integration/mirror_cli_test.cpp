@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 #include "tests/support/mirror_check.h"
 
 namespace fastsync::testing {
@@ -21,11 +21,17 @@ const std::string kRepo = "openshift/release";
 // `source_host`: where the source is reached (the registry itself, or a proxy in front of it).
 std::vector<std::string> mirror_args(const std::string& source_host, const TestRegistry& dest,
                                      const std::string& secret) {
-  return {"--version",       "4.20.8",
-          "--source-registry", source_host + "/openshift-release-dev/ocp-release",
-          "--dest-registry", dest.host(),
-          "--pull-secret",   secret,
-          "--quiet",         "--retry-delay-ms", "20"};
+  return {"--version",
+          "4.20.8",
+          "--source-registry",
+          source_host + "/openshift-release-dev/ocp-release",
+          "--dest-registry",
+          dest.host(),
+          "--pull-secret",
+          secret,
+          "--quiet",
+          "--retry-delay-ms",
+          "20"};
 }
 
 std::vector<std::string> mirror_args(const TestRegistry& source, const TestRegistry& dest, const std::string& secret) {
@@ -95,9 +101,9 @@ TEST(MirrorCli, MirroredImagesPullWithPodman) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // podman checks every layer against the config's diff_ids on pull.
   for (const std::string name : {"tools", "cluster-version-operator"}) {
-    auto pull = run_command({"podman", "--root", dir.file("storage"), "--runroot", dir.file("run"), "--storage-driver",
-                             "vfs", "pull", "--quiet", "--tls-verify=false",
-                             dest.host() + "/" + kRepo + ":4.20.8-x86_64-" + name});
+    auto pull =
+        run_command({"podman", "--root", dir.file("storage"), "--runroot", dir.file("run"), "--storage-driver", "vfs",
+                     "pull", "--quiet", "--tls-verify=false", dest.host() + "/" + kRepo + ":4.20.8-x86_64-" + name});
     EXPECT_EQ(pull.exit_code, 0) << name << ": " << pull.err;
   }
 }
@@ -271,7 +277,8 @@ TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
   }
   EXPECT_EQ(manifest_gets, 1u);
   EXPECT_EQ(signature_heads, 0u);
-  EXPECT_EQ(tag_lists.size(), 2u) << ::testing::PrintToString(tag_lists);  // the release's and the components' repositories
+  EXPECT_EQ(tag_lists.size(), 2u) << ::testing::PrintToString(
+      tag_lists);  // the release's and the components' repositories
   for (const auto& [repository, n] : tag_lists) EXPECT_EQ(n, 1) << repository;
   // The destination: one manifest request per image, by its tag, which settles
   // both that the image is there and that it is tagged (and gives the bytes
@@ -309,7 +316,8 @@ TEST(MirrorCli, ARerunWithEverythingPresentPullsNothing) {
 void wait_for_blob_puts(const TestRegistry& dest, std::size_t count, Process& fastsync) {
   while (fastsync.running()) {
     std::size_t puts = 0;
-    for (const auto& r : dest.requests()) puts += r.method == "PUT" && r.uri.find("/blobs/uploads/") != std::string::npos;
+    for (const auto& r : dest.requests())
+      puts += r.method == "PUT" && r.uri.find("/blobs/uploads/") != std::string::npos;
     if (puts >= count) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling interval, not a synchronisation guess
   }
@@ -331,9 +339,18 @@ TEST_P(Interrupted, StopsCleanlyAndARerunCompletesTheSameMirror) {
                dir.file("proxy.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::string secret = write_pull_secret(dir.file("ps.json"), {});
-  std::vector<std::string> argv = {tool_path("fastsync"), "--version", "4.20.8", "--source-registry",
-                                   slow_host + "/openshift-release-dev/ocp-release", "--dest-registry", dest.host(),
-                                   "--pull-secret", secret, "--quiet", "--blob-concurrency", "4",
+  std::vector<std::string> argv = {tool_path("fastsync"),
+                                   "--version",
+                                   "4.20.8",
+                                   "--source-registry",
+                                   slow_host + "/openshift-release-dev/ocp-release",
+                                   "--dest-registry",
+                                   dest.host(),
+                                   "--pull-secret",
+                                   secret,
+                                   "--quiet",
+                                   "--blob-concurrency",
+                                   "4",
                                    "--no-signatures"};
   Process run(argv, dir.file("run.err"), {}, dir.file("run.out"));
   wait_for_blob_puts(dest, 3, run);

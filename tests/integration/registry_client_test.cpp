@@ -8,9 +8,9 @@
 #include <fstream>
 #include <random>
 
-#include "registry/blob_copy.h"
-#include "registry/client.h"
-#include "registry/digest.h"
+#include "registry/client/client.h"
+#include "registry/core/digest.h"
+#include "registry/transfer/blob_copy.h"
 #include "tests/support/mirror_check.h"
 #include "tests/support/registries.h"
 
@@ -45,13 +45,15 @@ struct TestImage {
 
 TestImage make_image(const std::string& seed) {
   TestImage img;
-  img.config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"seed":")" + seed + "\"}";
+  img.config =
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"seed":")" + seed + "\"}";
   img.layer = "layer bytes for " + seed + std::string(1000, 'x');
   img.manifest.media_type = std::string(media_type::kOciManifest);
-  img.manifest.bytes = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":)" +
-                       std::to_string(img.config.size()) + R"(,"digest":")" + sha256_digest(img.config) +
-                       R"("},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":)" +
-                       std::to_string(img.layer.size()) + R"(,"digest":")" + sha256_digest(img.layer) + R"("}]})";
+  img.manifest.bytes =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":)" +
+      std::to_string(img.config.size()) + R"(,"digest":")" + sha256_digest(img.config) +
+      R"("},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":)" +
+      std::to_string(img.layer.size()) + R"(,"digest":")" + sha256_digest(img.layer) + R"("}]})";
   img.manifest.digest = sha256_digest(img.manifest.bytes);
   return img;
 }
@@ -201,8 +203,8 @@ TEST(RegistryClient, SignatureTagsFromOneTagListWhenItFitsElsePerImage) {
   // The first two are "signed": their .sig tags name any manifest.
   for (int i = 0; i < 2; ++i) {
     Harness pusher;
-    auto put = sync_wait(pusher.reg(registry).put_manifest("team/app", sigstore_tag(images[i].manifest.digest),
-                                                           images[2].manifest));
+    auto put = sync_wait(
+        pusher.reg(registry).put_manifest("team/app", sigstore_tag(images[i].manifest.digest), images[2].manifest));
     ASSERT_TRUE(put.ok()) << put.error().message;
   }
   const Repository repo{registry.host(), "team/app"};
@@ -253,7 +255,8 @@ TEST(RegistryClient, Http11ByDefaultAndHttp2WhenAsked) {
     auto img = make_image(h2 ? "h2" : "h1");
     auto pushed = push_image(h.reg(registry), "team/app", h2 ? "h2" : "h1", img);
     ASSERT_TRUE(pushed.ok()) << pushed.error().message;
-    EXPECT_EQ(testing::skopeo_raw_manifest(registry, std::string("team/app:") + (h2 ? "h2" : "h1")), img.manifest.bytes);
+    EXPECT_EQ(testing::skopeo_raw_manifest(registry, std::string("team/app:") + (h2 ? "h2" : "h1")),
+              img.manifest.bytes);
   }
 }
 
@@ -306,7 +309,10 @@ TEST(RegistryClient, BearerTokensAreFetchedOncePerScopeAndWrongCredentialsFail) 
           done++;
           done.notify_all();
         },
-        [&](std::exception_ptr) { done++; done.notify_all(); });
+        [&](std::exception_ptr) {
+          done++;
+          done.notify_all();
+        });
   }
   for (int d = done.load(); d < 20; d = done.load()) done.wait(d);
   EXPECT_EQ(ok.load(), 20);
@@ -450,7 +456,8 @@ TEST(BlobCopy, A100MBBlobInParallelSegmentsStaysWithinTheSegmentMemory) {
   reset_peak_rss();
   long before = peak_rss_kib();
   Descriptor blob{"", digest, kSize, {}};
-  auto copied = sync_wait(h.client->copy_blob({source.host(), "big/src"}, {dest.host(), "big/dst"}, blob, ""));
+  auto copied =
+      sync_wait(h.client->receive_blob(*h.client, {source.host(), "big/src"}, {dest.host(), "big/dst"}, blob, ""));
   long after = peak_rss_kib();
   ASSERT_TRUE(copied.ok()) << copied.error().message;
   std::printf("peak RSS before %ld KiB, after %ld KiB\n", before, after);
@@ -512,15 +519,15 @@ TEST(RegistryClient, MountsAcrossRepositoriesAndFallsBackWhenItCannot) {
   // blob goes up through that session, with no second POST and no DELETE.
   std::string absent_bytes = "bytes the source repository does not have";
   std::string absent = sha256_digest(absent_bytes);
-  auto not_there = sync_wait(h.client->mount_blob({registry.host(), "third/app"}, absent,
-                                                  {registry.host(), "team/app"}));
+  auto not_there =
+      sync_wait(h.client->mount_blob({registry.host(), "third/app"}, absent, {registry.host(), "team/app"}));
   ASSERT_TRUE(not_there.ok()) << not_there.error().message;
   EXPECT_FALSE(not_there->mounted);
   ASSERT_FALSE(not_there->upload_session.empty());
   auto posts_before = reg.counters().count(CallKind::UploadStart);
-  auto uploaded = sync_wait(h.client->upload_blob({registry.host(), "third/app"}, absent,
-                                                  std::make_shared<const std::string>(absent_bytes),
-                                                  not_there->upload_session));
+  auto uploaded =
+      sync_wait(h.client->upload_blob({registry.host(), "third/app"}, absent,
+                                      std::make_shared<const std::string>(absent_bytes), not_there->upload_session));
   ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
   EXPECT_EQ(reg.counters().count(CallKind::UploadStart), posts_before);
   EXPECT_EQ(reg.counters().count(CallKind::UploadCancel), 0u);

@@ -1,15 +1,15 @@
 // Release signatures and cosign signatures, end to end: a release signed with
 // a test key (gpg), a local signature store, real registries; results read
 // back with skopeo, the curl CLI and the files themselves.
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <set>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 #include "tests/support/mirror_check.h"
 #include "tests/support/process.h"
 #include "tests/support/registries.h"
@@ -78,7 +78,8 @@ std::string signed_document(const std::string& digest) {
 class SignatureStore {
  public:
   explicit SignatureStore(const std::string& root)
-      : root_(root), log_(root + ".log"),
+      : root_(root),
+        log_(root + ".log"),
         server_({"/usr/bin/python3", source_dir() + "/tests/servers/signature_store.py", "--root", root}, log_) {
     url_ = "http://127.0.0.1:" + server_.wait_ready().at("port");
   }
@@ -128,8 +129,9 @@ std::string config_map_path(const std::string& dir, const std::string& digest) {
 }
 
 std::vector<std::string> mirror_args(const TestRegistry& source, const TestRegistry& dest, const std::string& secret) {
-  return {"--version", "4.20.8", "--source-registry", source.host() + "/openshift-release-dev/ocp-release",
-          "--dest-registry", dest.host(), "--pull-secret", secret, "--insecure", "-q"};
+  return {"--version",       "4.20.8",    "--source-registry", source.host() + "/openshift-release-dev/ocp-release",
+          "--dest-registry", dest.host(), "--pull-secret",     secret,
+          "--insecure",      "-q"};
 }
 
 class Signatures : public ::testing::Test {
@@ -239,8 +241,8 @@ TEST_F(Signatures, RequireSignaturesRefusesWrongKeyAndMissingSignature) {
   SignatureStore empty_store(empty_store_dir.file("store"));
   std::filesystem::create_directories(empty_store_dir.file("store"));
   auto missing = mirror_args(source, dest, secret_);
-  missing.insert(missing.end(), {"--signature-store", empty_store.url(), "--signature-dir", dir_.file("out"),
-                                 "--require-signatures"});
+  missing.insert(missing.end(),
+                 {"--signature-store", empty_store.url(), "--signature-dir", dir_.file("out"), "--require-signatures"});
   r = run_fastsync(missing);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("none found"), std::string::npos) << r.err;
@@ -269,8 +271,8 @@ TEST_F(Signatures, OnlyVerifiedSignaturesAreWritten) {
   std::string other_digest = key_->sign(signed_document(sha256_digest("another release")));
   // Made in 2020 with a day's validity: expired now (the key must predate it).
   TestKey old_key(dir_.path(), "old-key", "20190101T000000!");
-  std::string expired = old_key.sign(signed_document(digest), {"--faked-system-time", "20200101T000000!",
-                                                               "--default-sig-expire", "1d"});
+  std::string expired =
+      old_key.sign(signed_document(digest), {"--faked-system-time", "20200101T000000!", "--default-sig-expire", "1d"});
   store_->put(digest, 1, flipped);
   store_->put(digest, 2, other_digest);
   store_->put(digest, 3, expired);
@@ -297,10 +299,19 @@ TEST_F(Signatures, OnlyVerifiedSignaturesAreWritten) {
 TEST_F(Signatures, TravelAcrossTheAirGap) {
   TestRegistry source, dest;
   auto fixture = push_signed(source);
-  auto out_args = std::vector<std::string>{"--version", "4.20.8", "--source-registry",
-                                           source.host() + "/openshift-release-dev/ocp-release", "--to-dir",
-                                           dir_.file("archive"), "--pull-secret", secret_, "--insecure", "-q",
-                                           "--signature-store", store_->url(), "--require-signatures"};
+  auto out_args = std::vector<std::string>{"--version",
+                                           "4.20.8",
+                                           "--source-registry",
+                                           source.host() + "/openshift-release-dev/ocp-release",
+                                           "--to-dir",
+                                           dir_.file("archive"),
+                                           "--pull-secret",
+                                           secret_,
+                                           "--insecure",
+                                           "-q",
+                                           "--signature-store",
+                                           store_->url(),
+                                           "--require-signatures"};
   auto out = run_fastsync(out_args);
   ASSERT_EQ(out.exit_code, 0) << out.err;
   store_->stop();
@@ -363,10 +374,10 @@ TEST_F(Signatures, ReferrersTravelWhereTheSourceAnswersTheApi) {
   std::string referrer_digest = sha256_digest(referrer);
   write_file(dir_.file("referrer.json"), referrer);
   auto put = curl_command(source);
-  for (std::string arg : {std::string("-f"), std::string("-X"), std::string("PUT"), std::string("-H"),
-                          std::string("Content-Type: application/vnd.oci.image.manifest.v1+json"),
-                          std::string("--data-binary"), "@" + dir_.file("referrer.json"),
-                          source.url() + "/v2/" + repo + "/manifests/" + referrer_digest}) {
+  for (std::string arg :
+       {std::string("-f"), std::string("-X"), std::string("PUT"), std::string("-H"),
+        std::string("Content-Type: application/vnd.oci.image.manifest.v1+json"), std::string("--data-binary"),
+        "@" + dir_.file("referrer.json"), source.url() + "/v2/" + repo + "/manifests/" + referrer_digest}) {
     put.push_back(arg);
   }
   ASSERT_EQ(run_command(put).exit_code, 0);
@@ -379,9 +390,10 @@ TEST_F(Signatures, ReferrersTravelWhereTheSourceAnswersTheApi) {
                 dir_.file("front.log"));
   std::string front_host = "127.0.0.1:" + front.wait_ready().at("port");
 
-  auto args = std::vector<std::string>{"--version", "4.20.8", "--source-registry",
-                                       front_host + "/openshift-release-dev/ocp-release", "--dest-registry",
-                                       dest.host(), "--pull-secret", secret_, "--insecure", "-q", "--no-signatures"};
+  auto args = std::vector<std::string>{
+      "--version",       "4.20.8",    "--source-registry", front_host + "/openshift-release-dev/ocp-release",
+      "--dest-registry", dest.host(), "--pull-secret",     secret_,
+      "--insecure",      "-q",        "--no-signatures"};
   auto r = run_fastsync(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(read_file(dir_.file("front.log")).find("/referrers/" + subject.digest), std::string::npos);

@@ -11,9 +11,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "registry/auth_file.h"
-#include "registry/digest.h"
-#include "registry/manifest.h"
+#include "registry/core/digest.h"
+#include "registry/core/manifest.h"
+#include "registry/distribution/auth_file.h"
 
 namespace fastsync::testing {
 namespace {

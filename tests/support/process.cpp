@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -134,7 +134,8 @@ std::map<std::string, std::string> Process::wait_ready(std::chrono::seconds time
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[4096];
     ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
-    if (n <= 0) throw std::runtime_error("server exited before it was ready; see " + log_path_ + ":\n" + read_file(log_path_));
+    if (n <= 0)
+      throw std::runtime_error("server exited before it was ready; see " + log_path_ + ":\n" + read_file(log_path_));
     pending_.append(buf, static_cast<size_t>(n));
   }
 }
@@ -218,7 +219,7 @@ std::string read_file(const std::string& path) {
 std::string source_dir() { return FASTSYNC_SOURCE_DIR; }
 std::string binary_dir() { return FASTSYNC_BINARY_DIR; }
 std::string tool_path(const std::string& name) {
-  for (const char* sub : {"/cli/", "/release/fixture/", "/tests/servers/", "/"}) {
+  for (const char* sub : {"/cli/", "/tests/fixture/", "/tests/servers/", "/"}) {
     std::string p = binary_dir() + sub + name;
     if (::access(p.c_str(), X_OK) == 0) return p;
   }

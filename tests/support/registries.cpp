@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync::testing {
 namespace {
@@ -22,8 +22,9 @@ std::string python() { return "/usr/bin/python3"; }
 }  // namespace
 
 TlsFiles make_tls_files(const std::string& dir, const std::vector<std::string>& extra_names) {
-  TlsFiles f{dir + "/ca.pem", dir + "/ca.key", dir + "/server.pem", dir + "/server.key",
-             dir + "/client/client.cert", dir + "/client/client.key"};
+  TlsFiles f{
+      dir + "/ca.pem",           dir + "/ca.key", dir + "/server.pem", dir + "/server.key", dir + "/client/client.cert",
+      dir + "/client/client.key"};
   std::string ca_key = f.ca_key, csr = dir + "/server.csr", ext = dir + "/ext.cnf";
   std::string names = "IP:127.0.0.1,DNS:localhost";
   for (const auto& n : extra_names) names += ",DNS:" + n;
@@ -43,8 +44,8 @@ TlsFiles make_tls_files(const std::string& dir, const std::vector<std::string>& 
   must(run_command({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
                     f.client_key, "-out", client_csr, "-subj", "/CN=fastsync test client"}),
        "openssl client CSR");
-  must(run_command({"openssl", "x509", "-req", "-in", client_csr, "-CA", f.ca_cert, "-CAkey", ca_key,
-                    "-CAcreateserial", "-out", f.client_cert, "-days", "2", "-extfile", client_ext}),
+  must(run_command({"openssl", "x509", "-req", "-in", client_csr, "-CA", f.ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+                    "-out", f.client_cert, "-days", "2", "-extfile", client_ext}),
        "openssl sign client");
   return f;
 }
@@ -53,7 +54,8 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
   if (options_.tls) tls_ = make_tls_files(dir_.path(), options_.tls_names);
   if (!options_.basic_user.empty()) {
     auto colon = options_.basic_user.find(':');
-    auto r = run_command({"htpasswd", "-Bbn", options_.basic_user.substr(0, colon), options_.basic_user.substr(colon + 1)});
+    auto r =
+        run_command({"htpasswd", "-Bbn", options_.basic_user.substr(0, colon), options_.basic_user.substr(colon + 1)});
     must(r, "htpasswd");
     write_file(dir_.file("htpasswd"), r.out);
   }
@@ -61,11 +63,14 @@ TestRegistry::TestRegistry(TestRegistryOptions options) : options_(std::move(opt
     must(run_command({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir_.file("token.key"),
                       "-out", dir_.file("token.pem"), "-days", "2", "-subj", "/CN=fastsync test token signer"}),
          "openssl token key");
-    std::vector<std::string> argv = {python(), source_dir() + "/tests/servers/token_server.py", "--key",
-                                     dir_.file("token.key"), "--cert", dir_.file("token.pem"), "--issuer",
-                                     "fastsync-test-issuer", "--service", "fastsync-test-registry", "--expires",
-                                     std::to_string(options_.token_expires_seconds), "--lifetime",
-                                     std::to_string(options_.token_lifetime_seconds), "--log", dir_.file("token.log")};
+    std::vector<std::string> argv = {python(),     source_dir() + "/tests/servers/token_server.py",
+                                     "--key",      dir_.file("token.key"),
+                                     "--cert",     dir_.file("token.pem"),
+                                     "--issuer",   "fastsync-test-issuer",
+                                     "--service",  "fastsync-test-registry",
+                                     "--expires",  std::to_string(options_.token_expires_seconds),
+                                     "--lifetime", std::to_string(options_.token_lifetime_seconds),
+                                     "--log",      dir_.file("token.log")};
     for (const auto& u : options_.token_users) {
       argv.push_back("--user");
       argv.push_back(u);
@@ -89,8 +94,8 @@ void TestRegistry::write_config() {
     << "storage:\n  filesystem:\n    rootdirectory: " << dir_.file("data") << "\n"
     << "  delete:\n    enabled: true\n"
     << "  maintenance:\n    uploadpurging:\n      enabled: false\n"
-    << (options_.read_only ? "    readonly:\n      enabled: true\n" : "")
-    << "http:\n  addr: " << host_ << "\n  secret: fastsync-test-secret\n";
+    << (options_.read_only ? "    readonly:\n      enabled: true\n" : "") << "http:\n  addr: " << host_
+    << "\n  secret: fastsync-test-secret\n";
   if (options_.tls) {
     c << "  tls:\n    certificate: " << tls_.server_cert << "\n    key: " << tls_.server_key << "\n";
     if (options_.client_certs) c << "    clientcas:\n      - " << tls_.ca_cert << "\n";
@@ -179,7 +184,9 @@ std::vector<std::string> TestRegistry::blob_gets() const {
 
 std::string TestRegistry::token_log() const { return read_file(dir_.file("token.log")); }
 
-std::string TestRegistry::client_cert_dir() const { return options_.client_certs ? dir_.file("client") : std::string(); }
+std::string TestRegistry::client_cert_dir() const {
+  return options_.client_certs ? dir_.file("client") : std::string();
+}
 
 std::string skopeo_copy(const TestRegistry& from, const std::string& from_ref, const TestRegistry& to,
                         const std::string& to_ref) {
@@ -269,7 +276,8 @@ std::string curl_push_blob(const TestRegistry& reg, const std::string& repositor
   if (location.rfind("http", 0) != 0) location = reg.url() + location;
   location += (location.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
   auto put = curl_command(reg, creds);
-  for (std::string a : {"-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary"}) put.push_back(a);
+  for (std::string a : {"-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary"})
+    put.push_back(a);
   put.push_back("@" + file);
   put.push_back(location);
   must(run_command(put), "curl PUT blob");

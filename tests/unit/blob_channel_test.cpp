@@ -1,11 +1,12 @@
 // The channel between a download and its consumer: bounded, verified before
 // the last byte leaves, and it tells each side when the other gave up.
+#include "registry/transfer/blob_channel.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "registry/blob_channel.h"
-#include "registry/digest.h"
+#include "registry/core/digest.h"
 
 namespace fastsync {
 namespace {
@@ -118,7 +119,7 @@ TEST(ChannelSource, ServesOneWindowOfTheBlobPerRequestInOrder) {
   std::string got(1000, '\0');
   auto a = first.read(got.data(), 1000);  // never past its window
   EXPECT_EQ(a.size, 400u);
-  EXPECT_EQ(first.read(got.data(), 1000).size, 0u);  // its window is done
+  EXPECT_EQ(first.read(got.data(), 1000).size, 0u);                  // its window is done
   EXPECT_EQ(out_of_order.read(got.data(), 1000).flow, Flow::Abort);  // bytes 0.. are gone
   auto b = second.read(got.data() + 400, 1000);
   EXPECT_EQ(b.size, 600u);
@@ -131,7 +132,7 @@ TEST(BlobChannel, AWaitingReaderIsServedWithoutAFullBatchAfterAShortWait) {
   std::string buf(blob.size(), '\0');
   EXPECT_EQ(ch.read_some(buf.data(), buf.size()).flow, Flow::Pause);  // nothing yet: it waits
   ASSERT_EQ(ch.write(std::string_view(blob).substr(0, 100)), Flow::Continue);
-  EXPECT_EQ(ch.read_some(buf.data(), buf.size()).flow, Flow::Pause);  // holds out for a batch...
+  EXPECT_EQ(ch.read_some(buf.data(), buf.size()).flow, Flow::Pause);                        // holds out for a batch...
   std::this_thread::sleep_for(BlobChannel::kMaxBatchWait + std::chrono::milliseconds(20));  // the wait under test
   auto c = ch.read_some(buf.data(), buf.size());  // ...but not for ever: a slow source still flows
   EXPECT_EQ(c.flow, Flow::Continue);

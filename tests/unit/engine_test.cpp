@@ -8,8 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "registry/http_engine.h"
-#include "registry/task.h"
+#include "registry/core/task.h"
+#include "registry/net/http_engine.h"
 
 namespace fastsync {
 namespace {

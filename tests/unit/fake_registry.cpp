@@ -24,7 +24,9 @@ class MemoryReader : public BlobReader {
   std::size_t pos_ = 0;
 };
 
-Error not_found(const std::string& what) { return Error::make(ErrorKind::NotFound, "fake: " + what + " not found", 404); }
+Error not_found(const std::string& what) {
+  return Error::make(ErrorKind::NotFound, "fake: " + what + " not found", 404);
+}
 
 }  // namespace
 
@@ -54,8 +56,9 @@ std::string FakeRegistry::add_image(const Repository& repo, const std::vector<st
   std::string layer_json;
   for (const auto& l : layers) {
     std::string d = add_blob(repo, l);
-    layer_json += fmt::format(R"({}{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{},"digest":"{}"}})",
-                              layer_json.empty() ? "" : ",", l.size(), d);
+    layer_json +=
+        fmt::format(R"({}{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":{},"digest":"{}"}})",
+                    layer_json.empty() ? "" : ",", l.size(), d);
   }
   std::string mt(oci ? media_type::kOciManifest : media_type::kDockerManifest);
   std::string bytes = fmt::format(
@@ -70,11 +73,12 @@ std::string FakeRegistry::add_list(const Repository& repo, const std::vector<std
   const char* arches[] = {"amd64", "arm64", "ppc64le", "s390x"};
   for (std::size_t i = 0; i < child_digests.size(); ++i) {
     auto child = find_manifest(repo, child_digests[i]);
-    entries += fmt::format(R"({}{{"mediaType":"{}","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"{}"}}}})",
-                           i ? "," : "", child->media_type, child->bytes.size(), child->digest, arches[i % 4]);
+    entries +=
+        fmt::format(R"({}{{"mediaType":"{}","size":{},"digest":"{}","platform":{{"os":"linux","architecture":"{}"}}}})",
+                    i ? "," : "", child->media_type, child->bytes.size(), child->digest, arches[i % 4]);
   }
-  std::string bytes = fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}})",
-                                  media_type::kDockerList, entries);
+  std::string bytes =
+      fmt::format(R"({{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}})", media_type::kDockerList, entries);
   return add_manifest(repo, bytes, std::string(media_type::kDockerList), tag);
 }
 
@@ -189,6 +193,15 @@ Task<Result<MountOutcome>> FakeRegistry::mount_blob(const Repository& to, const 
   co_return outcome;
 }
 
+Task<Result<std::uint64_t>> FakeRegistry::receive_blob(ImageSource& source, const Repository& from,
+                                                       const Repository& to, const Descriptor& blob,
+                                                       std::string upload_session) {
+  if (&source == static_cast<ImageSource*>(this))
+    co_return co_await copy_blob(from, to, blob, std::move(upload_session));
+  BlobOpener opener = [&source, from, blob] { return source.open_blob(from, blob); };
+  co_return co_await store_blob(to, blob, std::move(upload_session), std::move(opener));
+}
+
 Task<Result<std::uint64_t>> FakeRegistry::copy_blob(const Repository& from, const Repository& to,
                                                     const Descriptor& blob, std::string upload_session) {
   std::lock_guard lock(mutex_);
@@ -235,7 +248,8 @@ Task<Result<std::uint64_t>> FakeRegistry::store_blob(const Repository& to, const
   }
   std::lock_guard lock(mutex_);
   record("store_blob", to, blob.digest, upload_session);
-  if (sha256_digest(bytes) != blob.digest) co_return Error::make(ErrorKind::DigestMismatch, "fake: stored bytes do not match");
+  if (sha256_digest(bytes) != blob.digest)
+    co_return Error::make(ErrorKind::DigestMismatch, "fake: stored bytes do not match");
   repos_[to.str()].blobs[blob.digest] = bytes;
   co_return static_cast<std::uint64_t>(bytes.size());
 }

@@ -1,16 +1,16 @@
 // The whole five-stage graph against the in-memory fake: order, dedupe, skip,
 // failure handling. (Real registries are in tests/integration.)
-#include <gtest/gtest.h>
+#include "graph/mirror_graph.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <random>
 #include <set>
 
-#include "release/fixture/fixture.h"
-#include "graph/mirror_graph.h"
+#include "tests/fixture/fixture.h"
 #include "tests/unit/fake_registry.h"
 
 namespace fastsync {
@@ -37,21 +37,25 @@ struct FakeRelease {
         std::string arm = fake.add_image(art, {"arm-base", "arm-" + name}, /*oci=*/true);
         digest = fake.add_list(art, {amd, arm});
       } else {
-        digest = fake.add_image(art, {"base-1", "base-2", "own-" + name + std::string(static_cast<size_t>(i) * 100, 'x')},
-                                i % 2 == 0);
+        digest = fake.add_image(
+            art, {"base-1", "base-2", "own-" + name + std::string(static_cast<size_t>(i) * 100, 'x')}, i % 2 == 0);
       }
       components.emplace_back(name, digest);
     }
     std::string tags;
     for (const auto& [name, digest] : components) {
       // image-references names quay.io: fastsync must pull from the source host instead.
-      tags += fmt::format(R"({}{{"name":"{}","from":{{"kind":"DockerImage","name":"quay.io/openshift-release-dev/ocp-v4.0-art-dev@{}"}}}})",
-                          tags.empty() ? "" : ",", name, digest);
+      tags += fmt::format(
+          R"({}{{"name":"{}","from":{{"kind":"DockerImage","name":"quay.io/openshift-release-dev/ocp-v4.0-art-dev@{}"}}}})",
+          tags.empty() ? "" : ",", name, digest);
     }
-    std::string refs = fmt::format(R"({{"kind":"ImageStream","apiVersion":"image.openshift.io/v1","metadata":{{"name":"4.20.8"}},"spec":{{"tags":[{}]}}}})", tags);
-    auto layer = fixture::make_layer({{"release-manifests/", "", true},
-                                      {"release-manifests/image-references", refs, false},
-                                      {"release-manifests/release-metadata", R"({"kind":"cincinnati-metadata-v0","version":"4.20.8"})", false}});
+    std::string refs = fmt::format(
+        R"({{"kind":"ImageStream","apiVersion":"image.openshift.io/v1","metadata":{{"name":"4.20.8"}},"spec":{{"tags":[{}]}}}})",
+        tags);
+    auto layer = fixture::make_layer(
+        {{"release-manifests/", "", true},
+         {"release-manifests/image-references", refs, false},
+         {"release-manifests/release-metadata", R"({"kind":"cincinnati-metadata-v0","version":"4.20.8"})", false}});
     manifests_layer_digest = layer.digest;
     release_digest = fake.add_image(release_repo, {"cvo-base", layer.compressed}, false, "4.20.8-x86_64");
   }
@@ -71,7 +75,7 @@ graph::StageLimits small_limits() { return graph::StageLimits{2, 2, 3, 2}; }
 TEST(MirrorGraph, CopiesEverythingOnceInASafeOrder) {
   FakeRelease rel(6);
   stages::RunControl run;
-  auto result = graph::run_mirror(rel.fake, run, rel.spec(), small_limits());
+  auto result = graph::run_mirror(rel.fake.ends(), run, rel.spec(), small_limits());
   ASSERT_TRUE(result.plan) << (result.resolve_error ? result.resolve_error->message : "");
   ASSERT_EQ(result.outcomes.size(), 7u);
   for (const auto& o : result.outcomes) {
@@ -114,7 +118,7 @@ TEST(MirrorGraph, CopiesEverythingOnceInASafeOrder) {
 TEST(MirrorGraph, ARerunSkipsEverythingAndPullsNothing) {
   FakeRelease rel(5);
   stages::RunControl first;
-  (void)graph::run_mirror(rel.fake, first, rel.spec(), small_limits());
+  (void)graph::run_mirror(rel.fake.ends(), first, rel.spec(), small_limits());
   std::size_t copies = rel.fake.count("copy_blob");
   // Manifests read at the source (the destination's own copies may be read: a
   // present list's children are asked for cosign signatures).
@@ -125,7 +129,7 @@ TEST(MirrorGraph, ARerunSkipsEverythingAndPullsNothing) {
   };
   std::size_t gets = source_gets();
   stages::RunControl second;
-  auto result = graph::run_mirror(rel.fake, second, rel.spec(), small_limits());
+  auto result = graph::run_mirror(rel.fake.ends(), second, rel.spec(), small_limits());
   for (const auto& o : result.outcomes) {
     ASSERT_TRUE(o);
     EXPECT_EQ(o->status, ImageStatus::Skipped);
@@ -140,7 +144,7 @@ TEST(MirrorGraph, AFailedComponentKeepsTheReleaseTagAway) {
   rel.fake.fail_blob_copy[sha256_digest("own-comp-3" + std::string(300, 'x'))] =
       Error::make(ErrorKind::Server, "HTTP 503 after 3 retries", 503);
   stages::RunControl run;
-  auto result = graph::run_mirror(rel.fake, run, rel.spec(), small_limits());
+  auto result = graph::run_mirror(rel.fake.ends(), run, rel.spec(), small_limits());
   ASSERT_TRUE(result.plan);
   EXPECT_EQ(result.outcomes[3]->status, ImageStatus::Failed);
   EXPECT_NE(result.outcomes[3]->error.find("503"), std::string::npos);
@@ -158,7 +162,7 @@ TEST(MirrorGraph, ADestinationThatRefusesUsStopsTheRun) {
   FakeRelease rel(4);
   rel.fake.fail_manifest_reads[rel.dest.str()] = Error::make(ErrorKind::AuthDenied, "credentials refused", 401);
   stages::RunControl run;
-  auto result = graph::run_mirror(rel.fake, run, rel.spec(), small_limits());
+  auto result = graph::run_mirror(rel.fake.ends(), run, rel.spec(), small_limits());
   EXPECT_TRUE(run.cancelled());
   EXPECT_NE(run.reason().find("credentials refused"), std::string::npos);
   for (const auto& o : result.outcomes) {
@@ -173,11 +177,12 @@ TEST(MirrorGraph, ResolutionErrorsEndTheRunWithTheReason) {
   stages::RunControl run;
   auto spec = rel.spec();
   spec.releases = {stages::ReleaseWanted{"4.20.99", {}}};
-  auto result = graph::run_mirror(rel.fake, run, spec, small_limits());
+  auto result = graph::run_mirror(rel.fake.ends(), run, spec, small_limits());
   EXPECT_FALSE(result.plan);
   ASSERT_TRUE(result.resolve_error);
   EXPECT_EQ(result.resolve_error->kind, ErrorKind::NotFound);
-  EXPECT_NE(result.resolve_error->message.find("release 4.20.99-x86_64 not found at src.example:5000/openshift-release-dev/ocp-release"),
+  EXPECT_NE(result.resolve_error->message.find(
+                "release 4.20.99-x86_64 not found at src.example:5000/openshift-release-dev/ocp-release"),
             std::string::npos)
       << result.resolve_error->message;
 }
@@ -196,7 +201,7 @@ TEST(MirrorGraph, ShardsCopyEachBlobOnceAndTheManifestsPassMovesNone) {
     spec.shard = stages::Shard{k, kShards};
     std::size_t events_before = rel.fake.events().size();
     stages::RunControl run;
-    auto result = graph::run_mirror(rel.fake, run, spec, small_limits());
+    auto result = graph::run_mirror(rel.fake.ends(), run, spec, small_limits());
     ASSERT_TRUE(result.plan && result.plan->shard);
     for (const auto& o : result.outcomes) {
       ASSERT_TRUE(o);
@@ -220,10 +225,11 @@ TEST(MirrorGraph, ShardsCopyEachBlobOnceAndTheManifestsPassMovesNone) {
 
   std::size_t moves_before = rel.fake.count("copy_blob") + rel.fake.count("upload_blob");
   stages::RunControl run;
-  auto result = graph::run_mirror(rel.fake, run, rel.spec(), small_limits());
+  auto result = graph::run_mirror(rel.fake.ends(), run, rel.spec(), small_limits());
   ASSERT_TRUE(result.plan);
   EXPECT_EQ(shared_out, mover.size());
-  EXPECT_EQ(rel.fake.count("copy_blob") + rel.fake.count("upload_blob"), moves_before) << "the manifests pass moved blobs";
+  EXPECT_EQ(rel.fake.count("copy_blob") + rel.fake.count("upload_blob"), moves_before)
+      << "the manifests pass moved blobs";
   for (const auto& o : result.outcomes) {
     ASSERT_TRUE(o);
     EXPECT_EQ(o->status, ImageStatus::Copied) << o->error;

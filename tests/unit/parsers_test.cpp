@@ -1,13 +1,13 @@
 // Unit tests for the small parsers every request depends on.
 #include <gtest/gtest.h>
 
-#include "registry/auth_file.h"
-#include "registry/digest.h"
-#include "registry/error_body.h"
-#include "registry/reference.h"
-#include "registry/registry.h"
-#include "registry/url.h"
-#include "registry/www_authenticate.h"
+#include "registry/core/digest.h"
+#include "registry/core/reference.h"
+#include "registry/distribution/auth_file.h"
+#include "registry/distribution/error_body.h"
+#include "registry/distribution/registry.h"
+#include "registry/distribution/www_authenticate.h"
+#include "registry/net/url.h"
 
 namespace fastsync {
 namespace {

@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 
 #include "cli/options.h"
-#include "registry/auth.h"
-#include "registry/retry.h"
-#include "registry/upload_chunks.h"
+#include "registry/core/retry.h"
+#include "registry/distribution/auth.h"
+#include "registry/distribution/upload_chunks.h"
 
 namespace fastsync {
 namespace {
@@ -16,8 +16,8 @@ TEST(RetryPolicy, RetriesOnlyTransientErrorsWithinTheBudget) {
   RetryPolicy p;
   p.retries = 2;
   p.base_delay = milliseconds(100);
-  for (auto kind : {ErrorKind::Network, ErrorKind::Stalled, ErrorKind::Server, ErrorKind::RateLimited,
-                    ErrorKind::AuthExpired}) {
+  for (auto kind :
+       {ErrorKind::Network, ErrorKind::Stalled, ErrorKind::Server, ErrorKind::RateLimited, ErrorKind::AuthExpired}) {
     auto e = Error::make(kind, "x");
     ASSERT_TRUE(p.next_delay(e, 0).has_value()) << to_string(kind);
     EXPECT_TRUE(p.next_delay(e, 1).has_value());

@@ -3,10 +3,10 @@
 
 #include <cstring>
 
-#include "release/fixture/fixture.h"
-#include "registry/digest.h"
-#include "release/image_references.h"
-#include "release/layer_files.h"
+#include "registry/core/digest.h"
+#include "release/payload/image_references.h"
+#include "release/payload/layer_files.h"
+#include "tests/fixture/fixture.h"
 
 namespace fastsync::release {
 namespace {
@@ -14,16 +14,17 @@ namespace {
 const std::string kDigest = "sha256:" + std::string(64, 'b');
 
 std::string refs_with(const std::string& tags, const std::string& kind = "ImageStream") {
-  return R"({"kind":")" + kind + R"(","apiVersion":"image.openshift.io/v1","metadata":{"name":"4.20.8"},"spec":{"tags":[)" +
-         tags + "]}}";
+  return R"({"kind":")" + kind +
+         R"(","apiVersion":"image.openshift.io/v1","metadata":{"name":"4.20.8"},"spec":{"tags":[)" + tags + "]}}";
 }
 std::string tag(const std::string& name, const std::string& from, const std::string& kind = "DockerImage") {
   return R"({"name":")" + name + R"(","from":{"kind":")" + kind + R"(","name":")" + from + R"("}})";
 }
 
 TEST(ImageReferences, ParsesPinnedComponents) {
-  auto refs = parse_image_references(refs_with(tag("etcd", "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + kDigest) +
-                                               "," + tag("cli", "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + kDigest)));
+  auto refs =
+      parse_image_references(refs_with(tag("etcd", "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + kDigest) + "," +
+                                       tag("cli", "quay.io/openshift-release-dev/ocp-v4.0-art-dev@" + kDigest)));
   ASSERT_TRUE(refs.ok()) << refs.error().message;
   EXPECT_EQ(refs->name, "4.20.8");
   ASSERT_EQ(refs->components.size(), 2u);
@@ -61,16 +62,19 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"WrongKind", refs_with(tag("etcd", kFrom), "ImageStreamList"), "kind is \"ImageStreamList\""},
         BadCase{"NoDigest", refs_with(tag("etcd", "quay.io/openshift-release-dev/ocp-v4.0-art-dev:latest")),
                 "tag \"etcd\": from.name \"quay.io/openshift-release-dev/ocp-v4.0-art-dev:latest\" is not pinned"},
-        BadCase{"Duplicate", refs_with(tag("etcd", kFrom) + "," + tag("etcd", kFrom)), "tag \"etcd\" appears more than once"},
+        BadCase{"Duplicate", refs_with(tag("etcd", kFrom) + "," + tag("etcd", kFrom)),
+                "tag \"etcd\" appears more than once"},
         BadCase{"Empty", refs_with(""), "spec.tags is empty"},
-        BadCase{"NoName", refs_with(R"({"from":{"kind":"DockerImage","name":")" + kFrom + R"("}})"), "spec.tags[0] has no name"},
+        BadCase{"NoName", refs_with(R"({"from":{"kind":"DockerImage","name":")" + kFrom + R"("}})"),
+                "spec.tags[0] has no name"},
         BadCase{"WrongFromKind", refs_with(tag("etcd", kFrom, "ImageStreamTag")), "from.kind is \"ImageStreamTag\""},
         BadCase{"BadReference", refs_with(tag("etcd", "not a reference@" + kDigest)), "tag \"etcd\""},
         BadCase{"NoTags", R"({"kind":"ImageStream","spec":{}})", "spec.tags is missing"}),
     [](const ::testing::TestParamInfo<BadCase>& param_info) { return param_info.param.label; });
 
 TEST(ReleaseMetadata, ParsesAndRejects) {
-  auto meta = parse_release_metadata(R"({"kind":"cincinnati-metadata-v0","version":"4.20.8","previous":["4.20.7","4.19.3"]})");
+  auto meta =
+      parse_release_metadata(R"({"kind":"cincinnati-metadata-v0","version":"4.20.8","previous":["4.20.7","4.19.3"]})");
   ASSERT_TRUE(meta.ok());
   EXPECT_EQ(meta->version, "4.20.8");
   EXPECT_EQ(meta->previous.size(), 2u);
@@ -117,7 +121,8 @@ const std::vector<std::string> kWanted = {"release-manifests/image-references", 
 
 TEST(LayerFiles, TopLayerWinsAndLowerLayersAreNotRead) {
   Layers l;
-  l.add({{"release-manifests/image-references", "old", false}, {"release-manifests/release-metadata", "old-meta", false}});
+  l.add({{"release-manifests/image-references", "old", false},
+         {"release-manifests/release-metadata", "old-meta", false}});
   l.add({{"release-manifests/", "", true},
          {"./release-manifests/image-references", "new", false},
          {"release-manifests/release-metadata", "new-meta", false}});

@@ -3,7 +3,7 @@
 // to the budget.
 #include <gtest/gtest.h>
 
-#include "registry/segmented_download.h"
+#include "registry/transfer/segmented_download.h"
 
 namespace fastsync {
 namespace {

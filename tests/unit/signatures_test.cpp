@@ -1,17 +1,18 @@
 // Release signatures without the network: the payload's keys, the signed
 // document's checks, oc's ConfigMap, and the resolve stage's verdict with a
 // fake verifier and source; cosign attachments through the stages.
+#include "release/signatures/signatures.h"
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
-#include "registry/digest.h"
-#include "release/fixture/fixture.h"
-#include "release/layer_files.h"
-#include "release/signatures.h"
+#include "registry/core/digest.h"
+#include "release/payload/layer_files.h"
 #include "stages/check_destination.h"
 #include "stages/fetch_manifests.h"
 #include "stages/push_manifests.h"
 #include "stages/verify_release.h"
+#include "tests/fixture/fixture.h"
 #include "tests/unit/fake_registry.h"
 
 namespace fastsync {
@@ -38,12 +39,17 @@ TEST(VerificationKeys, ReadsBlockScalarsFromThePayloadsYaml) {
   EXPECT_EQ((*keys)[0].data,
             "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBF\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n");
   EXPECT_EQ((*keys)[1].name, "verifier-public-key-beta");
-  EXPECT_EQ((*keys)[1].data, "KEY2\n  indented more\n");
+  EXPECT_EQ((*keys)[1].data, "KEY2\n  indented more");  // "|-": YAML strips the final line break
 
   EXPECT_FALSE(release::is_verification_config_map("kind: ConfigMap\nmetadata:\n  name: other\n"));
   auto inline_key = release::parse_verification_keys("data:\n  verifier-public-key-x: notablock\n", "g.yaml");
   ASSERT_FALSE(inline_key.ok());
-  EXPECT_NE(inline_key.error().message.find("g.yaml: verifier-public-key-x"), std::string::npos);
+  EXPECT_NE(inline_key.error().message.find("g.yaml: line 2: verifier-public-key-x is not a block of text"),
+            std::string::npos)
+      << inline_key.error().message;
+  auto broken = release::parse_verification_keys("data:\n  verifier-public-key-x: |\n  - [unclosed\n", "h.yaml");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message.find("h.yaml: line "), std::string::npos) << broken.error().message;
 }
 
 TEST(VerificationKeys, ReadsJsonConfigMaps) {
@@ -159,7 +165,8 @@ TEST(VerifyRelease, KeepsVerifiedOnesOnceAndSaysWhyOthersWereRefused) {
   std::vector<PublicKey> seen_keys;
   stages::SignatureSettings settings;
   settings.source = &source;
-  settings.make_verifier = [&](const std::vector<PublicKey>& keys) -> Result<std::unique_ptr<release::SignatureVerifier>> {
+  settings.make_verifier =
+      [&](const std::vector<PublicKey>& keys) -> Result<std::unique_ptr<release::SignatureVerifier>> {
     seen_keys = keys;
     return std::unique_ptr<release::SignatureVerifier>(std::make_unique<FakeVerifier>());
   };
@@ -262,7 +269,7 @@ TEST(Sigstore, SignaturesOfTheImageAndItsChildrenArePushedAfterIt) {
   EXPECT_LT(tag_at, sig_at);
 
   // Present with its signatures: skipped. A signature the destination lacks: copied again.
-  stages::CheckDestination check(fake, run, /*sigstore=*/true);
+  stages::CheckDestination check(fake, fake, run, /*sigstore=*/true);
   auto present = sync_wait(check(job_for(list)));
   ASSERT_FALSE(present.error);
   EXPECT_TRUE(present.job.present);

@@ -33,7 +33,7 @@ TEST(CheckDestination, PresentAbsentAndFailingHeads) {
   RunControl run;
   std::string present = fake.add_image(kDst, {"layer-a"});
   std::string absent = fake.add_image(kSrc, {"layer-b"});
-  CheckDestination check(fake, run);
+  CheckDestination check(fake, fake, run);
 
   auto r1 = sync_wait(check(job_for(0, "a", present)));
   EXPECT_FALSE(r1.error);
@@ -163,7 +163,7 @@ TEST(CopyBlob, AMountThatOpensAnUploadSessionHandsItToTheCopy) {
   fake.refuse_mounts = true;        // a registry that will not mount this blob...
   fake.mount_opens_session = true;  // ...and answers 202 with an upload session instead
   RunControl run;
-  CopyBlob copy(fake, run);
+  CopyBlob copy(fake, fake, run);
   Repository same_host_src{kDst.registry, "other/repo"};
   fake.add_blob(same_host_src, "streamed");
   auto d = [](const std::string& s) { return Descriptor{"", sha256_digest(s), s.size(), {}}; };
@@ -182,7 +182,7 @@ TEST(CopyBlob, AMountThatOpensAnUploadSessionHandsItToTheCopy) {
 TEST(CopyBlob, PresentMountedFetchedOrStreamed) {
   FakeRegistry fake;
   RunControl run;
-  CopyBlob copy(fake, run);
+  CopyBlob copy(fake, fake, run);
   std::string present = fake.add_blob(kDst, "already here");
   fake.add_blob(kSrc, "to copy");
   auto d = [](const std::string& s) { return Descriptor{"", sha256_digest(s), s.size(), {}}; };
@@ -234,7 +234,7 @@ TEST(PushManifests, ChildrenFirstThenTheTagAndTagOnlyForPresentImages) {
   auto fetched = sync_wait(fetch(job_for(0, "multi", list)));
   ASSERT_FALSE(fetched.error);
   for (const auto& b : fetched.job.blobs) {
-    ASSERT_TRUE(sync_wait(fake.copy_blob(kSrc, kDst, b, {})).ok());
+    ASSERT_TRUE(sync_wait(fake.receive_blob(fake, kSrc, kDst, b, {})).ok());
   }
   PushManifests push(fake, run);
   auto outcome = sync_wait(push(fetched.job));
@@ -292,6 +292,27 @@ TEST(PushManifests, APresentImageAsksItsTagOnlyWhenTheCheckDidNot) {
   EXPECT_EQ(dest.count("put_manifest"), 1u);
   EXPECT_EQ(dest.snapshot(kDst).tags.at("4.20.9-x86_64-z"), existing);
   for (const auto& e : dest.events()) EXPECT_FALSE(e.op == "manifest_digest" && e.ref == job.tag) << "asked again";
+}
+
+// Re-tagging an image found present puts the bytes the check read (with
+// sigstore on it reads them anyway): the manifest is not fetched a second time.
+TEST(PushManifests, ReTagsFromTheBytesTheCheckReadWithoutReadingThemAgain) {
+  FakeRegistry fake;
+  RunControl run;
+  std::string existing = fake.add_image(kDst, {"z"}, false, "old-tag");
+  CheckDestination check(fake, fake, run, /*sigstore=*/true);
+  ImageJob job = job_for(0, "z", existing);
+  job.source = kDst;  // its (absent) signatures are asked where it lives
+  job.tag = "4.20.9-x86_64-z";
+  auto checked = sync_wait(check(job));
+  ASSERT_FALSE(checked.error);
+  ASSERT_TRUE(checked.job.present);
+  ASSERT_TRUE(checked.job.found_manifest.has_value());
+  EXPECT_EQ(fake.count("get_manifest"), 1u);
+  PushManifests push(fake, run);
+  EXPECT_EQ(sync_wait(push(checked.job)).status, ImageStatus::Skipped);
+  EXPECT_EQ(fake.snapshot(kDst).tags.at("4.20.9-x86_64-z"), existing);
+  EXPECT_EQ(fake.count("get_manifest"), 1u) << "the manifest was fetched twice";
 }
 
 TEST(RunLedger, ReleaseWaitsForEveryComponentAndIsRefusedIfOneFailed) {

@@ -1,10 +1,10 @@
+#include "registry/core/task.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
 #include <vector>
-
-#include "registry/task.h"
 
 namespace fastsync {
 namespace {
@@ -31,9 +31,7 @@ TEST(Task, RunsSynchronousChainsWithoutGrowingTheStack) {
   EXPECT_EQ(sync_wait(chain(kDepth)), kDepth + static_cast<long long>(kDepth - 1) * kDepth / 2);
 }
 
-TEST(Task, PropagatesExceptionsToTheAwaiter) {
-  EXPECT_THROW(sync_wait(thrower()), std::runtime_error);
-}
+TEST(Task, PropagatesExceptionsToTheAwaiter) { EXPECT_THROW(sync_wait(thrower()), std::runtime_error); }
 
 TEST(AsyncValue, WakesEveryWaiterOnceAndLateComersDoNotWait) {
   AsyncValue<int> v;

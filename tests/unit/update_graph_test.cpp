@@ -1,10 +1,10 @@
 // Choosing releases from the update graph: ranges, shortest paths across
 // channels with the risks of conditional edges, and one clear line for what
 // cannot be chosen.
-#include <gtest/gtest.h>
-#include <fmt/format.h>
+#include "release/payload/update_graph.h"
 
-#include "release/update_graph.h"
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 namespace fastsync::release {
 namespace {
@@ -18,11 +18,13 @@ std::string payload(const std::string& version) {
 }
 
 // nodes in the order given; edges by version; conditional edges with one risk each.
-std::string graph_json(const std::vector<std::string>& nodes, const std::vector<std::pair<std::string, std::string>>& edges,
+std::string graph_json(const std::vector<std::string>& nodes,
+                       const std::vector<std::pair<std::string, std::string>>& edges,
                        const std::vector<std::pair<std::string, std::string>>& conditional = {}) {
   std::string out = R"({"nodes":[)";
   for (std::size_t i = 0; i < nodes.size(); ++i) {
-    out += fmt::format(R"({}{{"version":"{}","payload":"{}","metadata":{{}}}})", i ? "," : "", nodes[i], payload(nodes[i]));
+    out += fmt::format(R"({}{{"version":"{}","payload":"{}","metadata":{{}}}})", i ? "," : "", nodes[i],
+                       payload(nodes[i]));
   }
   out += R"(],"edges":[)";
   auto index = [&](const std::string& v) { return std::find(nodes.begin(), nodes.end(), v) - nodes.begin(); };
@@ -31,8 +33,9 @@ std::string graph_json(const std::vector<std::string>& nodes, const std::vector<
   }
   out += R"(],"conditionalEdges":[)";
   for (std::size_t i = 0; i < conditional.size(); ++i) {
-    out += fmt::format(R"({}{{"edges":[{{"from":"{}","to":"{}"}}],"risks":[{{"name":"EtcdSlow","message":"etcd may be slow","url":"https://issues.example/1","matchingRules":[{{"type":"Always"}}]}}]}})",
-                       i ? "," : "", conditional[i].first, conditional[i].second);
+    out += fmt::format(
+        R"({}{{"edges":[{{"from":"{}","to":"{}"}}],"risks":[{{"name":"EtcdSlow","message":"etcd may be slow","url":"https://issues.example/1","matchingRules":[{{"type":"Always"}}]}}]}})",
+        i ? "," : "", conditional[i].first, conditional[i].second);
   }
   return out + "]}";
 }

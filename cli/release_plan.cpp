@@ -1,8 +1,8 @@
-#include "cli/release_choice.h"
+#include "cli/release_plan.h"
 
 #include <fmt/format.h>
 
-#include "registry/url.h"
+#include "registry/net/url.h"
 
 namespace fastsync::cli {
 
@@ -14,9 +14,9 @@ Result<ReleaseChoice> choose_releases(WebFetcher& web, const CliOptions& o) {
   }
   std::vector<release::ChannelGraph> graphs;
   for (const auto& channel : o.channels) {
-    std::string url = fmt::format("{}{}channel={}&arch={}", o.graph_url,
-                                  o.graph_url.find('?') == std::string::npos ? "?" : "&", url_encode(channel),
-                                  url_encode(release::graph_arch(o.arch)));
+    std::string url =
+        fmt::format("{}{}channel={}&arch={}", o.graph_url, o.graph_url.find('?') == std::string::npos ? "?" : "&",
+                    url_encode(channel), url_encode(release::graph_arch(o.arch)));
     std::string origin = fmt::format("for channel {} ({})", channel, url_for_log(url));
     auto fetched = sync_wait(web.get(url, 64u << 20, {"Accept: application/json"}));
     if (fetched.absent) {
@@ -41,11 +41,11 @@ std::string format_choice(const CliOptions& o, const ReleaseChoice& choice) {
   if (choice.from_graph.empty()) return {};
   std::string channels;
   for (const auto& c : o.channels) channels += (channels.empty() ? "" : ", ") + c;
-  std::string out = fmt::format("# {} release(s) from channel {} ({}{}):\n", choice.from_graph.size(), channels,
-                                o.shortest_path ? "shortest upgrade path" : "every release",
-                                o.shortest_path ? fmt::format(" {} -> {}", choice.from_graph.front().version,
-                                                              choice.from_graph.back().version)
-                                                : "");
+  std::string out = fmt::format(
+      "# {} release(s) from channel {} ({}{}):\n", choice.from_graph.size(), channels,
+      o.shortest_path ? "shortest upgrade path" : "every release",
+      o.shortest_path ? fmt::format(" {} -> {}", choice.from_graph.front().version, choice.from_graph.back().version)
+                      : "");
   for (std::size_t i = 0; i < choice.from_graph.size(); ++i) {
     const auto& r = choice.from_graph[i];
     out += fmt::format("#   {}{}  {}\n", o.shortest_path && i > 0 ? "-> " : "", r.version, r.payload);
@@ -55,6 +55,30 @@ std::string format_choice(const CliOptions& o, const ReleaseChoice& choice) {
     }
   }
   return out;
+}
+
+Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& source, const DestinationEnd& dest,
+                                        WebFetcher& web, stages::SignatureSettings signatures) {
+  RunPlan plan;
+  if (auto decided = source.releases()) {
+    plan.choice.releases = std::move(*decided);
+  } else {
+    auto chosen = choose_releases(web, o);
+    if (!chosen) return chosen.error();
+    plan.choice = std::move(*chosen);
+  }
+  auto& spec = plan.spec;
+  spec.releases = plan.choice.releases;
+  spec.arch = source.arch_of_releases(o.arch);
+  spec.platform = o.release_platform;
+  spec.source = source.release_repository();
+  spec.dest = Repository{dest.host(), o.dest_repo};
+  spec.check_destination = !o.dry_run;
+  spec.signatures = std::move(signatures);
+  spec.sigstore = !o.no_sigstore;
+  spec.blobs_only = o.blobs_only;
+  if (!o.shard.empty()) spec.shard = stages::parse_shard(o.shard);  // validated with the options
+  return plan;
 }
 
 }  // namespace fastsync::cli

@@ -1,9 +1,9 @@
-#include "registry/api.h"
+#include "registry/core/endpoint.h"
 
 namespace fastsync {
 
-Task<Result<BlobProbe>> RegistryApi::probe_blob(Repository to, std::string digest,
-                                                std::optional<Repository> mount_from) {
+Task<Result<BlobProbe>> ImageDestination::probe_blob(Repository to, std::string digest,
+                                                     std::optional<Repository> mount_from) {
   auto present = co_await blob_exists(to, digest);
   if (present) co_return BlobProbe{true, false, {}};
   if (present.error().kind != ErrorKind::NotFound) co_return present.error();
@@ -15,8 +15,8 @@ Task<Result<BlobProbe>> RegistryApi::probe_blob(Repository to, std::string diges
   co_return BlobProbe{false, false, mounted->upload_session};
 }
 
-Task<Result<ManifestStanding>> RegistryApi::find_manifest(Repository repo, std::string digest, std::string /*tag*/,
-                                                         bool with_bytes) {
+Task<Result<ManifestStanding>> ImageDestination::find_manifest(Repository repo, std::string digest, std::string /*tag*/,
+                                                               bool with_bytes) {
   ManifestStanding standing;
   if (with_bytes) {
     auto manifest = co_await get_manifest(repo, digest);

@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "registry/api.h"
+#include "registry/core/endpoint.h"
 
 namespace fastsync {
 
@@ -17,7 +17,7 @@ void add_referrers(std::vector<Attachment>& found, const std::vector<std::string
   }
 }
 
-Task<Result<std::vector<Attachment>>> RegistryApi::attachments(const Repository& repo, const std::string& digest) {
+Task<Result<std::vector<Attachment>>> ImageSource::attachments(const Repository& repo, const std::string& digest) {
   std::vector<Attachment> found;
   std::string tag = sigstore_tag(digest);
   auto signature = co_await manifest_digest(repo, tag);
