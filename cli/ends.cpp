@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <set>
+#include <tuple>
 
 #include "cli/mirror_command.h"
 #include "cli/progress.h"
@@ -158,6 +160,7 @@ class RegistryDestination : public DestinationEnd {
     const auto& plan = run.plan;
     auto& summary = run.summary;
     int exit_code = run.exit_code;
+    if (!o_.config.empty()) exit_code = write_image_set_mirror_sets(run, exit_code);
     bool any = std::any_of(summary.releases.begin(), summary.releases.end(), in_place);
     if (!any) return exit_code;
     // What the cluster asks for: image-references' names, and the release repositories they came from.
@@ -203,6 +206,50 @@ class RegistryDestination : public DestinationEnd {
   }
 
  private:
+  // An image set's mirror sets, in --out-dir as oc-mirror v2 names them:
+  // idms-oc-mirror.yaml for what the cluster pulls by digest (the releases,
+  // additional images named by digest), itms-oc-mirror.yaml for additional
+  // images named by tag. Only what landed is named; a file this run has no
+  // entry for is removed, so an old one is never applied by mistake.
+  int write_image_set_mirror_sets(const FinishedRun& run, int exit_code) const {
+    const auto& plan = run.plan;
+    std::set<MirrorEntry> by_digest, by_tag;
+    if (std::any_of(run.summary.releases.begin(), run.summary.releases.end(), in_place)) {
+      for (const auto& source : mirrored_sources(plan, source_.release_sources())) {
+        by_digest.insert(MirrorEntry{source, run.summary.dest_repository});
+      }
+    }
+    for (std::size_t i = 0; i < plan.images.size() && i < run.outcomes.size(); ++i) {
+      const auto& job = plan.images[i];
+      const auto& outcome = run.outcomes[i];
+      bool landed = outcome &&
+                    (outcome->status == stages::ImageStatus::Copied || outcome->status == stages::ImageStatus::Skipped);
+      if (!job.is_additional || !landed) continue;
+      (job.tag.empty() ? by_digest : by_tag).insert(MirrorEntry{job.source.str(), job.dest.str()});
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(o_.out_dir, ec);
+    for (auto [entries, file, kind] : {std::tuple{&by_digest, "idms-oc-mirror.yaml", MirrorSetKind::Digest},
+                                       std::tuple{&by_tag, "itms-oc-mirror.yaml", MirrorSetKind::Tag}}) {
+      std::string path = (std::filesystem::path(o_.out_dir) / file).string();
+      if (entries->empty()) {
+        std::filesystem::remove(path, ec);
+        continue;
+      }
+      std::string text = format_mirror_set({entries->begin(), entries->end()}, "fastsync-image-set", kind);
+      if (!write_text_file(path, text)) {
+        if (exit_code == kExitOk) exit_code = kExitSomeFailed;
+        continue;
+      }
+      std::fputs(
+          fmt::format("\n# The image set's {} (written to {}): oc apply -f {}\n{}",
+                      kind == MirrorSetKind::Digest ? "ImageDigestMirrorSet" : "ImageTagMirrorSet", path, path, text)
+              .c_str(),
+          stdout);
+    }
+    return exit_code;
+  }
+
   // The ConfigMap oc adm release mirror writes, so the cluster can verify upgrades to this release.
   std::optional<std::string> write_signature_config_map(const stages::PlannedRelease& planned) const {
     std::vector<std::string> signatures;

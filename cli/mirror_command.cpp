@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/ends.h"
+#include "cli/image_set_plan.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "cli/release_plan.h"
@@ -105,6 +106,19 @@ int run_mirror_command(const CliOptions& o) {
     print_error(settings.error().message);
     return kExitUsage;
   }
+  // An image set file: read and checked before anything else is asked.
+  std::optional<ImageSetInput> image_set;
+  if (!o.config.empty()) {
+    auto read = read_image_set(o);
+    if (!read) {
+      print_error(read.error().message);
+      return kExitUsage;
+    }
+    image_set = std::move(*read);
+    if (!o.quiet) {
+      for (const auto& note : image_set->set.notes) std::fprintf(stderr, "fastsync: note: %s\n", note.c_str());
+    }
+  }
 
   Console console(o.quiet ? ProgressMode::Quiet : ::isatty(STDERR_FILENO) ? ProgressMode::Live : ProgressMode::Lines);
   install_logger(console, o.verbose);
@@ -170,24 +184,29 @@ int run_mirror_command(const CliOptions& o) {
 
   // The plan: which releases (the flags, the update graph, or the archive's), from where to where.
   WebFetcher web(engine, store_trust, settings->registry);
-  auto planned = plan_from_release_flags(o, **source, **dest, web, signature_settings);
+  auto planned = image_set ? plan_from_image_set(o, *image_set, **source, **dest, web, signature_settings)
+                           : plan_from_release_flags(o, **source, **dest, web, signature_settings);
   if (!planned) {
     print_error(planned.error().message);
     return kExitUnusable;
   }
-  std::fputs(format_choice(o, planned->choice).c_str(), stdout);
+  std::fputs(planned->choice_text.c_str(), stdout);
   const stages::MirrorSpec& spec = planned->spec;
 
   RunSummary summary;
-  summary.version = spec.releases.front().version;
+  if (!spec.releases.empty()) summary.version = spec.releases.front().version;
   summary.arch = spec.arch;
+  summary.image_set = o.config;
+  summary.dest_host = (*dest)->host();
   summary.dry_run = o.dry_run;
   summary.blobs_only.on = spec.blobs_only;
-  summary.release_source = spec.source.str() + ":" + release::release_tag(summary.version, spec.arch);
   summary.pull_secret = secret->path;
   summary.dest_repository = spec.dest.str();
   summary.release.name = "release";
-  summary.release.dest = spec.dest.str() + ":" + release::release_tag(summary.version, spec.arch);
+  if (!spec.releases.empty()) {
+    summary.release_source = spec.source.str() + ":" + release::release_tag(summary.version, spec.arch);
+    summary.release.dest = spec.dest.str() + ":" + release::release_tag(summary.version, spec.arch);
+  }
   auto started = std::chrono::steady_clock::now();
   auto signal_exit = [&]() { return 128 + signals.received(); };
   auto finish = [&](int exit_code) {
@@ -228,6 +247,7 @@ int run_mirror_command(const CliOptions& o) {
       }
       summary.releases.push_back(std::move(r));
     }
+    if (plan.releases.empty()) return;
     summary.release_source = plan.release_job().source_ref();
     summary.release_digest = plan.release_job().digest;
     summary.signatures = summary.releases.front().signatures;
@@ -258,6 +278,7 @@ int run_mirror_command(const CliOptions& o) {
   }
   const auto& plan = *result.plan;
   summary.blobs_only.share = plan.shard;
+  summary.blocked = plan.blocked;
 
   if (o.dry_run) {
     std::fputs(format_plan(plan).c_str(), stdout);
@@ -268,7 +289,7 @@ int run_mirror_command(const CliOptions& o) {
         std::fputs(fmt::format("# signatures of {}: {}\n", r.version, signature_verdict(r.signatures)).c_str(), stdout);
       }
     }
-    summary.release = planned_row(plan.release_job());
+    if (!plan.releases.empty()) summary.release = planned_row(plan.release_job());
     for (const auto& job : plan.images) {
       summary.images.add(RowStatus::Planned);
       if (!job.is_release) summary.components.push_back(planned_row(job));
@@ -278,7 +299,9 @@ int run_mirror_command(const CliOptions& o) {
 
   std::string stopped = run.cancelled() ? run.reason() : "";
   summarize_releases(plan, result.outcomes, stopped);
-  summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
+  if (!plan.releases.empty()) {
+    summary.release = row_for(plan.release_job(), result.outcomes[plan.releases.front().job], stopped);
+  }
   for (std::size_t i = 0; i < plan.images.size(); ++i) {
     auto row = row_for(plan.images[i], result.outcomes[i], stopped);
     summary.images.add(row.status);

@@ -55,6 +55,23 @@ std::optional<std::string> validate(CliOptions& o) {
     }
   }
   o.versions = versions;
+  if (!o.config.empty()) {
+    // The file chooses what to mirror; the flags say where to and how.
+    const char* chooser = !o.versions.empty()      ? "--version"
+                          : !o.channels.empty()    ? "--channel"
+                          : !o.min_version.empty() ? "--min-version"
+                          : !o.max_version.empty() ? "--max-version"
+                          : o.shortest_path        ? "--shortest-path"
+                                                   : nullptr;
+    if (chooser)
+      return fmt::format("{}: the image set file {} chooses what to mirror; give one of them", chooser, o.config);
+    if (!o.to_dir.empty() || !o.from_dir.empty()) {
+      return fmt::format(
+          "--config with --{}: image sets are mirrored registry to registry by this version (the "
+          "archive carries releases only)",
+          o.to_dir.empty() ? "from-dir" : "to-dir");
+    }
+  }
   if (!o.channels.empty() && !o.versions.empty()) {
     return std::string("--version and --channel both choose releases: give one of them");
   }
@@ -74,8 +91,8 @@ std::optional<std::string> validate(CliOptions& o) {
                          flag == &o.min_version ? "min-version" : "max-version", *flag);
     }
   }
-  if (o.from_dir.empty() && o.versions.empty() && o.channels.empty()) {
-    return std::string("--version (or --channel) is required (see fastsync --help)");
+  if (o.from_dir.empty() && o.versions.empty() && o.channels.empty() && o.config.empty()) {
+    return std::string("--version (or --channel, or --config) is required (see fastsync --help)");
   }
   if (!o.since.empty() && o.to_dir.empty()) return std::string("--since goes with --to-dir");
   if (!o.shard.empty() && !stages::parse_shard(o.shard)) {
@@ -194,11 +211,16 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
   CliOptions o;
   po::options_description main("Mirror");
-  main.add_options()("version", po::value(&o.versions)->composing()->value_name("X.Y.Z"),
-                     "release version to mirror, e.g. 4.20.8; repeatable or a comma list: several releases in one run "
-                     "(required, except with --channel or --from-dir)")(
-      "dest-registry", po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
-      "registry to mirror into (required, except with --to-dir)")(
+  main.add_options()("config,c", po::value(&o.config)->value_name("FILE"),
+                     "an image set file (oc-mirror v2's ImageSetConfiguration): releases by channel, additional "
+                     "and blocked images; takes the place of --version and --channel")(
+      "out-dir", po::value(&o.out_dir)->default_value(o.out_dir)->value_name("DIR"),
+      "with --config: where the cluster resources are written (idms-oc-mirror.yaml, itms-oc-mirror.yaml)")(
+      "version", po::value(&o.versions)->composing()->value_name("X.Y.Z"),
+      "release version to mirror, e.g. 4.20.8; repeatable or a comma list: several releases in one run "
+      "(required, except with --channel or --from-dir)")("dest-registry",
+                                                         po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
+                                                         "registry to mirror into (required, except with --to-dir)")(
       "pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
       "Docker auth JSON with credentials for the source and destination (default: $REGISTRY_AUTH_FILE, "
       "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")(

@@ -12,6 +12,8 @@ struct CliOptions {
   // The seed's flags, with the seed's defaults. --version may name several
   // releases (repeated, or a comma list): one run mirrors them all.
   std::vector<std::string> versions;
+  std::string config;         // --config: an image set file (oc-mirror v2's ImageSetConfiguration)
+  std::string out_dir = ".";  // where the cluster resources of an image set run are written
   std::string dest_registry;
   std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/distribution/auth_file.h)
   int workers = 16;

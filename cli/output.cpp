@@ -25,7 +25,10 @@ std::string format_plan(const stages::Plan& plan) {
                        job.dest_ref(),
                        job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()));
   }
-  out += fmt::format("{} images planned; dry run: nothing was written to the destination.\n", plan.images.size());
+  for (const auto& b : plan.blocked)
+    out += fmt::format("  blocked  {} (named by {}): {}\n", b.reference, b.named_by, b.why);
+  out += fmt::format("{} images planned{}; dry run: nothing was written to the destination.\n", plan.images.size(),
+                     plan.blocked.empty() ? "" : fmt::format(", {} blocked", plan.blocked.size()));
   return out;
 }
 
@@ -125,7 +128,13 @@ std::string format_summary(const RunSummary& s) {
                         : s.images.failed > 0      ? "finished with failures"
                         : s.blobs_only.on          ? "blobs in, no manifest pushed"
                                                    : "done";
-  if (s.releases.size() > 1) {
+  if (!s.image_set.empty()) {
+    std::string versions;
+    for (const auto& r : s.releases) versions += (versions.empty() ? "" : ", ") + r.version;
+    out += fmt::format("fastsync: image set {} ({}{}) -> {}: {}\n", s.image_set,
+                       s.releases.empty() ? "no release" : "releases " + versions + " " + s.arch,
+                       s.blocked.empty() ? "" : fmt::format(", {} blocked", s.blocked.size()), s.dest_host, verdict);
+  } else if (s.releases.size() > 1) {
     std::string versions;
     for (const auto& r : s.releases) versions += (versions.empty() ? "" : ", ") + r.version;
     out += fmt::format("fastsync: releases {} ({}) -> {}: {}\n", versions, s.arch, s.dest_repository, verdict);
@@ -143,22 +152,27 @@ std::string format_summary(const RunSummary& s) {
   double rate = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / s.seconds : 0;
   out += fmt::format("  moved:   {} in {} ({}/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
                      human_duration(s.seconds), human_bytes(rate));
-  if (s.releases.size() > 1) {
+  if (s.releases.size() > 1 || !s.image_set.empty()) {
     for (const auto& r : s.releases) {
       out += fmt::format("  release {}: {} {}@{} (components: {})\n", r.version, to_string(r.status), r.dest, r.digest,
                          format_counts(r.components, s.blobs_only.on, ""));
+      if (r.status == RowStatus::Failed && !r.error.empty()) out += fmt::format("    why: {}\n", r.error);
       if (r.signatures.checked) out += fmt::format("    signatures: {}\n", signature_verdict(r.signatures));
     }
   } else if (s.release.in_place()) {
     out += fmt::format("  release: {}@{}\n", s.release.dest, s.release_digest);
   }
-  if (s.signatures.checked && s.releases.size() <= 1) {
+  if (s.signatures.checked && s.releases.size() == 1 && s.image_set.empty()) {
     out += fmt::format("  signatures: {}\n", signature_verdict(s.signatures));
     for (const auto& r : s.signatures.rejected) out += fmt::format("    refused: {}\n", r);
   }
   if (s.sigstore.checked) {
     out += fmt::format("  sigstore: {} found, {} copied, {} already present, {} failed\n", s.sigstore.found,
                        s.sigstore.copied, s.sigstore.present, s.sigstore.failed);
+  }
+  if (!s.blocked.empty()) {
+    out += "  blocked (never copied):\n";
+    for (const auto& b : s.blocked) out += fmt::format("    {} named by {}: {}\n", b.reference, b.named_by, b.why);
   }
   std::vector<const ImageRow*> failed;
   for (const auto& row : s.components) {
@@ -199,20 +213,32 @@ std::vector<std::string> mirrored_sources(const stages::Plan& plan, const std::v
   return {sources.begin(), sources.end()};
 }
 
+std::string format_mirror_set(const std::vector<MirrorEntry>& entries, const std::string& name, MirrorSetKind kind) {
+  std::string out;
+  switch (kind) {
+    case MirrorSetKind::ContentSourcePolicy:
+      out += "apiVersion: operator.openshift.io/v1alpha1\nkind: ImageContentSourcePolicy\n";
+      break;
+    case MirrorSetKind::Digest:
+      out += "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\n";
+      break;
+    case MirrorSetKind::Tag:
+      out += "apiVersion: config.openshift.io/v1\nkind: ImageTagMirrorSet\n";
+      break;
+  }
+  const char* list = kind == MirrorSetKind::ContentSourcePolicy ? "repositoryDigestMirrors"
+                     : kind == MirrorSetKind::Digest            ? "imageDigestMirrors"
+                                                                : "imageTagMirrors";
+  out += fmt::format("metadata:\n  name: {}\nspec:\n  {}:\n", name, list);
+  for (const auto& e : entries) out += fmt::format("  - mirrors:\n    - {}\n    source: {}\n", e.mirror, e.source);
+  return out;
+}
+
 std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
                               const std::string& name, bool icsp) {
-  std::string out;
-  if (icsp) {
-    out += "apiVersion: operator.openshift.io/v1alpha1\nkind: ImageContentSourcePolicy\n";
-  } else {
-    out += "apiVersion: config.openshift.io/v1\nkind: ImageDigestMirrorSet\n";
-  }
-  out += fmt::format("metadata:\n  name: {}\nspec:\n  {}:\n", name,
-                     icsp ? "repositoryDigestMirrors" : "imageDigestMirrors");
-  for (const auto& source : sources) {
-    out += fmt::format("  - mirrors:\n    - {}\n    source: {}\n", mirror, source);
-  }
-  return out;
+  std::vector<MirrorEntry> entries;
+  for (const auto& source : sources) entries.push_back(MirrorEntry{source, mirror});
+  return format_mirror_set(entries, name, icsp ? MirrorSetKind::ContentSourcePolicy : MirrorSetKind::Digest);
 }
 
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror) {
@@ -376,6 +402,17 @@ std::string report_json(const RunSummary& s) {
   w.Key("not_attempted");
   w.Uint64(s.blobs_not_attempted);
   w.EndObject();
+  if (!s.image_set.empty()) str("image_set", s.image_set);
+  w.Key("blocked");
+  w.StartArray();
+  for (const auto& b : s.blocked) {
+    w.StartObject();
+    str("reference", b.reference);
+    str("named_by", b.named_by);
+    str("why", b.why);
+    w.EndObject();
+  }
+  w.EndArray();
   w.Key("bytes_moved");
   w.Uint64(s.bytes_moved);
   w.Key("seconds");

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "stages/resolve_release.h"
@@ -97,6 +98,9 @@ struct RunSummary {
   SignatureSummary signatures;  // the first release's (the only one, usually)
   SigstoreSummary sigstore;
   std::vector<ReleaseSummary> releases;  // every release of the run, oldest first
+  std::string image_set;                 // the --config file, when the run mirrors an image set
+  std::string dest_host;                 // where an image set's images went
+  std::vector<stages::BlockedImage> blocked;
   int exit_code = 0;
 };
 
@@ -119,6 +123,16 @@ std::string format_share(const stages::ShardShare& share);
 // `release_sources`: where the releases came from when the plan's own source is not it (an archive).
 std::vector<std::string> mirrored_sources(const stages::Plan& plan,
                                           const std::vector<std::string>& release_sources = {});
+// One source repository (or registry/namespace) and where the cluster finds it instead.
+struct MirrorEntry {
+  std::string source;
+  std::string mirror;
+  bool operator<(const MirrorEntry& o) const { return std::tie(source, mirror) < std::tie(o.source, o.mirror); }
+};
+// ImageDigestMirrorSet (pulls by digest), ImageTagMirrorSet (pulls by tag),
+// or the ImageContentSourcePolicy of clusters before 4.13.
+enum class MirrorSetKind { Digest, Tag, ContentSourcePolicy };
+std::string format_mirror_set(const std::vector<MirrorEntry>& entries, const std::string& name, MirrorSetKind kind);
 std::string format_mirror_set(const std::vector<std::string>& sources, const std::string& mirror,
                               const std::string& name, bool icsp);
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);

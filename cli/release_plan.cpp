@@ -6,6 +6,24 @@
 
 namespace fastsync::cli {
 
+Result<release::ChannelGraph> fetch_channel_graph(WebFetcher& web, const std::string& graph_url,
+                                                  const std::string& channel, const std::string& arch) {
+  std::string url =
+      fmt::format("{}{}channel={}&arch={}", graph_url, graph_url.find('?') == std::string::npos ? "?" : "&",
+                  url_encode(channel), url_encode(release::graph_arch(arch)));
+  std::string origin = fmt::format("for channel {} ({})", channel, url_for_log(url));
+  auto fetched = sync_wait(web.get(url, 64u << 20, {"Accept: application/json"}));
+  if (fetched.absent) {
+    return Error::make(ErrorKind::NotFound, fmt::format("update graph {}: not found (HTTP 404)", origin));
+  }
+  if (fetched.error) {
+    return Error::make(fetched.error->kind, fmt::format("update graph {}: {}", origin, fetched.error->message));
+  }
+  auto graph = release::UpdateGraph::parse(fetched.body, origin);
+  if (!graph) return graph.error();
+  return release::ChannelGraph{channel, std::move(*graph)};
+}
+
 Result<ReleaseChoice> choose_releases(WebFetcher& web, const CliOptions& o) {
   ReleaseChoice choice;
   if (o.channels.empty()) {
@@ -14,20 +32,9 @@ Result<ReleaseChoice> choose_releases(WebFetcher& web, const CliOptions& o) {
   }
   std::vector<release::ChannelGraph> graphs;
   for (const auto& channel : o.channels) {
-    std::string url =
-        fmt::format("{}{}channel={}&arch={}", o.graph_url, o.graph_url.find('?') == std::string::npos ? "?" : "&",
-                    url_encode(channel), url_encode(release::graph_arch(o.arch)));
-    std::string origin = fmt::format("for channel {} ({})", channel, url_for_log(url));
-    auto fetched = sync_wait(web.get(url, 64u << 20, {"Accept: application/json"}));
-    if (fetched.absent) {
-      return Error::make(ErrorKind::NotFound, fmt::format("update graph {}: not found (HTTP 404)", origin));
-    }
-    if (fetched.error) {
-      return Error::make(fetched.error->kind, fmt::format("update graph {}: {}", origin, fetched.error->message));
-    }
-    auto graph = release::UpdateGraph::parse(fetched.body, origin);
+    auto graph = fetch_channel_graph(web, o.graph_url, channel, o.arch);
     if (!graph) return graph.error();
-    graphs.push_back(release::ChannelGraph{channel, std::move(*graph)});
+    graphs.push_back(std::move(*graph));
   }
   release::VersionChoice wanted{o.min_version, o.max_version, o.shortest_path};
   auto chosen = release::choose_releases(graphs, wanted);
@@ -37,18 +44,19 @@ Result<ReleaseChoice> choose_releases(WebFetcher& web, const CliOptions& o) {
   return choice;
 }
 
-std::string format_choice(const CliOptions& o, const ReleaseChoice& choice) {
+std::string format_choice(const std::vector<std::string>& channel_names, bool shortest_path,
+                          const ReleaseChoice& choice) {
   if (choice.from_graph.empty()) return {};
   std::string channels;
-  for (const auto& c : o.channels) channels += (channels.empty() ? "" : ", ") + c;
+  for (const auto& c : channel_names) channels += (channels.empty() ? "" : ", ") + c;
   std::string out = fmt::format(
       "# {} release(s) from channel {} ({}{}):\n", choice.from_graph.size(), channels,
-      o.shortest_path ? "shortest upgrade path" : "every release",
-      o.shortest_path ? fmt::format(" {} -> {}", choice.from_graph.front().version, choice.from_graph.back().version)
-                      : "");
+      shortest_path ? "shortest upgrade path" : "every release",
+      shortest_path ? fmt::format(" {} -> {}", choice.from_graph.front().version, choice.from_graph.back().version)
+                    : "");
   for (std::size_t i = 0; i < choice.from_graph.size(); ++i) {
     const auto& r = choice.from_graph[i];
-    out += fmt::format("#   {}{}  {}\n", o.shortest_path && i > 0 ? "-> " : "", r.version, r.payload);
+    out += fmt::format("#   {}{}  {}\n", shortest_path && i > 0 ? "-> " : "", r.version, r.payload);
     for (const auto& risk : r.risks) {
       out += fmt::format("#      conditional upgrade, risk {}: {}{}\n", risk.name, risk.message,
                          risk.url.empty() ? "" : " (" + risk.url + ")");
@@ -67,6 +75,7 @@ Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& so
     if (!chosen) return chosen.error();
     plan.choice = std::move(*chosen);
   }
+  plan.choice_text = format_choice(o.channels, o.shortest_path, plan.choice);
   auto& spec = plan.spec;
   spec.releases = plan.choice.releases;
   spec.arch = source.arch_of_releases(o.arch);

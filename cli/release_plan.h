@@ -23,14 +23,17 @@ struct ReleaseChoice {
 
 // Blocking (call from main, never from the engine thread). One error line
 // naming the channel and URL when the graph cannot be had or used.
+Result<release::ChannelGraph> fetch_channel_graph(WebFetcher& web, const std::string& graph_url,
+                                                  const std::string& channel, const std::string& arch);
 Result<ReleaseChoice> choose_releases(WebFetcher& web, const CliOptions& o);
 
 // The versions chosen and, on a path, the risks of its conditional upgrades.
-std::string format_choice(const CliOptions& o, const ReleaseChoice& choice);
+std::string format_choice(const std::vector<std::string>& channels, bool shortest_path, const ReleaseChoice& choice);
 
 struct RunPlan {
   stages::MirrorSpec spec;  // what stage 1 resolves
   ReleaseChoice choice;     // how the releases were chosen (and a path's risks)
+  std::string choice_text;  // format_choice's lines, printed before the run
 };
 
 // Blocking. The releases from the source when it decides them (an archive),

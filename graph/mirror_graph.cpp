@@ -132,9 +132,12 @@ static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& sp
   AsyncStage<BlobJob, BlobOutcome, tbb::flow::priority_queue_node<BlobJob, LargestBlobFirst>> blobs(
       g, limits.blob, [&](BlobJob job) { return copy_body(std::move(job)); },
       [&](const BlobJob& job, std::exception_ptr e) { return BlobOutcome::failed(job, crash_error(run, e)); });
-  multifunction_node<BlobOutcome, std::tuple<ImageJob, ImageOutcome>> blob_done(
+  // A blob in: the images it completes go on; copies into other repositories
+  // that waited for it (to mount it) start.
+  multifunction_node<BlobOutcome, std::tuple<ImageJob, ImageOutcome, BlobJob>> blob_done(
       g, unlimited, [&](const BlobOutcome& b, auto& out) {
         auto completed = fanout.complete(b);
+        for (const auto& blob : completed.start) std::get<2>(out).try_put(blob);
         for (const auto& job : completed.ready) std::get<0>(out).try_put(job);
         for (const auto& failed : completed.failed) std::get<1>(out).try_put(failed);
       });
@@ -172,6 +175,7 @@ static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& sp
   make_edge(blobs.out(), blob_done);
   make_edge(output_port<0>(blob_done), gate);
   make_edge(output_port<1>(blob_done), ledger_in);
+  make_edge(output_port<2>(blob_done), blobs.in());
   make_edge(output_port<0>(gate), push.in());
   make_edge(push.out(), ledger_in);
   make_edge(output_port<0>(ledger_in), push.in());

@@ -18,7 +18,7 @@ BlobFanout::Added BlobFanout::add(ImageJob job) {
     auto [it, inserted] = blobs_.try_emplace(key(job.dest, b.digest));
     if (inserted) {
       auto fetched = fetched_.find(b.digest);
-      out.start.push_back(BlobJob{b, job.source, job.dest, fetched == fetched_.end() ? nullptr : fetched->second});
+      start_locked(BlobJob{b, job.source, job.dest, fetched == fetched_.end() ? nullptr : fetched->second}, out.start);
       progress_.blobs_total++;
       progress_.bytes_planned += b.size;
     }
@@ -35,6 +35,24 @@ BlobFanout::Added BlobFanout::add(ImageJob job) {
     images_.emplace(id, std::move(w));
   }
   return out;
+}
+
+// The first repository of a registry to need a blob copies it; another one
+// mounts that copy once it is in. Liveness: a waiting copy is started by the
+// first one's outcome, which every blob job has (done, failed or cancelled).
+void BlobFanout::start_locked(BlobJob job, std::vector<BlobJob>& start) {
+  auto [first, fresh] = first_repository_.try_emplace(registry_key(job.dest, job.blob.digest), job.dest);
+  if (fresh) {
+    start.push_back(std::move(job));
+    return;
+  }
+  const Blob& there = blobs_.at(key(first->second, job.blob.digest));
+  if (there.state != State::Failed) job.mount_from = first->second;
+  if (there.state == State::InFlight) {
+    mount_waiting_[key(first->second, job.blob.digest)].push_back(std::move(job));
+  } else {
+    start.push_back(std::move(job));
+  }
 }
 
 BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
@@ -55,9 +73,15 @@ BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
     blob.state = State::Done;
     progress_.bytes_done += outcome.size;
     switch (outcome.how) {
-      case BlobHow::AlreadyPresent: progress_.blobs_present++; break;
-      case BlobHow::Mounted: progress_.blobs_mounted++; break;
-      case BlobHow::Copied: progress_.blobs_copied++; break;
+      case BlobHow::AlreadyPresent:
+        progress_.blobs_present++;
+        break;
+      case BlobHow::Mounted:
+        progress_.blobs_mounted++;
+        break;
+      case BlobHow::Copied:
+        progress_.blobs_copied++;
+        break;
     }
   }
   for (std::size_t id : blob.waiting) {
@@ -72,6 +96,13 @@ BlobFanout::Completed BlobFanout::complete(const BlobOutcome& outcome) {
     }
   }
   blob.waiting.clear();
+  if (auto followers = mount_waiting_.find(it->first); followers != mount_waiting_.end()) {
+    for (auto& job : followers->second) {
+      if (outcome.error) job.mount_from.reset();  // nothing to mount: they copy from the source
+      out.start.push_back(std::move(job));
+    }
+    mount_waiting_.erase(followers);
+  }
   return out;
 }
 

@@ -1,5 +1,8 @@
 // Stage 4's bookkeeping: every unique blob of the run is started once, and
-// each image waits until all of its blobs are at the destination.
+// each image waits until all of its blobs are at the destination. A blob that
+// two repositories of one destination registry need (a release component and
+// an additional image sharing a base layer) is fetched once: the second
+// repository waits for the first copy and mounts it.
 #pragma once
 
 #include <map>
@@ -30,6 +33,7 @@ class BlobFanout {
   Added add(ImageJob job);
 
   struct Completed {
+    std::vector<BlobJob> start;  // blobs that waited for this one, to mount it (or copy it, if it failed)
     std::vector<ImageJob> ready;
     std::vector<ImageOutcome> failed;
   };
@@ -47,6 +51,10 @@ class BlobFanout {
     std::size_t missing = 0;
   };
   static std::string key(const Repository& dest, const std::string& digest) { return dest.at(digest); }
+  static std::string registry_key(const Repository& dest, const std::string& digest) {
+    return dest.registry + "@" + digest;
+  }
+  void start_locked(BlobJob job, std::vector<BlobJob>& start);
 
   Progress& progress_;
   std::map<std::string, std::shared_ptr<const std::string>> fetched_;
@@ -54,6 +62,8 @@ class BlobFanout {
   std::mutex mutex_;
   std::map<std::string, Blob> blobs_;
   std::map<std::size_t, Waiting> images_;
+  std::map<std::string, Repository> first_repository_;         // registry@digest -> where it is copied first
+  std::map<std::string, std::vector<BlobJob>> mount_waiting_;  // key -> copies into other repositories
 };
 
 }  // namespace fastsync::stages

@@ -6,6 +6,10 @@ namespace fastsync::stages {
 
 Task<CheckResult> CheckDestination::operator()(ImageJob job) const {
   if (run_.cancelled()) co_return CheckResult{std::move(job), run_.cancelled_error()};
+  if (job.known_failure) {
+    auto why = *job.known_failure;
+    co_return CheckResult{std::move(job), std::move(why)};
+  }
   // With sigstore the bytes are needed to see which children may be signed:
   // one GET answers both questions (a HEAD would be a second request).
   auto standing = co_await dest_.find_manifest(job.dest, job.digest, job.tag, sigstore_);

@@ -16,8 +16,8 @@ Task<BlobOutcome> CopyBlob::operator()(BlobJob job) const {
   done.size = job.blob.size;
 
   // Within one registry a mount moves no bytes.
-  std::optional<Repository> mount_from;
-  if (job.source.registry == job.dest.registry && !(job.source == job.dest)) mount_from = job.source;
+  std::optional<Repository> mount_from = job.mount_from;
+  if (!mount_from && job.source.registry == job.dest.registry && !(job.source == job.dest)) mount_from = job.source;
   auto probe = co_await dest_.probe_blob(job.dest, job.blob.digest, mount_from);
   std::string session;
   if (probe && probe->present) {

@@ -15,7 +15,7 @@ Task<ImageOutcome> PushManifests::operator()(ImageJob job) const {
     bool top = i + 1 == job.manifests.size();
     const ManifestData& m = job.manifests[i];
     // The top manifest goes up under its tag, which also stores it by digest.
-    auto pushed = co_await dest_.put_manifest(job.dest, top ? job.tag : m.digest, m);
+    auto pushed = co_await dest_.put_manifest(job.dest, top && !job.tag.empty() ? job.tag : m.digest, m);
     if (!pushed) co_return ImageOutcome::failed(job, pushed.error());
   }
   for (const auto& tag : job.extra_tags) {
@@ -44,7 +44,7 @@ Task<ImageOutcome> PushManifests::tag_existing(ImageJob job) const {
   o.id = job.id;
   o.status = ImageStatus::Skipped;
   std::vector<std::string> tags;
-  if (job.tagged != true) tags.push_back(job.tag);
+  if (job.tagged != true && !job.tag.empty()) tags.push_back(job.tag);
   tags.insert(tags.end(), job.extra_tags.begin(), job.extra_tags.end());
   // The bytes the check stage found, when it read them; else the destination's own copy, read once.
   std::optional<ManifestData> manifest = job.found_manifest;

@@ -1,6 +1,10 @@
 #include "stages/resolve_release.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <deque>
+#include <set>
 
 #include "stages/fetch_manifests.h"
 
@@ -20,8 +24,37 @@ release::FetchedBlobs Plan::fetched_layers() const {
 
 Task<ResolveResult> ResolveRelease::operator()() const {
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
-  if (spec_.releases.empty())
-    co_return ResolveResult{std::nullopt, Error::make(ErrorKind::Invalid, "no release to mirror")};
+  if (spec_.releases.empty() && spec_.additional.empty()) {
+    co_return ResolveResult{std::nullopt, Error::make(ErrorKind::Invalid, "nothing to mirror")};
+  }
+  auto planned = co_await plan_releases();
+  if (!planned) co_return ResolveResult{std::nullopt, planned.error()};
+  Plan plan = std::move(*planned);
+  if (spec_.check_destination) {
+    auto access = co_await ends_.dest.check_access(spec_.dest, /*push=*/true);
+    if (!access) co_return ResolveResult{std::nullopt, access.error()};
+  }
+  co_await add_additional_images(plan);
+  if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
+  if (spec_.shard) {
+    // Every shard reads the same manifests (digest-pinned), so every shard
+    // computes the same assignment. An image whose manifests cannot be read
+    // adds no blob here; stage 3 tries it again and reports it. If shards
+    // disagree about such an image, a blob may go to two shards or to none:
+    // the manifests pass copies whatever is missing, so the mirror is right
+    // either way.
+    std::size_t unread = co_await read_all_manifests(ends_.source, run_, spec_.sigstore, plan);
+    std::vector<Descriptor> blobs;
+    for (const auto& job : plan.images) blobs.insert(blobs.end(), job.blobs.begin(), job.blobs.end());
+    plan.shard = share_of(blobs, *spec_.shard);
+    plan.shard->unread_images = unread;
+  }
+  co_return ResolveResult{std::move(plan), std::nullopt};
+}
+
+// Every release's components (one job per image, whichever releases name it;
+// each release's tag for it), then the release images.
+Task<Result<Plan>> ResolveRelease::plan_releases() const {
   Plan plan;
   for (const auto& wanted : spec_.releases) {
     // A named argument, not a braced temporary: GCC 12 destroys a braced aggregate
@@ -31,27 +64,33 @@ Task<ResolveResult> ResolveRelease::operator()() const {
     // A dry run never touches the destination.
     if (spec_.check_destination && ends_.dest_readable) request.local_copy = {ends_.dest_readable, spec_.dest};
     auto rel = co_await release::resolve_release(ends_.source, request);
-    if (!rel) co_return ResolveResult{std::nullopt, rel.error()};
+    if (!rel) co_return rel.error();
     PlannedRelease planned;
     planned.release = std::move(*rel);
     // Before anything is pushed: --require-signatures stops here.
     planned.signatures = co_await verify_release_signatures(spec_.signatures, planned.release);
     if (spec_.signatures.required && planned.signatures.verified.empty()) {
-      co_return ResolveResult{std::nullopt,
-                              Error::make(ErrorKind::Unverified, planned.signatures.warning(planned.release) +
-                                                                     "; --require-signatures: nothing was pushed")};
+      co_return Error::make(ErrorKind::Unverified,
+                            planned.signatures.warning(planned.release) + "; --require-signatures: nothing was pushed");
     }
     plan.releases.push_back(std::move(planned));
   }
-  if (spec_.check_destination) {
-    auto access = co_await ends_.dest.check_access(spec_.dest, /*push=*/true);
-    if (!access) co_return ResolveResult{std::nullopt, access.error()};
-  }
-  // One job per image, whichever releases name it; each release's tag for it.
-  std::map<std::string, std::size_t> by_image;  // source@digest -> id
-  for (auto& planned : plan.releases) {
+  std::map<std::string, std::size_t> by_image;              // source@digest -> id
+  std::vector<std::string> withheld(plan.releases.size());  // why a release's tag stays away
+  for (std::size_t r = 0; r < plan.releases.size(); ++r) {
+    auto& planned = plan.releases[r];
     const auto& rel = planned.release;
     for (const auto& c : rel.components) {
+      Reference source{c.repository.registry, c.repository.path, "", c.digest};
+      if (auto blocked = spec_.blocked.match(source)) {
+        std::string why = blocked->describe(spec_.blocked.file());
+        plan.blocked.push_back(
+            BlockedImage{source.str(), fmt::format("release {} (component {})", rel.version, c.name), why});
+        if (withheld[r].empty()) {
+          withheld[r] = fmt::format("not tagged: its component {} is blocked by {}", c.name, why);
+        }
+        continue;
+      }
       std::string tag = release::component_tag(rel.version, rel.arch, c.name);
       auto [it, fresh] = by_image.emplace(c.repository.at(c.digest), plan.images.size());
       if (fresh) {
@@ -73,7 +112,8 @@ Task<ResolveResult> ResolveRelease::operator()() const {
       }
     }
   }
-  for (auto& planned : plan.releases) {
+  for (std::size_t r = 0; r < plan.releases.size(); ++r) {
+    auto& planned = plan.releases[r];
     ImageJob rj;
     rj.id = plan.images.size();
     rj.is_release = true;
@@ -81,30 +121,67 @@ Task<ResolveResult> ResolveRelease::operator()() const {
     rj.digest = planned.release.manifest.digest;
     rj.dest = spec_.dest;
     rj.tag = planned.release.tag;
+    // The release would be incomplete: its tag stays away, whatever else lands.
+    if (!withheld[r].empty()) rj.known_failure = Error::make(ErrorKind::Invalid, withheld[r]);
     planned.job = rj.id;
     plan.images.push_back(std::move(rj));
   }
-  if (spec_.shard) {
-    // Every shard reads the same manifests (digest-pinned), so every shard
-    // computes the same assignment. An image whose manifests cannot be read
-    // adds no blob here; stage 3 tries it again and reports it. If shards
-    // disagree about such an image, a blob may go to two shards or to none:
-    // the manifests pass copies whatever is missing, so the mirror is right
-    // either way.
-    std::size_t unread = co_await read_all_manifests(ends_.source, run_, spec_.sigstore, plan);
-    std::vector<Descriptor> blobs;
-    for (const auto& job : plan.images) blobs.insert(blobs.end(), job.blobs.begin(), job.blobs.end());
-    plan.shard = share_of(blobs, *spec_.shard);
-    plan.shard->unread_images = unread;
+  co_return plan;
+}
+
+// The image set's additionalImages: a tag resolves to a digest here, once;
+// one that does not fails only its own image (in the check stage, with this
+// reason), not the run.
+Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
+  std::vector<const AdditionalImage*> wanted;
+  // The tasks start in when_all and take their arguments by reference: the
+  // repositories live here until then (a deque keeps their addresses).
+  std::deque<Repository> repos;
+  std::vector<Task<Result<std::string>>> digests;
+  std::set<std::string> seen;
+  for (const auto& image : spec_.additional) {
+    if (!seen.insert(image.reference.str() + " " + image.dest.str()).second) continue;
+    if (auto blocked = spec_.blocked.match(image.reference)) {
+      plan.blocked.push_back(
+          BlockedImage{image.reference.str(), "additionalImages", blocked->describe(spec_.blocked.file())});
+      continue;
+    }
+    wanted.push_back(&image);
+    repos.push_back(Repository{image.reference.registry, image.reference.repository});
+    digests.push_back(ends_.source.manifest_digest(repos.back(), image.reference.identifier()));
   }
-  co_return ResolveResult{std::move(plan), std::nullopt};
+  auto resolved = co_await when_all(std::move(digests));
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const AdditionalImage& image = *wanted[i];
+    ImageJob job;
+    job.id = plan.images.size();
+    job.name = image.name;
+    job.is_additional = true;
+    job.source = Repository{image.reference.registry, image.reference.repository};
+    job.dest = image.dest;
+    job.tag = image.reference.digest.empty() ? image.reference.tag : "";
+    if (resolved[i]) {
+      job.digest = *resolved[i];
+    } else {
+      job.digest = image.reference.digest;
+      job.known_failure = Error::make(resolved[i].error().kind,
+                                      fmt::format("{}: {}", image.reference.str(), resolved[i].error().message));
+    }
+    plan.images.push_back(std::move(job));
+  }
 }
 
 Task<std::size_t> read_all_manifests(ImageSource& source, RunControl& run, bool sigstore, Plan& plan) {
   FetchManifests fetch(source, run, sigstore);
   std::vector<Task<FetchResult>> fetches;
-  for (const auto& job : plan.images) fetches.push_back(fetch(job));
   std::size_t unread = 0;
+  for (const auto& job : plan.images) {
+    if (job.known_failure) {
+      ++unread;  // fails in the check stage, with its reason
+      continue;
+    }
+    fetches.push_back(fetch(job));
+  }
   for (auto& r : co_await when_all(std::move(fetches))) {
     if (r.error) {
       ++unread;

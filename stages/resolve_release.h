@@ -1,4 +1,5 @@
-// Stage 1: the release -> the plan (every component, then the release image).
+// Stage 1: what to mirror -> the plan: every release's components, then the
+// release images, then the additional images; blocked images left out.
 #pragma once
 
 #include <map>
@@ -7,6 +8,7 @@
 
 #include "registry/core/endpoint.h"
 #include "registry/core/task.h"
+#include "release/imageset/blocked_images.h"
 #include "release/payload/release.h"
 #include "stages/run_ledger.h"
 #include "stages/shard.h"
@@ -21,8 +23,25 @@ struct ReleaseWanted {
   std::string digest;  // empty: resolve the tag <version>-<arch>
 };
 
+// An image the image set names by itself (additionalImages): by tag (resolved
+// once, in stage 1, to a digest; pushed under the same tag) or by digest.
+struct AdditionalImage {
+  Reference reference;
+  Repository dest;   // where it lands: <dest>/<its repository path>
+  std::string name;  // as the file writes it
+};
+
+// An image the plan leaves out, and why.
+struct BlockedImage {
+  std::string reference;  // the image (registry/path[:tag][@digest])
+  std::string named_by;   // "release 4.20.8 (component etcd)", "additionalImages"
+  std::string why;        // the blockedImages entry that matched
+};
+
 struct MirrorSpec {
-  std::vector<ReleaseWanted> releases;  // oldest first
+  std::vector<ReleaseWanted> releases;  // oldest first; may be empty when the image set names other images
+  std::vector<AdditionalImage> additional;
+  imageset::BlockedImages blocked;
   std::string arch = "x86_64";
   std::string platform;           // list child that holds the payload (multi)
   Repository source;              // --source-registry
@@ -48,7 +67,8 @@ struct PlannedRelease {
 struct Plan {
   std::vector<PlannedRelease> releases;
   std::vector<ImageJob> images;
-  // The first release (the only one, in most runs).
+  std::vector<BlockedImage> blocked;  // never copied (blockedImages)
+  // The first release (the only one, in most runs). Only when there is one.
   const release::Release& release() const { return releases.front().release; }
   const ImageJob& release_job(std::size_t i = 0) const { return images[releases[i].job]; }
   std::vector<ReleaseGate> gates() const;
@@ -69,6 +89,9 @@ class ResolveRelease {
   Task<ResolveResult> operator()() const;
 
  private:
+  Task<Result<Plan>> plan_releases() const;
+  Task<void> add_additional_images(Plan& plan) const;
+
   Ends ends_;
   RunControl& run_;
   MirrorSpec spec_;

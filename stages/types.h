@@ -20,15 +20,21 @@ namespace fastsync::stages {
 enum class ImageStatus { Planned, Copied, Skipped, Failed, BlobsIn };
 const char* to_string(ImageStatus status);
 
-// One image to mirror: a component, or the release image itself.
+// One image to mirror: a component, the release image itself, or an image the
+// image set names (additionalImages).
 struct ImageJob {
   std::size_t id = 0;  // index in the plan
-  std::string name;    // component name; "" for the release image
+  std::string name;    // component name; "" for the release image; the reference as written for an additional image
   bool is_release = false;
+  bool is_additional = false;
   Repository source;
   std::string digest;
   Repository dest;
-  std::string tag;
+  std::string tag;  // empty: pushed by digest only
+  // Stage 1 already knows this image cannot be mirrored (a tag that did not
+  // resolve, a release whose component is blocked): the check stage fails it
+  // with this reason, so it is counted and reported like any other failure.
+  std::optional<Error> known_failure;
   std::vector<std::string> extra_tags;         // the same image in other releases of the run
   bool present = false;                        // the destination already has this digest (set by CheckDestination)
   std::optional<bool> tagged;                  // whether `tag` already names it, when CheckDestination asked
@@ -45,7 +51,7 @@ struct ImageJob {
   std::vector<Attached> attachments;
   std::uint64_t size() const;  // bytes of `blobs`
   std::string source_ref() const { return source.at(digest); }
-  std::string dest_ref() const { return dest.str() + ":" + tag; }
+  std::string dest_ref() const { return tag.empty() ? dest.at(digest) : dest.str() + ":" + tag; }
 };
 
 struct ImageOutcome {
@@ -64,6 +70,7 @@ struct BlobJob {
   Repository source;
   Repository dest;
   std::shared_ptr<const std::string> fetched;  // verified bytes already in memory (read while resolving)
+  std::optional<Repository> mount_from;        // another repository of the destination that holds it
 };
 
 enum class BlobHow { AlreadyPresent, Mounted, Copied };

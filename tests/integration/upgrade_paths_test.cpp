@@ -1,8 +1,8 @@
 // Several releases in one run, chosen with --version or from a local update
 // graph server shaped like api.openshift.com's; the mirror checked with skopeo
 // and the source registry's own log.
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include <map>
@@ -11,56 +11,10 @@
 #include "tests/support/mirror_check.h"
 #include "tests/support/process.h"
 #include "tests/support/registries.h"
+#include "tests/support/update_graph_server.h"
 
 namespace fastsync::testing {
 namespace {
-
-class GraphServer {
- public:
-  GraphServer(const TempDir& dir, const std::map<std::string, std::string>& channels, const std::string& mode = "normal")
-      : log_(dir.file("graph-" + mode + ".log")) {
-    std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/update_graph.py", "--mode", mode};
-    for (const auto& [name, json] : channels) {
-      write_file(dir.file(name + ".json"), json);
-      argv.insert(argv.end(), {"--channel", name + "=" + dir.file(name + ".json")});
-    }
-    server_ = std::make_unique<Process>(argv, log_);
-    url_ = "http://127.0.0.1:" + server_->wait_ready().at("port") + "/graph";
-  }
-  const std::string& url() const { return url_; }
-  std::string log() const { return read_file(log_); }
-
- private:
-  std::string log_;
-  std::unique_ptr<Process> server_;
-  std::string url_;
-};
-
-struct Node {
-  std::string version;
-  std::string digest;
-};
-
-// The service's shape: nodes with payload pullspecs by digest, edges as index pairs,
-// conditional edges by version with risks.
-std::string graph_json(const std::vector<Node>& nodes, const std::vector<std::pair<int, int>>& edges,
-                       const std::vector<std::pair<std::string, std::string>>& conditional = {}) {
-  std::string out = R"({"nodes":[)";
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    out += fmt::format(
-        R"({}{{"version":"{}","payload":"quay.io/openshift-release-dev/ocp-release@{}","metadata":{{"io.openshift.upgrades.graph.release.channels":"stable-4.20"}}}})",
-        i ? "," : "", nodes[i].version, nodes[i].digest);
-  }
-  out += R"(],"edges":[)";
-  for (std::size_t i = 0; i < edges.size(); ++i) out += fmt::format("{}[{},{}]", i ? "," : "", edges[i].first, edges[i].second);
-  out += R"(],"conditionalEdges":[)";
-  for (std::size_t i = 0; i < conditional.size(); ++i) {
-    out += fmt::format(
-        R"({}{{"edges":[{{"from":"{}","to":"{}"}}],"risks":[{{"name":"OVNRestart","message":"Pods may lose networking briefly","url":"https://issues.redhat.example/OCPBUGS-1","matchingRules":[{{"type":"Always"}}]}}]}})",
-        i ? "," : "", conditional[i].first, conditional[i].second);
-  }
-  return out + "]}";
-}
 
 std::vector<std::string> source_args(const TestRegistry& source) {
   return {"--source-registry", source.host() + "/openshift-release-dev/ocp-release", "--insecure", "-q"};
@@ -95,16 +49,19 @@ TEST_F(UpgradePaths, ARangeFromAChannelMirrorsTheUnionOnce) {
   ASSERT_GE(shared.size(), 6u) << "consecutive z-streams should share most images";
   ASSERT_LT(shared.size(), r9.components.size()) << "and rebuild some";
 
-  GraphServer graph(dir_, {{"stable-4.20", graph_json({{"4.20.8", r8.release.digest}, {"4.20.9", r9.release.digest},
+  GraphServer graph(dir_, {{"stable-4.20", graph_json({{"4.20.8", r8.release.digest},
+                                                       {"4.20.9", r9.release.digest},
                                                        {"4.20.7", "sha256:" + std::string(64, '7')}},
                                                       {{2, 0}, {0, 1}})}});
   TestRegistry dest;
   auto args = source_args(source_);
-  args.insert(args.end(), {"--channel", "stable-4.20", "--min-version", "4.20.8", "--graph-url", graph.url(),
-                           "--dest-registry", dest.host(), "--pull-secret", secret_, "--report", dir_.file("report.json")});
+  args.insert(args.end(),
+              {"--channel", "stable-4.20", "--min-version", "4.20.8", "--graph-url", graph.url(), "--dest-registry",
+               dest.host(), "--pull-secret", secret_, "--report", dir_.file("report.json")});
   auto r = run_fastsync(args);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-  EXPECT_NE(graph.log().find("channel=stable-4.20&arch=amd64 accept=application/json"), std::string::npos) << graph.log();
+  EXPECT_NE(graph.log().find("channel=stable-4.20&arch=amd64 accept=application/json"), std::string::npos)
+      << graph.log();
   EXPECT_TRUE(check_mirror(source_, dest, "openshift/release", r8).empty());
   EXPECT_TRUE(check_mirror(source_, dest, "openshift/release", r9).empty());
 
@@ -164,9 +121,9 @@ TEST_F(UpgradePaths, TheSummaryCountsEachImageOnceWhateverTheRunHolds) {
   auto counts = [&](const std::string& report_path) {
     auto report = load_json(report_path);
     const auto& sum = report["summary"];
-    return Counts{sum["images"].GetUint64(), sum["copied"].GetUint64(), sum["skipped"].GetUint64(),
-                  sum["failed"].GetUint64(), sum["not_attempted"].GetUint64(),
-                  sum.HasMember("blobs_in") ? sum["blobs_in"].GetUint64() : 0};
+    return Counts{sum["images"].GetUint64(),        sum["copied"].GetUint64(),
+                  sum["skipped"].GetUint64(),       sum["failed"].GetUint64(),
+                  sum["not_attempted"].GetUint64(), sum.HasMember("blobs_in") ? sum["blobs_in"].GetUint64() : 0};
   };
   TestRegistry dest;
   auto run = [&](const std::string& name, std::vector<std::string> extra) {
@@ -218,12 +175,12 @@ TEST_F(UpgradePaths, AShortestPathAcrossChannelsShowsItsRisks) {
   auto r19 = push("4.19.5", 2);
   auto r8 = push("4.20.8", 0);
   auto r9 = push("4.20.9", 1);
-  GraphServer graph(dir_, {{"stable-4.19", graph_json({{"4.19.4", "sha256:" + std::string(64, '4')},
-                                                       {"4.19.5", r19.release.digest}},
-                                                      {{0, 1}})},
-                           {"stable-4.20", graph_json({{"4.19.5", r19.release.digest}, {"4.20.8", r8.release.digest},
-                                                       {"4.20.9", r9.release.digest}},
-                                                      {{1, 2}}, {{"4.19.5", "4.20.8"}})}});
+  GraphServer graph(
+      dir_, {{"stable-4.19",
+              graph_json({{"4.19.4", "sha256:" + std::string(64, '4')}, {"4.19.5", r19.release.digest}}, {{0, 1}})},
+             {"stable-4.20",
+              graph_json({{"4.19.5", r19.release.digest}, {"4.20.8", r8.release.digest}, {"4.20.9", r9.release.digest}},
+                         {{1, 2}}, {{"4.19.5", "4.20.8"}})}});
   auto args = source_args(source_);
   args.insert(args.end(), {"--channel", "stable-4.19", "--channel", "stable-4.20", "--min-version", "4.19.5",
                            "--max-version", "4.20.9", "--shortest-path", "--graph-url", graph.url(), "--dest-registry",
@@ -240,7 +197,8 @@ TEST_F(UpgradePaths, AShortestPathAcrossChannelsShowsItsRisks) {
     EXPECT_NE(r.out.find("release " + f.version + "-x86_64: " + source_.host() + "/openshift-release-dev/ocp-release@" +
                          f.release.digest),
               std::string::npos)
-        << f.version << "\n" << r.out;
+        << f.version << "\n"
+        << r.out;
   }
 
   // The same releases by --version, into a registry.
@@ -250,7 +208,8 @@ TEST_F(UpgradePaths, AShortestPathAcrossChannelsShowsItsRisks) {
                            "--pull-secret", secret_});
   auto mirrored = run_fastsync(list);
   ASSERT_EQ(mirrored.exit_code, 0) << mirrored.err;
-  for (const auto& f : {r19, r8, r9}) EXPECT_TRUE(check_mirror(source_, dest, "openshift/release", f).empty()) << f.version;
+  for (const auto& f : {r19, r8, r9})
+    EXPECT_TRUE(check_mirror(source_, dest, "openshift/release", f).empty()) << f.version;
   EXPECT_NE(mirrored.out.find("releases 4.19.5, 4.20.8, 4.20.9 (x86_64)"), std::string::npos) << mirrored.out;
 }
 

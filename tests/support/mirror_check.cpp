@@ -73,6 +73,8 @@ FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) 
     argv.push_back(a.metadata_version);
   }
   if (a.release_only) argv.push_back("--release-only");
+  if (!a.release_repo.empty()) argv.insert(argv.end(), {"--release-repo", a.release_repo});
+  if (!a.components_repo.empty()) argv.insert(argv.end(), {"--components-repo", a.components_repo});
   if (!a.verification_key_file.empty()) argv.insert(argv.end(), {"--verification-key", a.verification_key_file});
   if (!a.sign_key.empty()) argv.insert(argv.end(), {"--sign-key", a.sign_key});
   if (!a.signature_store_dir.empty()) argv.insert(argv.end(), {"--signature-store-dir", a.signature_store_dir});

@@ -57,6 +57,8 @@ struct FixtureArgs {
   std::string metadata_version;
   bool release_only = false;
   std::uint64_t seed = 7;
+  std::string release_repo;     // default: the fixture's (openshift-release-dev/ocp-release)
+  std::string components_repo;  // default: the fixture's (openshift-release-dev/ocp-v4.0-art-dev)
   // Signatures (see fastsync-fixture --help): a key to ship in the payload, a
   // secret key in `gnupg_home` to sign with, where the signature store lives,
   // cosign .sig tags for every Nth component.

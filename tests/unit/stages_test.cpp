@@ -127,6 +127,43 @@ TEST(BlobFanout, StartsEachBlobOnceAndReleasesImagesWhenTheirBlobsAreIn) {
   ASSERT_TRUE(added_c.ready);
 }
 
+// An additional image sharing a layer with a release component lands in
+// another repository of the same registry: that copy waits for the first and
+// mounts it (or copies from the source, if the first failed).
+TEST(BlobFanout, ASecondRepositoryOfTheRegistryMountsTheFirstCopyOnceItIsIn) {
+  Progress progress;
+  BlobFanout fanout(progress);
+  auto blob = [](const std::string& s) { return Descriptor{"", sha256_digest(s), s.size(), {}}; };
+  const Repository other{kDst.registry, "example/tool"};
+  ImageJob a = job_for(0, "a", "da");
+  a.blobs = {blob("base"), blob("base-2")};
+  ImageJob b = job_for(1, "b", "db");
+  b.dest = other;
+  b.blobs = {blob("base"), blob("base-2")};
+  EXPECT_EQ(fanout.add(a).start.size(), 2u);
+  auto added_b = fanout.add(b);
+  EXPECT_TRUE(added_b.start.empty()) << "b waits for a's copies, it does not fetch them again";
+  EXPECT_FALSE(added_b.ready);
+
+  BlobOutcome base;
+  base.digest = sha256_digest("base");
+  base.dest = kDst;
+  auto after_base = fanout.complete(base);
+  ASSERT_EQ(after_base.start.size(), 1u);
+  EXPECT_EQ(after_base.start[0].dest, other);
+  ASSERT_TRUE(after_base.start[0].mount_from);
+  EXPECT_EQ(*after_base.start[0].mount_from, kDst);
+
+  BlobOutcome failed;
+  failed.digest = sha256_digest("base-2");
+  failed.dest = kDst;
+  failed.error = Error::make(ErrorKind::DigestMismatch, "bad bytes");
+  auto after_failed = fanout.complete(failed);
+  ASSERT_EQ(after_failed.start.size(), 1u);
+  EXPECT_FALSE(after_failed.start[0].mount_from) << "nothing to mount: b copies from the source";
+  EXPECT_EQ(progress.blobs_total.load(), 4u);
+}
+
 TEST(BlobFanout, AFailedBlobFailsEveryImageWaitingForIt) {
   Progress progress;
   BlobFanout fanout(progress);

@@ -1,0 +1,39 @@
+// A local update graph service shaped like api.openshift.com's
+// (tests/servers/update_graph.py), and the graph JSON it serves.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace fastsync::testing {
+
+class GraphServer {
+ public:
+  // `channels`: channel name -> the graph JSON it answers with.
+  GraphServer(const TempDir& dir, const std::map<std::string, std::string>& channels,
+              const std::string& mode = "normal");
+  const std::string& url() const { return url_; }
+  std::string log() const;
+
+ private:
+  std::string log_;
+  std::unique_ptr<Process> server_;
+  std::string url_;
+};
+
+struct GraphNode {
+  std::string version;
+  std::string digest;
+};
+
+// The service's shape: nodes with payload pullspecs by digest, edges as index pairs,
+// conditional edges by version with risks.
+std::string graph_json(const std::vector<GraphNode>& nodes, const std::vector<std::pair<int, int>>& edges,
+                       const std::vector<std::pair<std::string, std::string>>& conditional = {});
+
+}  // namespace fastsync::testing
