@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -207,6 +208,12 @@ int run_mirror_command(const CliOptions& o) {
     summary.release_source = spec.source.str() + ":" + release::release_tag(summary.version, spec.arch);
     summary.release.dest = spec.dest.str() + ":" + release::release_tag(summary.version, spec.arch);
   }
+  // An image set run's files go to --out-dir.
+  auto out_file = [&o](const std::string& name) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.out_dir, ec);
+    return (std::filesystem::path(o.out_dir) / name).string();
+  };
   auto started = std::chrono::steady_clock::now();
   auto signal_exit = [&]() { return 128 + signals.received(); };
   auto finish = [&](int exit_code) {
@@ -294,6 +301,7 @@ int run_mirror_command(const CliOptions& o) {
       summary.images.add(RowStatus::Planned);
       if (!job.is_release) summary.components.push_back(planned_row(job));
     }
+    if (image_set && !write_text_file(out_file("mapping.txt"), format_mapping(plan))) return finish(kExitSomeFailed);
     return finish(kExitOk);
   }
 
@@ -347,6 +355,16 @@ int run_mirror_command(const CliOptions& o) {
                stdout);
   }
   exit_code = (*dest)->finish(FinishedRun{plan, result.outcomes, summary, exit_code});
+  if (image_set) {
+    // What failed, with its reason, beside the cluster resources (none: no file, not an old one).
+    std::string errors = format_errors(summary);
+    std::error_code ec;
+    if (errors.empty()) {
+      std::filesystem::remove(out_file("mirroring-errors.txt"), ec);
+    } else if (!write_text_file(out_file("mirroring-errors.txt"), errors) && exit_code == kExitOk) {
+      exit_code = kExitSomeFailed;
+    }
+  }
   std::fflush(stdout);
   return finish(exit_code);
 }

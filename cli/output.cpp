@@ -432,4 +432,24 @@ std::string report_json(const RunSummary& s) {
   return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
 }
 
+std::string format_mapping(const stages::Plan& plan) {
+  std::string out;
+  for (const auto& job : plan.images) out += fmt::format("docker://{}=docker://{}\n", job.source_ref(), job.dest_ref());
+  return out;
+}
+
+std::string format_errors(const RunSummary& s) {
+  std::string out;
+  auto add = [&](const ImageRow& row) {
+    if (row.status == RowStatus::Failed)
+      out += fmt::format("{} {} -> {}: {}\n", row.name, row.source, row.dest, row.error);
+  };
+  for (const auto& r : s.releases) {
+    if (r.status == RowStatus::Failed)
+      out += fmt::format("release {} {} -> {}: {}\n", r.version, r.source, r.dest, r.error);
+  }
+  for (const auto& row : s.components) add(row);
+  return out;
+}
+
 }  // namespace fastsync::cli

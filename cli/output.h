@@ -137,5 +137,9 @@ std::string format_mirror_set(const std::vector<std::string>& sources, const std
                               const std::string& name, bool icsp);
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);
 std::string report_json(const RunSummary& s);
+// mapping.txt as oc-mirror v2 writes it: "docker://<source>@<digest>=docker://<destination>" per image.
+std::string format_mapping(const stages::Plan& plan);
+// Every image that failed, "<name> <source> -> <destination>: <why>", one per line; empty when none did.
+std::string format_errors(const RunSummary& s);
 
 }  // namespace fastsync::cli

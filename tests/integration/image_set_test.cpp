@@ -153,6 +153,47 @@ TEST_F(ImageSets, ABlockedComponentIsNeverCopiedAndKeepsItsReleaseTagAway) {
     EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, "openshift/release@" + c.digest)), c.digest) << c.name;
   }
   EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, "example/tool:4.20.8-x86_64")), tool_.release.digest);
+  // The failures, with their reasons, beside the cluster resources.
+  std::string errors = read_file(dir_.file("out") + "/mirroring-errors.txt");
+  EXPECT_NE(errors.find(fmt::format("release 4.20.8 {}/openshift-release-dev/ocp-release@{}", source_.host(),
+                                    release_.release.digest)),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("is blocked by blockedImages entry"), std::string::npos) << errors;
+}
+
+// A dry run lists every image of the set and what is blocked, writes
+// mapping.txt (source=destination, as oc-mirror v2 does) and nothing else.
+TEST_F(ImageSets, ADryRunWritesTheMappingAndTouchesNoRegistryButTheSource) {
+  const auto& blocked = release_.components.at(3);
+  std::string entry = fmt::format("{}/{}@{}", source_.host(), blocked.repository, blocked.digest);
+  TestRegistry dest;
+  std::string out = dir_.file("dry");
+  auto r = run_fastsync({"--config", write_config(fmt::format("  blockedImages:\n  - name: {}\n", entry)),
+                         "--dest-registry", dest.host(), "--pull-secret", secret_, "--source-registry",
+                         source_.host() + "/openshift-release-dev/ocp-release", "--graph-url", graph_->url(),
+                         "--out-dir", out, "--no-signatures", "--insecure", "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find(fmt::format("blocked  {}", entry)), std::string::npos) << r.out;
+  std::set<std::string> lines;
+  std::string mapping = read_file(out + "/mapping.txt");
+  for (std::size_t at = 0, end; (end = mapping.find('\n', at)) != std::string::npos; at = end + 1) {
+    lines.insert(mapping.substr(at, end - at));
+  }
+  std::set<std::string> expected = {
+      fmt::format("docker://{0}/example/tool@{1}=docker://{2}/example/tool:4.20.8-x86_64", source_.host(),
+                  tool_.release.digest, dest.host()),
+      fmt::format("docker://{0}/example/tool-parts@{1}=docker://{2}/example/tool-parts@{1}", source_.host(),
+                  part().digest, dest.host()),
+      fmt::format("docker://{0}/openshift-release-dev/ocp-release@{1}=docker://{2}/openshift/release:4.20.8-x86_64",
+                  source_.host(), release_.release.digest, dest.host())};
+  for (const auto& c : release_.components) {
+    if (c.digest == blocked.digest) continue;
+    expected.insert(fmt::format("docker://{}/{}@{}=docker://{}/openshift/release:4.20.8-x86_64-{}", source_.host(),
+                                c.repository, c.digest, dest.host(), c.name));
+  }
+  EXPECT_EQ(lines, expected);
+  EXPECT_TRUE(catalog(dest).empty());
 }
 
 // What the file asks and this version cannot do, or a flag that chooses what the
