@@ -150,11 +150,14 @@ Result<std::unique_ptr<SourceEnd>> open_archive_source(const CliOptions& o) {
 // how to verify upgrades (the signature ConfigMaps).
 class RegistryDestination : public DestinationEnd {
  public:
-  RegistryDestination(RegistryClient& client, const CliOptions& o, SourceEnd& source, std::string host)
-      : client_(client), o_(o), source_(source), host_(std::move(host)) {}
+  RegistryDestination(RegistryClient& client, const CliOptions& o, SourceEnd& source, RegistryHost host)
+      : client_(client), o_(o), source_(source), host_(std::move(host.host)), prefix_(std::move(host.prefix)) {}
   ImageDestination& endpoint() override { return client_; }
   ImageSource* readable() override { return &client_; }
   std::string host() const override { return host_; }
+  Repository repository(const std::string& path) const override {
+    return Repository{host_, nest_repository(prefix_.empty() ? path : prefix_ + "/" + path, o_.max_nested_paths)};
+  }
 
   int finish(FinishedRun run) override {
     const auto& plan = run.plan;
@@ -266,6 +269,7 @@ class RegistryDestination : public DestinationEnd {
   const CliOptions& o_;
   SourceEnd& source_;
   std::string host_;
+  std::string prefix_;  // --dest-registry host/prefix
 };
 
 // oc-compatible names of the images a finished run put in the archive: ref name -> digest.
@@ -370,7 +374,7 @@ Result<std::unique_ptr<DestinationEnd>> open_destination_end(const CliOptions& o
     return std::unique_ptr<DestinationEnd>(std::make_unique<ArchiveDestination>(std::move(*writer), o, source));
   }
   auto host = RegistryHost::parse(o.dest_registry).value();  // validated with the options
-  return std::unique_ptr<DestinationEnd>(std::make_unique<RegistryDestination>(client, o, source, host.host));
+  return std::unique_ptr<DestinationEnd>(std::make_unique<RegistryDestination>(client, o, source, host));
 }
 
 }  // namespace fastsync::cli

@@ -56,6 +56,9 @@ class DestinationEnd {
   // The destination read back, where it can be (a registry; an archive being written cannot).
   virtual ImageSource* readable() = 0;
   virtual std::string host() const = 0;
+  // Where an image whose repository path is `path` lands: <host>/<path>, under
+  // the --dest-registry prefix and flattened to --max-nested-paths.
+  virtual Repository repository(const std::string& path) const { return Repository{host(), path}; }
   virtual Task<Status> preflight(stages::Plan& plan, stages::RunControl& run);
   // Says (and writes) what the run left there; returns the exit code, made
   // worse if something could not be written.

@@ -114,7 +114,7 @@ Result<RunPlan> plan_from_image_set(const CliOptions& o, const ImageSetInput& in
   spec.arch = input.arch;
   spec.platform = o.release_platform;
   spec.source = source.release_repository();
-  spec.dest = Repository{dest.host(), o.dest_repo};
+  spec.dest = dest.repository(o.dest_repo);
   spec.check_destination = !o.dry_run;
   spec.signatures = std::move(signatures);
   spec.sigstore = !o.no_sigstore;
@@ -122,7 +122,7 @@ Result<RunPlan> plan_from_image_set(const CliOptions& o, const ImageSetInput& in
   if (!o.shard.empty()) spec.shard = stages::parse_shard(o.shard);
   // Other images land where oc-mirror v2 puts them: <dest>/<their repository path>.
   for (const auto& [ref, named] : input.additional) {
-    spec.additional.push_back(stages::AdditionalImage{ref, Repository{dest.host(), ref.repository}, named.name});
+    spec.additional.push_back(stages::AdditionalImage{ref, dest.repository(ref.repository), named.name});
   }
   spec.blocked = input.blocked;
   return plan;

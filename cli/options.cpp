@@ -72,6 +72,9 @@ std::optional<std::string> validate(CliOptions& o) {
           o.to_dir.empty() ? "from-dir" : "to-dir");
     }
   }
+  if (o.max_nested_paths < 0 || o.max_nested_paths > 64) {
+    return fmt::format("--max-nested-paths must be between 0 and 64 (got {})", o.max_nested_paths);
+  }
   if (!o.channels.empty() && !o.versions.empty()) {
     return std::string("--version and --channel both choose releases: give one of them");
   }
@@ -216,11 +219,15 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
                      "and blocked images; takes the place of --version and --channel")(
       "out-dir", po::value(&o.out_dir)->default_value(o.out_dir)->value_name("DIR"),
       "with --config: where the cluster resources are written (idms-oc-mirror.yaml, itms-oc-mirror.yaml)")(
+      "max-nested-paths", po::value(&o.max_nested_paths)->default_value(o.max_nested_paths)->value_name("N"),
+      "for registries that allow N path components at most (Quay: 2): deeper destination repositories are "
+      "flattened as oc-mirror does (the last ones joined with '-'); 0: as they are")(
       "version", po::value(&o.versions)->composing()->value_name("X.Y.Z"),
       "release version to mirror, e.g. 4.20.8; repeatable or a comma list: several releases in one run "
-      "(required, except with --channel or --from-dir)")("dest-registry",
-                                                         po::value(&o.dest_registry)->value_name("HOST[:PORT]"),
-                                                         "registry to mirror into (required, except with --to-dir)")(
+      "(required, except with --channel or --from-dir)")(
+      "dest-registry", po::value(&o.dest_registry)->value_name("HOST[:PORT][/PREFIX]"),
+      "registry to mirror into, everything under PREFIX if given "
+      "(required, except with --to-dir)")(
       "pull-secret", po::value(&o.pull_secret)->value_name("FILE"),
       "Docker auth JSON with credentials for the source and destination (default: $REGISTRY_AUTH_FILE, "
       "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")(

@@ -13,7 +13,8 @@ struct CliOptions {
   // releases (repeated, or a comma list): one run mirrors them all.
   std::vector<std::string> versions;
   std::string config;         // --config: an image set file (oc-mirror v2's ImageSetConfiguration)
-  std::string out_dir = ".";  // where the cluster resources of an image set run are written
+  std::string out_dir = ".";
+  int max_nested_paths = 0;      // destination repositories flattened to this many components (0: as they are)  // where the cluster resources of an image set run are written
   std::string dest_registry;
   std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/distribution/auth_file.h)
   int workers = 16;

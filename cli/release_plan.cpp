@@ -81,7 +81,7 @@ Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& so
   spec.arch = source.arch_of_releases(o.arch);
   spec.platform = o.release_platform;
   spec.source = source.release_repository();
-  spec.dest = Repository{dest.host(), o.dest_repo};
+  spec.dest = dest.repository(o.dest_repo);
   spec.check_destination = !o.dry_run;
   spec.signatures = std::move(signatures);
   spec.sigstore = !o.no_sigstore;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "registry/core/digest.h"
 
@@ -144,12 +145,40 @@ Result<RegistryHost> RegistryHost::parse(std::string_view text) {
   out.scheme = split.scheme;
   std::string_view rest = split.rest;
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (!is_valid_host(rest)) {
+  std::string_view host = rest.substr(0, rest.find('/'));
+  std::string_view prefix = host.size() < rest.size() ? rest.substr(host.size() + 1) : std::string_view();
+  if (!is_valid_host(host)) {
     return Error::make(
         ErrorKind::Invalid,
         fmt::format("invalid registry \"{}\": expected host[:port], e.g. registry.example.com:5000", text));
   }
-  out.host = std::string(rest);
+  if (!prefix.empty() && !is_valid_repository(prefix)) {
+    return Error::make(ErrorKind::Invalid,
+                       fmt::format("invalid registry \"{}\": \"{}\" after the host is not a valid repository path "
+                                   "(lowercase, '/'-separated)",
+                                   text, prefix));
+  }
+  out.host = std::string(host);
+  out.prefix = std::string(prefix);
+  return out;
+}
+
+std::string nest_repository(std::string_view path, int max_components) {
+  if (max_components <= 0) return std::string(path);
+  std::vector<std::string_view> parts;
+  for (std::size_t at = 0;;) {
+    auto slash = path.find('/', at);
+    parts.push_back(path.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at));
+    if (slash == std::string_view::npos) break;
+    at = slash + 1;
+  }
+  if (parts.size() <= static_cast<std::size_t>(max_components)) return std::string(path);
+  std::string out;
+  auto keep = static_cast<std::size_t>(max_components - 1);
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += i <= keep ? "/" : "-";
+    out += parts[i];
+  }
   return out;
 }
 

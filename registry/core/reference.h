@@ -34,14 +34,21 @@ struct SchemeAndRest {
 };
 SchemeAndRest split_scheme(std::string_view text);
 
-// host[:port] as a user typed it for --dest-registry / the host part of
-// --source-registry: an optional "https://" or "http://" scheme and trailing
-// '/' are accepted. The scheme, when given, is returned in `scheme`.
+// host[:port][/prefix] as a user typed it for --dest-registry / the host part
+// of --source-registry: an optional "https://" or "http://" scheme and trailing
+// '/' are accepted. The scheme, when given, is returned in `scheme`; a path
+// after the host (oc-mirror's "put everything under this prefix") in `prefix`.
 struct RegistryHost {
   std::string host;    // host[:port]
   std::string scheme;  // "", "https" or "http"
+  std::string prefix;  // e.g. "mirror/ocp"; empty: none
   static Result<RegistryHost> parse(std::string_view text);
 };
+
+// A destination repository for registries that allow at most `max_components`
+// path components (Quay: 2, GitLab: 3), as oc-mirror flattens it: the first
+// max-1 components kept, the rest joined with '-' into the last one. 0: no limit.
+std::string nest_repository(std::string_view path, int max_components);
 
 bool is_valid_repository(std::string_view path);
 bool is_valid_tag(std::string_view tag);

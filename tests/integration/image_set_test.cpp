@@ -67,10 +67,25 @@ mirror:
     return path;
   }
 
-  RunResult mirror(const std::string& config, const TestRegistry& dest, const std::string& out_dir) {
-    return run_fastsync({"--config", config, "--dest-registry", dest.host(), "--pull-secret", secret_,
-                         "--source-registry", source_.host() + "/openshift-release-dev/ocp-release", "--graph-url",
-                         graph_->url(), "--out-dir", out_dir, "--no-signatures", "--insecure", "-q"});
+  RunResult mirror(const std::string& config, const TestRegistry& dest, const std::string& out_dir,
+                   const std::vector<std::string>& extra = {}, const std::string& prefix = "") {
+    std::vector<std::string> args = {"--config",
+                                     config,
+                                     "--dest-registry",
+                                     dest.host() + prefix,
+                                     "--pull-secret",
+                                     secret_,
+                                     "--source-registry",
+                                     source_.host() + "/openshift-release-dev/ocp-release",
+                                     "--graph-url",
+                                     graph_->url(),
+                                     "--out-dir",
+                                     out_dir,
+                                     "--no-signatures",
+                                     "--insecure",
+                                     "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_fastsync(args);
   }
 
   const FixtureImage& part() const { return tool_.components.at(1); }
@@ -132,6 +147,33 @@ TEST_F(ImageSets, AReleaseAndAdditionalImagesInOneRunEachBlobOnce) {
   ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
   EXPECT_EQ(source_.blob_gets().size(), gets.size());
   EXPECT_NE(again.out.find("0 copied"), std::string::npos) << again.out;
+}
+
+// A registry that allows two path components (Quay's org/repo): everything
+// under the --dest-registry prefix, deeper paths flattened as oc-mirror does,
+// the mirror sets naming where the images really are.
+TEST_F(ImageSets, UnderAPrefixWithTwoPathComponentsAtMost) {
+  TestRegistry dest;
+  std::string out = dir_.file("nested");
+  auto r = mirror(write_config(), dest, out, {"--max-nested-paths", "2"}, "/mirror");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_TRUE(check_mirror(source_, dest, "mirror/openshift-release", release_).empty());
+  EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, "mirror/example-tool:4.20.8-x86_64")), tool_.release.digest);
+  EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, "mirror/example-tool-parts@" + part().digest)), part().digest);
+  for (const auto& repo : catalog(dest)) {
+    EXPECT_EQ(std::count(repo.begin(), repo.end(), '/'), 1) << repo;
+    EXPECT_EQ(repo.rfind("mirror/", 0), 0u) << repo;
+  }
+  EXPECT_EQ(mirror_entries(read_file(out + "/itms-oc-mirror.yaml")),
+            (std::set<std::pair<std::string, std::string>>{
+                {source_.host() + "/example/tool", dest.host() + "/mirror/example-tool"}}));
+  auto idms = mirror_entries(read_file(out + "/idms-oc-mirror.yaml"));
+  EXPECT_TRUE(idms.count({source_.host() + "/example/tool-parts", dest.host() + "/mirror/example-tool-parts"}));
+  for (const auto& [source, mirror] : idms) {
+    if (source.find("/example/") == std::string::npos) {
+      EXPECT_EQ(mirror, dest.host() + "/mirror/openshift-release");
+    }
+  }
 }
 
 // A blocked component: never copied, the release's tag kept away (the release

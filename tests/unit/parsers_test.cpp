@@ -51,6 +51,26 @@ TEST(Reference, RejectsBadInput) {
   EXPECT_NE(e.error().message.find("sha256"), std::string::npos);
 }
 
+TEST(RegistryHost, APathAfterTheHostIsAPrefix) {
+  auto h = RegistryHost::parse("https://registry.example.com:5000/mirror/ocp/");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->host, "registry.example.com:5000");
+  EXPECT_EQ(h->prefix, "mirror/ocp");
+  EXPECT_EQ(RegistryHost::parse("[::1]:5000/m")->prefix, "m");
+  EXPECT_TRUE(RegistryHost::parse("127.0.0.1:5000")->prefix.empty());
+  EXPECT_NE(RegistryHost::parse("registry.example.com/a//b").error().message.find("\"a//b\" after the host"),
+            std::string::npos);
+}
+
+TEST(NestRepository, KeepsTheFirstComponentsAndJoinsTheRestAsOcMirrorDoes) {
+  EXPECT_EQ(nest_repository("mirror/openshift/release", 0), "mirror/openshift/release");
+  EXPECT_EQ(nest_repository("mirror/openshift/release", 3), "mirror/openshift/release");
+  EXPECT_EQ(nest_repository("mirror/openshift/release", 2), "mirror/openshift-release");
+  EXPECT_EQ(nest_repository("a/b/c/d", 2), "a/b-c-d");
+  EXPECT_EQ(nest_repository("a/b/c/d", 1), "a-b-c-d");
+  EXPECT_EQ(nest_repository("tool", 1), "tool");
+}
+
 TEST(RegistryHost, AcceptsSchemeAndTrailingSlash) {
   auto h = RegistryHost::parse("https://registry.example.com:5000/");
   ASSERT_TRUE(h.ok());
@@ -59,7 +79,7 @@ TEST(RegistryHost, AcceptsSchemeAndTrailingSlash) {
   auto plain = RegistryHost::parse("http://127.0.0.1:5000");
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->scheme, "http");
-  EXPECT_FALSE(RegistryHost::parse("registry.example.com/path").ok());
+  EXPECT_FALSE(RegistryHost::parse("registry.example.com/Path").ok());
   EXPECT_FALSE(RegistryHost::parse("").ok());
   EXPECT_FALSE(RegistryHost::parse("host:port").ok());
 }
@@ -100,8 +120,10 @@ TEST(WwwAuthenticate, ParsesSeveralChallengesAndBareValues) {
 
 TEST(AuthFile, LooksUpByHostSchemeAndPathPrefix) {
   std::string json = R"({"auths":{
-    "quay.io": {"auth": ")" + base64_encode("bot:secret") + R"("},
-    "quay.io/openshift-release-dev": {"auth": ")" + base64_encode("release:r3l") + R"("},
+    "quay.io": {"auth": ")" +
+                     base64_encode("bot:secret") + R"("},
+    "quay.io/openshift-release-dev": {"auth": ")" +
+                     base64_encode("release:r3l") + R"("},
     "https://registry.example.com:5000/v2/": {"username": "u", "password": "p:with:colons"},
     "mirror.example.com": {"email": "only@example.com"}
   }})";
@@ -205,8 +227,10 @@ TEST(ErrorBody, DescribesRegistryErrors) {
 }
 
 TEST(ErrorBody, GivesTheFirstRegistryErrorCode) {
-  EXPECT_EQ(first_error_code(R"({"errors":[{"message":"no code"},{"code":"NAME_UNKNOWN","message":"repository name not known to registry"},{"code":"B"}]})"),
-            "NAME_UNKNOWN");
+  EXPECT_EQ(
+      first_error_code(
+          R"({"errors":[{"message":"no code"},{"code":"NAME_UNKNOWN","message":"repository name not known to registry"},{"code":"B"}]})"),
+      "NAME_UNKNOWN");
   EXPECT_EQ(first_error_code(R"({"errors":[]})"), "");
   EXPECT_EQ(first_error_code("404 page not found"), "");
 }
