@@ -109,22 +109,13 @@ Result<RunPlan> plan_from_image_set(const CliOptions& o, const ImageSetInput& in
     plan.choice.releases.push_back(stages::ReleaseWanted{c.version, c.digest});
   plan.choice_text = format_choice(channel_names, shortest_path, plan.choice);
 
-  auto& spec = plan.spec;
-  spec.releases = plan.choice.releases;
-  spec.arch = input.arch;
-  spec.platform = o.release_platform;
-  spec.source = source.release_repository();
-  spec.dest = dest.repository(o.dest_repo);
-  spec.check_destination = !o.dry_run;
-  spec.signatures = std::move(signatures);
-  spec.sigstore = !o.no_sigstore;
-  spec.blobs_only = o.blobs_only;
-  if (!o.shard.empty()) spec.shard = stages::parse_shard(o.shard);
+  plan.spec = spec_from_flags(o, source, dest, std::move(signatures), input.arch);
+  plan.spec.releases = plan.choice.releases;
   // Other images land where oc-mirror v2 puts them: <dest>/<their repository path>.
   for (const auto& [ref, named] : input.additional) {
-    spec.additional.push_back(stages::AdditionalImage{ref, dest.repository(ref.repository), named.name});
+    plan.spec.additional.push_back(stages::AdditionalImage{ref, dest.repository(ref.repository), named.name});
   }
-  spec.blocked = input.blocked;
+  plan.spec.blocked = input.blocked;
   return plan;
 }
 

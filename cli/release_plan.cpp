@@ -76,9 +76,15 @@ Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& so
     plan.choice = std::move(*chosen);
   }
   plan.choice_text = format_choice(o.channels, o.shortest_path, plan.choice);
-  auto& spec = plan.spec;
-  spec.releases = plan.choice.releases;
-  spec.arch = source.arch_of_releases(o.arch);
+  plan.spec = spec_from_flags(o, source, dest, std::move(signatures), source.arch_of_releases(o.arch));
+  plan.spec.releases = plan.choice.releases;
+  return plan;
+}
+
+stages::MirrorSpec spec_from_flags(const CliOptions& o, const SourceEnd& source, const DestinationEnd& dest,
+                                   stages::SignatureSettings signatures, std::string arch) {
+  stages::MirrorSpec spec;
+  spec.arch = std::move(arch);
   spec.platform = o.release_platform;
   spec.source = source.release_repository();
   spec.dest = dest.repository(o.dest_repo);
@@ -87,7 +93,7 @@ Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& so
   spec.sigstore = !o.no_sigstore;
   spec.blobs_only = o.blobs_only;
   if (!o.shard.empty()) spec.shard = stages::parse_shard(o.shard);  // validated with the options
-  return plan;
+  return spec;
 }
 
 }  // namespace fastsync::cli

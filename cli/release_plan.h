@@ -38,6 +38,10 @@ struct RunPlan {
 
 // Blocking. The releases from the source when it decides them (an archive),
 // else from the flags (and the update graph); one error line when they cannot be had.
+// How to mirror, from the flags, whatever chose what (the releases are the caller's).
+stages::MirrorSpec spec_from_flags(const CliOptions& o, const SourceEnd& source, const DestinationEnd& dest,
+                                   stages::SignatureSettings signatures, std::string arch);
+
 Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& source, const DestinationEnd& dest,
                                         WebFetcher& web, stages::SignatureSettings signatures);
 
