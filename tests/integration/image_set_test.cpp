@@ -149,6 +149,40 @@ TEST_F(ImageSets, AReleaseAndAdditionalImagesInOneRunEachBlobOnce) {
   EXPECT_NE(again.out.find("0 copied"), std::string::npos) << again.out;
 }
 
+// What a cluster does with the mirror sets: podman pulls the additional images
+// by their original names (one by tag, one by digest) through a
+// registries.conf made from the ITMS and IDMS, and gets them from the mirror:
+// the source serves no blob for it.
+TEST_F(ImageSets, PodmanPullsTheOriginalNamesThroughTheMirrorSets) {
+  TestRegistry dest;
+  std::string out = dir_.file("podman");
+  auto r = mirror(write_config(), dest, out);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  // As the machine-config operator writes them: a tag-only mirror for the
+  // ITMS, digest-only for the IDMS.
+  std::string conf;
+  auto add = [&](const std::string& yaml, const char* mode) {
+    for (const auto& [source, mirror] : mirror_entries(yaml)) {
+      conf += fmt::format(
+          "[[registry]]\nlocation = \"{}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{}\"\n"
+          "insecure = true\npull-from-mirror = \"{}\"\n\n",
+          source, mirror, mode);
+    }
+  };
+  add(read_file(out + "/itms-oc-mirror.yaml"), "tag-only");
+  add(read_file(out + "/idms-oc-mirror.yaml"), "digest-only");
+  write_file(dir_.file("registries.conf"), conf);
+  auto gets_before = source_.blob_gets().size();
+  for (const auto& name :
+       {source_.host() + "/example/tool:4.20.8-x86_64", source_.host() + "/example/tool-parts@" + part().digest}) {
+    auto pulled = run_command({"podman", "--root", dir_.file("storage"), "--runroot", dir_.file("run"),
+                               "--storage-driver", "vfs", "pull", "--quiet", name},
+                              {"CONTAINERS_REGISTRIES_CONF=" + dir_.file("registries.conf")});
+    EXPECT_EQ(pulled.exit_code, 0) << name << ": " << pulled.err << "\n" << conf;
+  }
+  EXPECT_EQ(source_.blob_gets().size(), gets_before) << "podman fetched from the source, not the mirror";
+}
+
 // A registry that allows two path components (Quay's org/repo): everything
 // under the --dest-registry prefix, deeper paths flattened as oc-mirror does,
 // the mirror sets naming where the images really are.
