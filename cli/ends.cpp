@@ -25,6 +25,31 @@ namespace {
 
 bool in_place(const ReleaseSummary& r) { return r.status == RowStatus::Copied || r.status == RowStatus::Skipped; }
 
+bool landed(const std::optional<stages::ImageOutcome>& o) {
+  return o && (o->status == stages::ImageStatus::Copied || o->status == stages::ImageStatus::Skipped);
+}
+
+// An image set's run: from the file, or from an archive one wrote.
+bool is_image_set(const CliOptions& o, const stages::Plan& plan) {
+  return !o.config.empty() || std::any_of(plan.images.begin(), plan.images.end(),
+                                          [](const auto& job) { return job.is_additional || job.is_graph; });
+}
+
+// updateService.yaml as oc-mirror v2 writes it: the OpenShift Update Service
+// reading its graph from the mirrored graph image, its releases from the mirror.
+std::string format_update_service(const std::string& graph_image, const std::string& releases) {
+  return fmt::format(
+      "apiVersion: updateservice.operator.openshift.io/v1\n"
+      "kind: UpdateService\n"
+      "metadata:\n"
+      "  name: update-service-oc-mirror\n"
+      "spec:\n"
+      "  graphDataImage: {}\n"
+      "  releases: {}\n"
+      "  replicas: 2\n",
+      graph_image, releases);
+}
+
 std::string dns_name(std::string s) {
   for (char& c : s) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -66,10 +91,23 @@ class ArchiveSourceEnd : public SourceEnd {
   }
   std::optional<std::vector<stages::ReleaseWanted>> releases() const override {
     std::vector<stages::ReleaseWanted> out;
-    for (const auto& r : releases_) out.push_back(stages::ReleaseWanted{r.version, {}});
+    for (const auto& r : releases_) out.push_back(stages::ReleaseWanted{r.version, {}, r.arch});
     return out;
   }
-  std::string arch_of_releases(const std::string&) const override { return releases_.front().arch; }
+  std::string arch_of_releases(const std::string& asked) const override {
+    return releases_.empty() ? asked : releases_.front().arch;
+  }
+  std::vector<stages::AdditionalImage> carried_images(const DestinationEnd& dest) const override {
+    std::vector<stages::AdditionalImage> out;
+    for (const auto& image : reader_->index().images) {
+      Reference inside{reader_->host(), image.repository, image.tag, image.digest};
+      auto origin = Reference::parse(image.source);  // registry/path
+      std::string path = origin ? origin->repository : image.repository;
+      out.push_back(
+          stages::AdditionalImage{inside, dest.repository(path), image.name, image.source, image.section == "graph"});
+    }
+    return out;
+  }
 
   // An incremental archive: every blob it relies on from earlier archives must
   // already be at the destination, before anything is pushed.
@@ -101,7 +139,7 @@ class ArchiveSourceEnd : public SourceEnd {
 };
 
 // Opens DIR (every volume there, sizes right) and picks the releases matching
-// --version/--arch, or all of them.
+// --version/--arch, or all of them (of every architecture it carries).
 Result<std::unique_ptr<SourceEnd>> open_archive_source(const CliOptions& o) {
   auto reader = release::ArchiveReader::open(o.from_dir);
   if (!reader) return reader.error();
@@ -113,32 +151,26 @@ Result<std::unique_ptr<SourceEnd>> open_archive_source(const CliOptions& o) {
     bool wanted = o.versions.empty() || std::find(o.versions.begin(), o.versions.end(), r.version) != o.versions.end();
     if (wanted && (!o.arch_given || r.arch == o.arch)) matching.push_back(&r);
   }
-  if (releases.empty()) {
+  const bool others = !(*reader)->index().images.empty();  // an image set's archive may hold no release
+  if (releases.empty() && !others) {
     return Error::make(ErrorKind::Invalid, fmt::format("archive {} holds no finished release (was its --to-dir run "
                                                        "interrupted? run it again to complete it)",
                                                        o.from_dir));
   }
-  if (matching.empty()) {
+  if (matching.empty() && (!releases.empty() || !o.versions.empty())) {
     return Error::make(
         ErrorKind::Invalid,
         fmt::format("archive {} does not hold {}{} (it holds {})", o.from_dir,
                     o.versions.empty() ? std::string("that release") : fmt::format("{}", fmt::join(o.versions, ", ")),
-                    o.arch_given ? "-" + o.arch : "", have));
-  }
-  std::string arch = matching.front()->arch;
-  for (const auto* r : matching) {
-    if (r->arch != arch) {
-      return Error::make(ErrorKind::Invalid, fmt::format("archive {} holds releases of several architectures ({}): "
-                                                         "choose one with --arch",
-                                                         o.from_dir, have));
-    }
+                    o.arch_given ? "-" + o.arch : "", have.empty() ? "no release" : have));
   }
   std::vector<release::ArchiveRelease> chosen;
   for (const auto* r : matching) chosen.push_back(*r);
-  std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
+  // Oldest first; an image set's archive may carry several architectures of each.
+  std::stable_sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
     return release::compare_versions(a.version, b.version).value_or(0) < 0;
   });
-  std::string repo = chosen.front().tag.substr(0, chosen.front().tag.rfind(':'));
+  std::string repo = chosen.empty() ? o.dest_repo : chosen.front().tag.substr(0, chosen.front().tag.rfind(':'));
   Repository repository{(*reader)->host(), repo};
   return std::unique_ptr<SourceEnd>(
       std::make_unique<ArchiveSourceEnd>(std::move(*reader), std::move(chosen), std::move(repository)));
@@ -163,7 +195,7 @@ class RegistryDestination : public DestinationEnd {
     const auto& plan = run.plan;
     auto& summary = run.summary;
     int exit_code = run.exit_code;
-    if (!o_.config.empty()) exit_code = write_image_set_mirror_sets(run, exit_code);
+    if (is_image_set(o_, plan)) exit_code = write_image_set_mirror_sets(run, exit_code);
     bool any = std::any_of(summary.releases.begin(), summary.releases.end(), in_place);
     if (!any) return exit_code;
     // What the cluster asks for: image-references' names, and the release repositories they came from.
@@ -224,11 +256,8 @@ class RegistryDestination : public DestinationEnd {
     }
     for (std::size_t i = 0; i < plan.images.size() && i < run.outcomes.size(); ++i) {
       const auto& job = plan.images[i];
-      const auto& outcome = run.outcomes[i];
-      bool landed = outcome &&
-                    (outcome->status == stages::ImageStatus::Copied || outcome->status == stages::ImageStatus::Skipped);
-      if (!job.is_additional || !landed) continue;
-      (job.tag.empty() ? by_digest : by_tag).insert(MirrorEntry{job.source.str(), job.dest.str()});
+      if (!job.is_additional || !landed(run.outcomes[i])) continue;
+      (job.tag.empty() ? by_digest : by_tag).insert(MirrorEntry{job.named_as, job.dest.str()});
     }
     std::error_code ec;
     std::filesystem::create_directories(o_.out_dir, ec);
@@ -247,6 +276,22 @@ class RegistryDestination : public DestinationEnd {
       std::fputs(
           fmt::format("\n# The image set's {} (written to {}): oc apply -f {}\n{}",
                       kind == MirrorSetKind::Digest ? "ImageDigestMirrorSet" : "ImageTagMirrorSet", path, path, text)
+              .c_str(),
+          stdout);
+    }
+    // The update service, once its graph image is in (and an old file never stays behind).
+    std::string service_path = (std::filesystem::path(o_.out_dir) / "updateService.yaml").string();
+    std::filesystem::remove(service_path, ec);
+    for (std::size_t i = 0; i < plan.images.size() && i < run.outcomes.size(); ++i) {
+      const auto& job = plan.images[i];
+      if (!job.is_graph || !landed(run.outcomes[i])) continue;
+      std::string text = format_update_service(job.dest.at(job.digest), run.summary.dest_repository);
+      if (!write_text_file(service_path, text)) {
+        if (exit_code == kExitOk) exit_code = kExitSomeFailed;
+        continue;
+      }
+      std::fputs(
+          fmt::format("\n# The update service (written to {}): oc apply -f {}\n{}", service_path, service_path, text)
               .c_str(),
           stdout);
     }
@@ -279,8 +324,14 @@ std::map<std::string, std::string> archive_refs(const stages::Plan& plan,
   for (std::size_t i = 0; i < plan.images.size() && i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
     if (!o || o->status == stages::ImageStatus::Failed) continue;
-    refs[plan.images[i].tag] = plan.images[i].digest;
-    for (const auto& extra : plan.images[i].extra_tags) refs[extra] = plan.images[i].digest;
+    const auto& job = plan.images[i];
+    if (job.is_additional || job.is_graph) {
+      // Named by repository too: additional images come from anywhere.
+      refs[job.tag.empty() ? job.dest.path + "@" + job.digest : job.dest.path + ":" + job.tag] = job.digest;
+      continue;
+    }
+    refs[job.tag] = job.digest;
+    for (const auto& extra : job.extra_tags) refs[extra] = job.digest;
   }
   return refs;
 }
@@ -326,7 +377,15 @@ class ArchiveDestination : public DestinationEnd {
       for (const auto& v : plan.releases[i].signatures.verified) carried.signatures.push_back(v.bytes);
       releases.push_back(std::move(carried));
     }
-    auto finished = writer_->finish(releases, archive_refs(plan, run.outcomes), exit_code == kExitOk);
+    // An image set's other images, so the far side can push them and name them in its mirror sets.
+    std::vector<release::ArchiveImage> images;
+    for (std::size_t i = 0; i < plan.images.size() && i < run.outcomes.size(); ++i) {
+      const auto& job = plan.images[i];
+      if (!(job.is_additional || job.is_graph) || !landed(run.outcomes[i])) continue;
+      images.push_back(release::ArchiveImage{job.is_graph ? "graph" : "additionalImages", job.name, job.named_as,
+                                             job.dest.path, job.digest, job.tag});
+    }
+    auto finished = writer_->finish(releases, images, archive_refs(plan, run.outcomes), exit_code == kExitOk);
     if (!finished) {
       print_error(finished.error().message);
       if (exit_code == kExitOk) exit_code = kExitUnusable;

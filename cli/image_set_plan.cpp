@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "registry/net/url.h"
 #include "release/payload/update_graph.h"
 
 namespace fastsync::cli {
@@ -15,29 +16,21 @@ Result<ImageSetInput> read_image_set(const CliOptions& o) {
   const std::string& file = set->file;
   // A choice made in two places would leave one of them ignored: the file
   // chooses what to mirror, the flags where to and how.
-  if (set->architectures.size() > 1) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("{}: mirror.platform.architectures: {} architectures; fastsync mirrors one per run "
-                                   "(run it once per architecture, or use multi)",
-                                   file, set->architectures.size()));
-  }
   if (!set->architectures.empty() && o.arch_given) {
     return Error::make(ErrorKind::Invalid,
                        fmt::format("--arch: {} sets mirror.platform.architectures; give one of them", file));
   }
-  input.arch = set->architectures.empty() ? o.arch : *imageset::release_arch(set->architectures.front());
+  for (const auto& a : set->architectures) {
+    std::string arch = *imageset::release_arch(a);  // checked by the parser
+    if (std::find(input.arches.begin(), input.arches.end(), arch) == input.arches.end()) input.arches.push_back(arch);
+  }
+  if (input.arches.empty()) input.arches.push_back(o.arch);
   if (!set->operators.empty()) {
     const auto& first = set->operators.front();
     return Error::make(ErrorKind::Invalid,
                        fmt::format("{}:{}: mirror.operators[0]: catalog {}: operator catalogs are not mirrored by "
                                    "this version of fastsync; remove the operators section to mirror the rest",
                                    file, first.line, first.catalog));
-  }
-  if (set->graph) {
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("{}: mirror.platform.graph: the update graph image is not mirrored by this version "
-                                   "of fastsync; remove graph: true to mirror the rest",
-                                   file));
   }
   for (std::size_t i = 0; i < set->additional_images.size(); ++i) {
     const auto& named = set->additional_images[i];
@@ -84,38 +77,89 @@ Result<std::vector<release::ChosenRelease>> releases_of(WebFetcher& web, const C
 
 }  // namespace
 
+// --from-dir: the archive decides (its releases and images, as the connected
+// side chose them from the same file); every image the file names must be in it.
+static Result<RunPlan> plan_from_archived_image_set(const CliOptions& o, const ImageSetInput& input,
+                                                    const SourceEnd& source, const DestinationEnd& dest,
+                                                    stages::SignatureSettings signatures) {
+  RunPlan plan;
+  plan.choice.releases = *source.releases();
+  plan.spec = spec_from_flags(o, source, dest, std::move(signatures), source.arch_of_releases(input.arches.front()));
+  plan.spec.releases = plan.choice.releases;
+  plan.spec.additional = source.carried_images(dest);
+  plan.spec.blocked = input.blocked;
+  for (std::size_t i = 0; i < input.additional.size(); ++i) {
+    const auto& [ref, named] = input.additional[i];
+    if (input.blocked.match(ref)) continue;
+    auto carried = [&](const stages::AdditionalImage& a) { return a.name == named.name; };
+    if (std::none_of(plan.spec.additional.begin(), plan.spec.additional.end(), carried)) {
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("{}:{}: mirror.additionalImages: {} is not in archive {} (was it written from "
+                                     "another image set file, or did that image fail there?); nothing was pushed",
+                                     input.set.file, named.line, named.name, o.from_dir));
+    }
+  }
+  return plan;
+}
+
 Result<RunPlan> plan_from_image_set(const CliOptions& o, const ImageSetInput& input, const SourceEnd& source,
                                     const DestinationEnd& dest, WebFetcher& web, stages::SignatureSettings signatures) {
+  if (source.releases()) return plan_from_archived_image_set(o, input, source, dest, std::move(signatures));
   RunPlan plan;
   std::vector<std::string> channel_names;
   bool shortest_path = false;
+  struct Chosen {
+    release::ChosenRelease release;
+    std::size_t arch = 0;  // in input.arches
+  };
+  std::vector<Chosen> all;
   for (const auto& channel : input.set.channels) {
-    auto chosen = releases_of(web, o, channel, input.arch, input.set.file);
-    if (!chosen) return chosen.error();
-    for (auto& c : *chosen) {
-      auto same = [&](const release::ChosenRelease& r) { return r.version == c.version; };
-      if (std::none_of(plan.choice.from_graph.begin(), plan.choice.from_graph.end(), same)) {
-        plan.choice.from_graph.push_back(std::move(c));
+    for (std::size_t a = 0; a < input.arches.size(); ++a) {
+      auto chosen = releases_of(web, o, channel, input.arches[a], input.set.file);
+      if (!chosen) return chosen.error();
+      for (auto& c : *chosen) {
+        auto same = [&](const Chosen& r) { return r.release.version == c.version && r.arch == a; };
+        if (std::none_of(all.begin(), all.end(), same)) all.push_back(Chosen{std::move(c), a});
       }
     }
     channel_names.push_back(channel.name);
     shortest_path = shortest_path || channel.shortest_path;
   }
-  // Oldest first, across channels, as one run of several releases expects.
-  std::sort(plan.choice.from_graph.begin(), plan.choice.from_graph.end(), [](const auto& a, const auto& b) {
-    return release::compare_versions(a.version, b.version).value_or(0) < 0;
+  // Oldest first, across channels, as one run of several releases expects;
+  // each version's architectures in the file's order.
+  std::stable_sort(all.begin(), all.end(), [](const Chosen& a, const Chosen& b) {
+    int by_version = release::compare_versions(a.release.version, b.release.version).value_or(0);
+    return by_version != 0 ? by_version < 0 : a.arch < b.arch;
   });
-  for (const auto& c : plan.choice.from_graph)
-    plan.choice.releases.push_back(stages::ReleaseWanted{c.version, c.digest});
+  for (auto& c : all) {
+    plan.choice.releases.push_back(stages::ReleaseWanted{c.release.version, c.release.digest, input.arches[c.arch]});
+    plan.choice.from_graph.push_back(std::move(c.release));
+  }
   plan.choice_text = format_choice(channel_names, shortest_path, plan.choice);
 
-  plan.spec = spec_from_flags(o, source, dest, std::move(signatures), input.arch);
+  plan.spec = spec_from_flags(o, source, dest, std::move(signatures), input.arches.front());
   plan.spec.releases = plan.choice.releases;
   // Other images land where oc-mirror v2 puts them: <dest>/<their repository path>.
   for (const auto& [ref, named] : input.additional) {
     plan.spec.additional.push_back(stages::AdditionalImage{ref, dest.repository(ref.repository), named.name});
   }
   plan.spec.blocked = input.blocked;
+  if (input.set.graph) {
+    // The update service's graph data, fetched once here; the image is built in stage 1.
+    auto fetched = sync_wait(web.get(o.graph_data_url, 256u << 20));
+    if (fetched.absent || fetched.error) {
+      return Error::make(
+          fetched.error ? fetched.error->kind : ErrorKind::NotFound,
+          fmt::format("{}: mirror.platform.graph: the update graph data {}: {}", input.set.file,
+                      url_for_log(o.graph_data_url), fetched.error ? fetched.error->message : "not found (HTTP 404)"));
+    }
+    stages::GraphImageWanted graph;
+    graph.base = Reference::parse(o.graph_base_image).value();  // validated with the options
+    graph.graph_data = std::make_shared<const std::string>(std::move(fetched.body));
+    graph.origin = url_for_log(o.graph_data_url);
+    graph.dest = dest.repository(kGraphImageRepository);
+    plan.spec.graph_image = std::move(graph);
+  }
   return plan;
 }
 

@@ -193,6 +193,8 @@ int run_mirror_command(const CliOptions& o) {
   }
   std::fputs(planned->choice_text.c_str(), stdout);
   const stages::MirrorSpec& spec = planned->spec;
+  // The file's run, or the far side of an archive one wrote: its files go to --out-dir.
+  const bool image_set_run = image_set || !spec.additional.empty();
 
   RunSummary summary;
   if (!spec.releases.empty()) summary.version = spec.releases.front().version;
@@ -274,7 +276,12 @@ int run_mirror_command(const CliOptions& o) {
       reporter.emplace(console, LiveCounters{run.progress, [&client] { return client.bytes_moved().load(); },
                                              [&engine] { return engine.stats().in_flight; }});
     }
-    result = graph::run_mirror(ends, run, spec, settings->limits, preflight, o.dry_run);
+    // An image set's dry run asks a registry destination (read-only) what it
+    // lacks, for missing.txt; a release's dry run never touches the destination.
+    auto mode = !o.dry_run                             ? graph::RunMode::Mirror
+                : image_set_run && (*dest)->readable() ? graph::RunMode::Check
+                                                       : graph::RunMode::Plan;
+    result = graph::run_mirror(ends, run, spec, settings->limits, preflight, mode);
   }
   if (!result.plan) {
     std::string why = result.resolve_error ? result.resolve_error->message : run.reason();
@@ -288,7 +295,8 @@ int run_mirror_command(const CliOptions& o) {
   summary.blocked = plan.blocked;
 
   if (o.dry_run) {
-    std::fputs(format_plan(plan).c_str(), stdout);
+    const CheckedImages& checked = result.outcomes;  // empty unless the destination was asked
+    std::fputs(format_plan(plan, checked).c_str(), stdout);
     if (plan.shard) std::fputs(("# shard " + format_share(*plan.shard) + "\n").c_str(), stdout);
     summarize_releases(plan, {}, {});
     for (const auto& r : summary.releases) {
@@ -297,12 +305,27 @@ int run_mirror_command(const CliOptions& o) {
       }
     }
     if (!plan.releases.empty()) summary.release = planned_row(plan.release_job());
+    bool any_cannot = false;
     for (const auto& job : plan.images) {
-      summary.images.add(RowStatus::Planned);
-      if (!job.is_release) summary.components.push_back(planned_row(job));
+      ImageRow row = planned_row(job);
+      if (job.id < checked.size() && checked[job.id] && checked[job.id]->status == stages::ImageStatus::Failed) {
+        row.status = RowStatus::Failed;
+        row.error = checked[job.id]->error;
+        any_cannot = true;
+      }
+      summary.images.add(row.status);
+      if (!job.is_release) summary.components.push_back(std::move(row));
     }
-    if (image_set && !write_text_file(out_file("mapping.txt"), format_mapping(plan))) return finish(kExitSomeFailed);
-    return finish(kExitOk);
+    if (image_set_run) {
+      bool written = write_text_file(out_file("mapping.txt"), format_mapping(plan));
+      if (!checked.empty()) {
+        written =
+            write_text_file(out_file("missing.txt"), format_mapping(plan, checked, /*missing_only=*/true)) && written;
+      }
+      if (!written) return finish(kExitSomeFailed);
+    }
+    if (run.cancelled()) return finish(signals.received() ? signal_exit() : kExitUnusable);
+    return finish(any_cannot ? kExitSomeFailed : kExitOk);
   }
 
   std::string stopped = run.cancelled() ? run.reason() : "";
@@ -355,7 +378,7 @@ int run_mirror_command(const CliOptions& o) {
                stdout);
   }
   exit_code = (*dest)->finish(FinishedRun{plan, result.outcomes, summary, exit_code});
-  if (image_set) {
+  if (image_set_run) {
     // What failed, with its reason, beside the cluster resources (none: no file, not an old one).
     std::string errors = format_errors(summary);
     std::error_code ec;

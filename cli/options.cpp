@@ -65,12 +65,6 @@ std::optional<std::string> validate(CliOptions& o) {
                                                    : nullptr;
     if (chooser)
       return fmt::format("{}: the image set file {} chooses what to mirror; give one of them", chooser, o.config);
-    if (!o.to_dir.empty() || !o.from_dir.empty()) {
-      return fmt::format(
-          "--config with --{}: image sets are mirrored registry to registry by this version (the "
-          "archive carries releases only)",
-          o.to_dir.empty() ? "from-dir" : "to-dir");
-    }
   }
   if (o.max_nested_paths < 0 || o.max_nested_paths > 64) {
     return fmt::format("--max-nested-paths must be between 0 and 64 (got {})", o.max_nested_paths);
@@ -85,6 +79,12 @@ std::optional<std::string> validate(CliOptions& o) {
     return std::string("--channel goes with the connected side: --from-dir mirrors the releases its archive holds");
   }
   auto web_url = [](const std::string& url) { return url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0; };
+  if (!web_url(o.graph_data_url)) {
+    return fmt::format("--graph-data \"{}\" must be an http:// or https:// URL", o.graph_data_url);
+  }
+  if (auto base = Reference::parse(o.graph_base_image); !base) {
+    return fmt::format("--graph-base-image \"{}\": {}", o.graph_base_image, base.error().message);
+  }
   if (!o.channels.empty() && !web_url(o.graph_url)) {
     return fmt::format("--graph-url \"{}\" must be an http:// or https:// URL", o.graph_url);
   }
@@ -283,6 +283,10 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       "with --channel: only the releases on a shortest upgrade path from --min-version to --max-version")(
       "graph-url", po::value(&o.graph_url)->default_value(o.graph_url)->value_name("URL"),
       "the OpenShift update service's graph endpoint")(
+      "graph-data", po::value(&o.graph_data_url)->default_value(o.graph_data_url)->value_name("URL"),
+      "with an image set's graph: true: the update graph data tarball the graph image holds")(
+      "graph-base-image", po::value(&o.graph_base_image)->default_value(o.graph_base_image)->value_name("IMAGE"),
+      "with an image set's graph: true: the image the graph image is built on (it needs bash and cp)")(
       "arch", po::value(&o.arch)->default_value(o.arch)->value_name("ARCH"),
       "x86_64, aarch64, ppc64le, s390x or multi (the release tag is <version>-<arch>)")(
       "release-platform", po::value(&o.release_platform)->value_name("OS/ARCH"),

@@ -12,9 +12,10 @@ struct CliOptions {
   // The seed's flags, with the seed's defaults. --version may name several
   // releases (repeated, or a comma list): one run mirrors them all.
   std::vector<std::string> versions;
-  std::string config;         // --config: an image set file (oc-mirror v2's ImageSetConfiguration)
+  std::string config;  // --config: an image set file (oc-mirror v2's ImageSetConfiguration)
   std::string out_dir = ".";
-  int max_nested_paths = 0;      // destination repositories flattened to this many components (0: as they are)  // where the cluster resources of an image set run are written
+  int max_nested_paths = 0;  // destination repositories flattened to this many components (0: as they are)  // where
+                             // the cluster resources of an image set run are written
   std::string dest_registry;
   std::string pull_secret;  // empty: looked for as podman and skopeo do (registry/distribution/auth_file.h)
   int workers = 16;
@@ -48,6 +49,9 @@ struct CliOptions {
   std::string max_version;
   bool shortest_path = false;
   std::string graph_url = "https://api.openshift.com/api/upgrades_info/v1/graph";
+  // An image set's graph: true — the update service's graph data, and the image it is built on.
+  std::string graph_data_url = "https://api.openshift.com/api/upgrades_info/graph-data";
+  std::string graph_base_image = "registry.access.redhat.com/ubi9/ubi:latest";
 
   // Release selection.
   std::string arch = "x86_64";

@@ -12,23 +12,56 @@
 
 namespace fastsync::cli {
 
-std::string format_plan(const stages::Plan& plan) {
+std::string format_plan(const stages::Plan& plan, const CheckedImages& checked) {
   std::size_t width = 7;
-  for (const auto& job : plan.images) width = std::max(width, job.name.size());
+  for (const auto& job : plan.images) {
+    if (!job.is_additional) width = std::max(width, job.name.size());
+  }
+  std::size_t missing = 0, there = 0, cannot = 0;
+  auto standing = [&](std::size_t id) -> std::string {
+    if (id >= checked.size() || !checked[id]) return "";
+    switch (checked[id]->status) {
+      case stages::ImageStatus::Skipped:
+        ++there;
+        return "  [already there]";
+      case stages::ImageStatus::Failed:
+        ++cannot;
+        return "  [cannot be mirrored: " + checked[id]->error + "]";
+      default:
+        ++missing;
+        return "  [missing]";
+    }
+  };
   std::string out;
   for (std::size_t i = 0; i < plan.releases.size(); ++i) {
     out += fmt::format("release {}: {} ({} components)\n", plan.releases[i].release.tag,
                        plan.release_job(i).source_ref(), plan.releases[i].release.components.size());
   }
+  std::string section;  // the image set's section the images below come from
   for (const auto& job : plan.images) {
-    out += fmt::format("  {:<{}}  {}  ->  {}{}\n", job.is_release ? "release" : job.name, width, job.source_ref(),
-                       job.dest_ref(),
-                       job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()));
+    std::string heading = job.is_additional ? "additionalImages:" : job.is_graph ? "platform.graph:" : "";
+    if (!heading.empty() && heading != section) out += heading + "\n";
+    section = heading;
+    if (job.is_additional) {  // as the file names it, and what it resolved to
+      bool by_digest = job.name.find('@') != std::string::npos || job.digest.empty();
+      out += fmt::format("  {}{}  ->  {}{}\n", job.name, by_digest ? "" : " (" + job.digest + ")", job.dest_ref(),
+                         standing(job.id));
+      continue;
+    }
+    out += fmt::format(
+        "  {:<{}}  {}  ->  {}{}{}\n", job.is_release ? "release" : job.name, width, job.source_ref(), job.dest_ref(),
+        job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()), standing(job.id));
   }
+  if (!plan.blocked.empty()) out += "blockedImages:\n";
   for (const auto& b : plan.blocked)
     out += fmt::format("  blocked  {} (named by {}): {}\n", b.reference, b.named_by, b.why);
-  out += fmt::format("{} images planned{}; dry run: nothing was written to the destination.\n", plan.images.size(),
-                     plan.blocked.empty() ? "" : fmt::format(", {} blocked", plan.blocked.size()));
+  std::string counts;
+  if (!checked.empty()) {
+    counts = fmt::format(" ({} missing at the destination, {} already there{})", missing, there,
+                         cannot ? fmt::format(", {} cannot be mirrored", cannot) : "");
+  }
+  out += fmt::format("{} images planned{}{}; dry run: nothing was written to the destination.\n", plan.images.size(),
+                     counts, plan.blocked.empty() ? "" : fmt::format(", {} blocked", plan.blocked.size()));
   return out;
 }
 
@@ -432,9 +465,16 @@ std::string report_json(const RunSummary& s) {
   return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
 }
 
-std::string format_mapping(const stages::Plan& plan) {
+std::string format_mapping(const stages::Plan& plan, const CheckedImages& checked, bool missing_only) {
   std::string out;
-  for (const auto& job : plan.images) out += fmt::format("docker://{}=docker://{}\n", job.source_ref(), job.dest_ref());
+  for (const auto& job : plan.images) {
+    if (missing_only) {
+      bool lacking =
+          job.id < checked.size() && checked[job.id] && checked[job.id]->status == stages::ImageStatus::Planned;
+      if (!lacking) continue;
+    }
+    out += fmt::format("docker://{}=docker://{}\n", job.source_ref(), job.dest_ref());
+  }
   return out;
 }
 

@@ -114,8 +114,13 @@ std::string signature_verdict(const SignatureSummary& s);
 // A SignatureSummary from what the resolve stage found.
 SignatureSummary summarize_signatures(const stages::SignatureCheck& check, const release::Release& release);
 
-// One line per image: name, source, destination.
-std::string format_plan(const stages::Plan& plan);
+// A dry run's outcomes by image id: empty when the destination was not asked;
+// else Skipped (already there), Planned (missing) or Failed (cannot be mirrored).
+using CheckedImages = std::vector<std::optional<stages::ImageOutcome>>;
+// One line per image: name, source, destination (and what the destination
+// lacks, when it was asked); the releases first, then the additional images,
+// then what is blocked.
+std::string format_plan(const stages::Plan& plan, const CheckedImages& checked = {});
 std::string format_summary(const RunSummary& s);
 // "K/N: <n> of the plan's <m> blobs, <bytes> of <bytes>" (and images left out, if any).
 std::string format_share(const stages::ShardShare& share);
@@ -137,8 +142,9 @@ std::string format_mirror_set(const std::vector<std::string>& sources, const std
                               const std::string& name, bool icsp);
 std::string format_install_config(const std::vector<std::string>& sources, const std::string& mirror);
 std::string report_json(const RunSummary& s);
-// mapping.txt as oc-mirror v2 writes it: "docker://<source>@<digest>=docker://<destination>" per image.
-std::string format_mapping(const stages::Plan& plan);
+// mapping.txt as oc-mirror v2 writes it: "docker://<source>@<digest>=docker://<destination>" per image;
+// with `missing_only`, missing.txt: only the images `checked` says the destination lacks.
+std::string format_mapping(const stages::Plan& plan, const CheckedImages& checked = {}, bool missing_only = false);
 // Every image that failed, "<name> <source> -> <destination>: <why>", one per line; empty when none did.
 std::string format_errors(const RunSummary& s);
 

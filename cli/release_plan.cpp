@@ -78,6 +78,7 @@ Result<RunPlan> plan_from_release_flags(const CliOptions& o, const SourceEnd& so
   plan.choice_text = format_choice(o.channels, o.shortest_path, plan.choice);
   plan.spec = spec_from_flags(o, source, dest, std::move(signatures), source.arch_of_releases(o.arch));
   plan.spec.releases = plan.choice.releases;
+  plan.spec.additional = source.carried_images(dest);  // an image set's archive
   return plan;
 }
 

@@ -63,7 +63,7 @@ static Task<ResolveResult> resolve_and_preflight(const ResolveRelease& resolve, 
 }
 
 static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& spec, StageLimits limits,
-                                const Preflight& preflight, bool plan_only, MirrorRun& result) {
+                                const Preflight& preflight, RunMode mode, MirrorRun& result) {
   tbb::flow::graph g;
 
   ResolveRelease resolve_body(ends, run, spec);
@@ -86,7 +86,7 @@ static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& sp
       return;
     }
     result.plan = r.plan;
-    if (plan_only) return;
+    if (mode == RunMode::Plan) return;
     ledger = std::make_unique<RunLedger>(r.plan->images.size(), r.plan->gates(), run);
     fanout.set_fetched(r.plan->fetched_layers());
     if (r.plan->shard) fanout.set_owned(r.plan->shard->blobs);
@@ -100,9 +100,12 @@ static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& sp
         return CheckResult{job, crash_error(run, e)};
       });
   multifunction_node<CheckResult, std::tuple<ImageJob, ImageJob, ImageOutcome>> route(
-      g, unlimited, [](const CheckResult& r, auto& out) {
+      g, unlimited, [mode](const CheckResult& r, auto& out) {
         if (r.error) {
           std::get<2>(out).try_put(ImageOutcome::failed(r.job, *r.error));
+        } else if (mode == RunMode::Check) {  // a dry run ends here for every image
+          std::get<2>(out).try_put(
+              ImageOutcome{r.job.id, r.job.present ? ImageStatus::Skipped : ImageStatus::Planned, 0, {}, false, false});
         } else if (r.job.present) {
           std::get<1>(out).try_put(r.job);
         } else {
@@ -187,13 +190,13 @@ static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& sp
 }
 
 MirrorRun run_mirror(Ends ends, RunControl& run, const MirrorSpec& spec, StageLimits limits, Preflight preflight,
-                     bool plan_only) {
+                     RunMode mode) {
   MirrorRun result;
   // Node bodies only hand work to the HTTP engine and route results: a couple of
   // threads are plenty, and idle TBB workers spin, taking CPU the registries on
   // the same machine need.
   tbb::task_arena arena(static_cast<int>(std::max<std::size_t>(1, limits.graph_threads)));
-  arena.execute([&] { run_mirror_in_arena(ends, run, spec, limits, preflight, plan_only, result); });
+  arena.execute([&] { run_mirror_in_arena(ends, run, spec, limits, preflight, mode, result); });
   return result;
 }
 

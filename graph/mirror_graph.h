@@ -31,9 +31,13 @@ struct MirrorRun {
   std::vector<std::optional<stages::ImageOutcome>> outcomes;  // by image id; empty = never finished
 };
 
-// The whole run. With `plan_only` (a dry run) stage 1 resolves and the run
-// ends there: no image enters the graph.
+// What a run does. A dry run stops after stage 1 (Plan), or after stage 2
+// (Check: the destination is asked, read-only, which images it holds; each
+// image's outcome is then Skipped when it does, Planned when it does not).
+enum class RunMode { Mirror, Plan, Check };
+
+// The whole run.
 MirrorRun run_mirror(stages::Ends ends, stages::RunControl& run, const stages::MirrorSpec& spec, StageLimits limits,
-                     Preflight preflight = {}, bool plan_only = false);
+                     Preflight preflight = {}, RunMode mode = RunMode::Mirror);
 
 }  // namespace fastsync::graph

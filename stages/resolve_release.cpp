@@ -6,6 +6,7 @@
 #include <deque>
 #include <set>
 
+#include "release/imageset/built_image.h"
 #include "stages/fetch_manifests.h"
 
 namespace fastsync::stages {
@@ -17,14 +18,14 @@ std::vector<ReleaseGate> Plan::gates() const {
 }
 
 release::FetchedBlobs Plan::fetched_layers() const {
-  release::FetchedBlobs all;
+  release::FetchedBlobs all = built_blobs;
   for (const auto& r : releases) all.insert(r.release.fetched_layers.begin(), r.release.fetched_layers.end());
   return all;
 }
 
 Task<ResolveResult> ResolveRelease::operator()() const {
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
-  if (spec_.releases.empty() && spec_.additional.empty()) {
+  if (spec_.releases.empty() && spec_.additional.empty() && !spec_.graph_image) {
     co_return ResolveResult{std::nullopt, Error::make(ErrorKind::Invalid, "nothing to mirror")};
   }
   auto planned = co_await plan_releases();
@@ -35,6 +36,7 @@ Task<ResolveResult> ResolveRelease::operator()() const {
     if (!access) co_return ResolveResult{std::nullopt, access.error()};
   }
   co_await add_additional_images(plan);
+  if (spec_.graph_image) co_await add_graph_image(plan);
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
   if (spec_.shard) {
     // Every shard reads the same manifests (digest-pinned), so every shard
@@ -59,7 +61,8 @@ Task<Result<Plan>> ResolveRelease::plan_releases() const {
   for (const auto& wanted : spec_.releases) {
     // A named argument, not a braced temporary: GCC 12 destroys a braced aggregate
     // argument of a coroutine twice (see docs/ARCHITECTURE.md).
-    release::ReleaseRequest request{wanted.version, spec_.arch,   spec_.platform,
+    const std::string& arch = wanted.arch.empty() ? spec_.arch : wanted.arch;
+    release::ReleaseRequest request{wanted.version, arch,         arch == spec_.arch ? spec_.platform : "",
                                     spec_.source,   std::nullopt, wanted.digest};
     // A dry run never touches the destination.
     if (spec_.check_destination && ends_.dest_readable) request.local_copy = {ends_.dest_readable, spec_.dest};
@@ -129,11 +132,12 @@ Task<Result<Plan>> ResolveRelease::plan_releases() const {
   co_return plan;
 }
 
-// The image set's additionalImages: a tag resolves to a digest here, once;
-// one that does not fails only its own image (in the check stage, with this
-// reason), not the run.
+// The image set's additionalImages: a tag resolves to a digest here, once
+// (a digest given with it is kept); one that does not fails only its own
+// image (in the check stage, with this reason), not the run.
 Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
   std::vector<const AdditionalImage*> wanted;
+  std::vector<std::optional<std::size_t>> asked;  // per wanted image: its question in `digests`
   // The tasks start in when_all and take their arguments by reference: the
   // repositories live here until then (a deque keeps their addresses).
   std::deque<Repository> repos;
@@ -147,8 +151,11 @@ Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
       continue;
     }
     wanted.push_back(&image);
+    asked.emplace_back();
+    if (!image.reference.digest.empty()) continue;
+    asked.back() = digests.size();
     repos.push_back(Repository{image.reference.registry, image.reference.repository});
-    digests.push_back(ends_.source.manifest_digest(repos.back(), image.reference.identifier()));
+    digests.push_back(ends_.source.manifest_digest(repos.back(), image.reference.tag));
   }
   auto resolved = co_await when_all(std::move(digests));
   for (std::size_t i = 0; i < wanted.size(); ++i) {
@@ -156,19 +163,111 @@ Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
     ImageJob job;
     job.id = plan.images.size();
     job.name = image.name;
-    job.is_additional = true;
+    job.is_additional = !image.graph;
+    job.is_graph = image.graph;
     job.source = Repository{image.reference.registry, image.reference.repository};
+    job.named_as = image.origin.empty() ? job.source.str() : image.origin;
     job.dest = image.dest;
-    job.tag = image.reference.digest.empty() ? image.reference.tag : "";
-    if (resolved[i]) {
-      job.digest = *resolved[i];
-    } else {
-      job.digest = image.reference.digest;
-      job.known_failure = Error::make(resolved[i].error().kind,
-                                      fmt::format("{}: {}", image.reference.str(), resolved[i].error().message));
+    job.tag = image.reference.tag;
+    job.digest = image.reference.digest;
+    if (asked[i]) {
+      auto& digest = resolved[*asked[i]];
+      if (digest) {
+        job.digest = *digest;
+      } else {
+        job.known_failure =
+            Error::make(digest.error().kind, fmt::format("{}: {}", image.reference.str(), digest.error().message));
+      }
     }
     plan.images.push_back(std::move(job));
   }
+}
+
+namespace {
+
+// A small blob (an image configuration) read whole, off the engine thread.
+Task<Result<std::string>> read_small_blob(ImageSource& source, const Repository& repo, const Descriptor& blob) {
+  auto read = [&source, &repo, &blob]() -> Result<std::string> {
+    auto reader = source.open_blob(repo, blob);
+    std::string bytes;
+    char buffer[1 << 16];
+    while (true) {
+      auto n = reader->read(buffer, sizeof buffer);
+      if (!n) return n.error();
+      if (*n == 0) return bytes;
+      bytes.append(buffer, *n);
+      if (bytes.size() > (64u << 20)) {
+        return Error::make(ErrorKind::Invalid, fmt::format("{}: larger than 64 MiB", repo.at(blob.digest)));
+      }
+    }
+  };
+  co_return co_await run_blocking(std::move(read));
+}
+
+// The graph data image: `base` (its child for `platform` when it is a list)
+// plus one layer of the tarball's files, its command copying them where the
+// update service's graph builder reads them (as oc-mirror's graph image does).
+Task<Result<imageset::BuiltImage>> build_graph_image(ImageSource& source, const GraphImageWanted& wanted,
+                                                     const std::string& platform) {
+  Repository repo{wanted.base.registry, wanted.base.repository};
+  auto manifest = co_await source.get_manifest(repo, wanted.base.identifier());
+  if (!manifest) co_return manifest.error();
+  auto parsed = parse_manifest(manifest->bytes, manifest->media_type);
+  if (!parsed) co_return parsed.error();
+  if (parsed->is_list) {
+    const Descriptor* child = find_platform(*parsed, platform);
+    if (!child) {
+      co_return Error::make(ErrorKind::NotFound,
+                            fmt::format("base image {} has no {} image", wanted.base.str(), platform));
+    }
+    std::string child_digest = child->digest;
+    manifest = co_await source.get_manifest(repo, child_digest);
+    if (!manifest) co_return manifest.error();
+    parsed = parse_manifest(manifest->bytes, manifest->media_type);
+    if (!parsed || parsed->is_list) {
+      co_return Error::make(ErrorKind::Invalid,
+                            fmt::format("base image {}: its {} entry is not an image", wanted.base.str(), platform));
+    }
+  }
+  Descriptor config_ref = parsed->config;
+  auto config = co_await read_small_blob(source, repo, config_ref);
+  if (!config) co_return config.error();
+  const ManifestData& base = *manifest;
+  auto build = [&]() -> Result<imageset::BuiltImage> {
+    auto layer = imageset::layer_under(*wanted.graph_data, "var/lib/cincinnati-graph-data", wanted.origin);
+    if (!layer) return layer.error();
+    imageset::ConfigChange change;
+    change.cmd = {"/bin/bash", "-c", "exec cp -rp /var/lib/cincinnati-graph-data/* /var/lib/cincinnati/graph-data"};
+    change.created_by = "fastsync: update graph data from " + wanted.origin;
+    return imageset::add_layer(base, *config, *layer, change);
+  };
+  co_return co_await run_blocking(std::move(build));
+}
+
+}  // namespace
+
+Task<void> ResolveRelease::add_graph_image(Plan& plan) const {
+  const GraphImageWanted& wanted = *spec_.graph_image;
+  ImageJob job;
+  job.id = plan.images.size();
+  job.name = "graph-image";
+  job.is_graph = true;
+  job.source = Repository{wanted.base.registry, wanted.base.repository};
+  job.dest = wanted.dest;
+  job.tag = wanted.tag;
+  std::string platform = release::platform_for_arch(spec_.arch);
+  if (platform.empty()) platform = "linux/amd64";
+  auto built = co_await build_graph_image(ends_.source, wanted, platform);
+  if (built) {
+    job.digest = built->manifest.digest;
+    job.fetched = true;  // stage 3 has nothing to read: the manifest is made here
+    job.manifests = {built->manifest};
+    job.blobs = built->blobs;
+    plan.built_blobs.insert(built->new_blobs.begin(), built->new_blobs.end());
+  } else {
+    job.known_failure = Error::make(built.error().kind, "graph image: " + built.error().message);
+  }
+  plan.images.push_back(std::move(job));
 }
 
 Task<std::size_t> read_all_manifests(ImageSource& source, RunControl& run, bool sigstore, Plan& plan) {

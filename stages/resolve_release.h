@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -21,14 +22,30 @@ namespace fastsync::stages {
 struct ReleaseWanted {
   std::string version;
   std::string digest;  // empty: resolve the tag <version>-<arch>
+  std::string arch;    // empty: the spec's (an image set may name several architectures)
 };
 
 // An image the image set names by itself (additionalImages): by tag (resolved
-// once, in stage 1, to a digest; pushed under the same tag) or by digest.
+// once, in stage 1, to a digest; pushed under the same tag), by digest, or by
+// both (the digest pinned, pushed under the tag: what an archive carries).
 struct AdditionalImage {
   Reference reference;
-  Repository dest;   // where it lands: <dest>/<its repository path>
-  std::string name;  // as the file writes it
+  Repository dest;     // where it lands: <dest>/<its repository path>
+  std::string name;    // as the file writes it
+  std::string origin;  // the repository the cluster asks for, when not the reference's (read from an archive)
+  bool graph = false;  // the update service's graph data image an archive carries (not an additional image)
+};
+
+// mirror.platform.graph: the OpenShift Update Service's graph data as an
+// image, built in stage 1 on `base` (its child for the run's architecture)
+// with the graph-data tarball's files under /var/lib/cincinnati-graph-data,
+// and pushed to `dest`:`tag`.
+struct GraphImageWanted {
+  Reference base;
+  std::shared_ptr<const std::string> graph_data;  // the tarball
+  std::string origin;                             // where it came from, for messages
+  Repository dest;
+  std::string tag = "latest";
 };
 
 // An image the plan leaves out, and why.
@@ -41,9 +58,10 @@ struct BlockedImage {
 struct MirrorSpec {
   std::vector<ReleaseWanted> releases;  // oldest first; may be empty when the image set names other images
   std::vector<AdditionalImage> additional;
+  std::optional<GraphImageWanted> graph_image;
   imageset::BlockedImages blocked;
-  std::string arch = "x86_64";
-  std::string platform;           // list child that holds the payload (multi)
+  std::string arch = "x86_64";    // of every release that does not name its own
+  std::string platform;           // list child that holds the payload (multi), for releases of `arch`
   Repository source;              // --source-registry
   Repository dest;                // --dest-registry / --dest-repo
   bool check_destination = true;  // fail early if the destination refuses our credentials
@@ -68,6 +86,7 @@ struct Plan {
   std::vector<PlannedRelease> releases;
   std::vector<ImageJob> images;
   std::vector<BlockedImage> blocked;  // never copied (blockedImages)
+  release::FetchedBlobs built_blobs;  // what stage 1 made (the graph image's config and layer), by digest
   // The first release (the only one, in most runs). Only when there is one.
   const release::Release& release() const { return releases.front().release; }
   const ImageJob& release_job(std::size_t i = 0) const { return images[releases[i].job]; }
@@ -91,6 +110,7 @@ class ResolveRelease {
  private:
   Task<Result<Plan>> plan_releases() const;
   Task<void> add_additional_images(Plan& plan) const;
+  Task<void> add_graph_image(Plan& plan) const;
 
   Ends ends_;
   RunControl& run_;

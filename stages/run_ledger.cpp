@@ -29,8 +29,14 @@ void RunLedger::store_locked(const ImageOutcome& o) {
   outcomes_[o.id] = o;
   switch (o.status) {
     case ImageStatus::Copied:
-    case ImageStatus::BlobsIn: run_.progress.images_copied++; break;
-    case ImageStatus::Skipped: run_.progress.images_skipped++; break;
+    case ImageStatus::BlobsIn:
+      run_.progress.images_copied++;
+      break;
+    case ImageStatus::Skipped:
+      run_.progress.images_skipped++;
+      break;
+    case ImageStatus::Planned:
+      break;  // a dry run's "would copy"
     default:
       // As the summary tells it: what the run's stop ended is not a failure of its own.
       if (o.cancelled || o.fatal) {

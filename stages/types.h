@@ -27,10 +27,14 @@ struct ImageJob {
   std::string name;    // component name; "" for the release image; the reference as written for an additional image
   bool is_release = false;
   bool is_additional = false;
+  bool is_graph = false;  // the update service's graph data image (built in stage 1, or carried by an archive)
   Repository source;
   std::string digest;
   Repository dest;
   std::string tag;  // empty: pushed by digest only
+  // An additional image: the repository the cluster asks for (the mirror
+  // sets' source): its source's, or where an archive's image came from.
+  std::string named_as;
   // Stage 1 already knows this image cannot be mirrored (a tag that did not
   // resolve, a release whose component is blocked): the check stage fails it
   // with this reason, so it is counted and reported like any other failure.

@@ -611,7 +611,7 @@ std::uint64_t ArchiveWriter::bytes_to_write(const std::map<std::string, std::uin
   return total + volumes * kTrailer + 64 * 1024;
 }
 
-Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases,
+Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases, const std::vector<ArchiveImage>& images,
                              const std::map<std::string, std::string>& refs, bool complete) {
   const std::string layout_json = R"({"imageLayoutVersion":"1.0.0"})";
   std::string refs_json;
@@ -635,6 +635,14 @@ Status ArchiveWriter::finish(const std::vector<ArchiveRelease>& releases,
                             index_.releases.end());
       index_.releases.push_back(rel);
     }
+    for (auto& image : images) {
+      auto same = [&](const ArchiveImage& i) {
+        return i.section == image.section && i.source == image.source && i.tag == image.tag &&
+               (!i.tag.empty() || i.digest == image.digest);
+      };
+      index_.images.erase(std::remove_if(index_.images.begin(), index_.images.end(), same), index_.images.end());
+      index_.images.push_back(image);
+    }
     for (auto& vol : volumes_) {
       if (auto s = close_volume(*vol); !s && closed) closed = s;
     }
@@ -651,12 +659,12 @@ ArchiveIndex ArchiveWriter::index() const {
   return index_;
 }
 
-Task<Result<ManifestData>> ArchiveWriter::get_manifest(const Repository&, const std::string& reference) {
+Task<Result<ManifestData>> ArchiveWriter::get_manifest(const Repository& repo, const std::string& reference) {
   std::optional<ArchiveManifest> manifest;
   std::optional<ArchiveBlob> blob;
   {
     std::lock_guard lock(mutex_);
-    if (const ArchiveManifest* m = index_.find_manifest(reference)) {
+    if (const ArchiveManifest* m = index_.find_manifest(reference, repo.path)) {
       manifest = *m;
       blob = index_.blobs.at(m->digest);
     }
@@ -790,20 +798,20 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::open(const std::string& di
   return std::unique_ptr<ArchiveReader>(new ArchiveReader(dir, std::move(*index)));
 }
 
-Result<ManifestData> ArchiveReader::manifest_for(const std::string& reference) const {
-  const ArchiveManifest* m = index_.find_manifest(reference);
+Result<ManifestData> ArchiveReader::manifest_for(const Repository& repo, const std::string& reference) const {
+  const ArchiveManifest* m = index_.find_manifest(reference, repo.path);
   if (!m) return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
   auto bytes = read_whole(dir_, index_.blobs.at(m->digest));
   if (!bytes) return bytes.error();
   return ManifestData{std::move(*bytes), m->media_type, m->digest};
 }
 
-Task<Result<ManifestData>> ArchiveReader::get_manifest(const Repository&, const std::string& reference) {
-  co_return manifest_for(reference);
+Task<Result<ManifestData>> ArchiveReader::get_manifest(const Repository& repo, const std::string& reference) {
+  co_return manifest_for(repo, reference);
 }
 
-Task<Result<std::string>> ArchiveReader::manifest_digest(const Repository&, const std::string& reference) {
-  if (const auto* m = index_.find_manifest(reference)) co_return m->digest;
+Task<Result<std::string>> ArchiveReader::manifest_digest(const Repository& repo, const std::string& reference) {
+  if (const auto* m = index_.find_manifest(reference, repo.path)) co_return m->digest;
   co_return Error::make(ErrorKind::NotFound, fmt::format("manifest {} is not in archive {}", reference, dir_));
 }
 

@@ -60,9 +60,10 @@ class ArchiveWriter : public ImageDestination {
   // entry overhead included, for the free-space check.
   std::uint64_t bytes_to_write(const std::map<std::string, std::uint64_t>& planned) const;
   // Writes oci-layout and index.json naming `refs` (ref name -> manifest
-  // digest), closes every volume and saves the index, complete or not.
-  Status finish(const std::vector<ArchiveRelease>& releases, const std::map<std::string, std::string>& refs,
-                bool complete);
+  // digest), closes every volume and saves the index, complete or not. The
+  // releases and images join those an earlier run into DIR recorded.
+  Status finish(const std::vector<ArchiveRelease>& releases, const std::vector<ArchiveImage>& images,
+                const std::map<std::string, std::string>& refs, bool complete);
   ArchiveIndex index() const;
 
   // --- ImageDestination ---
@@ -137,7 +138,7 @@ class ArchiveReader : public ImageSource, public SignatureSource {
 
  private:
   ArchiveReader(std::string dir, ArchiveIndex index);
-  Result<ManifestData> manifest_for(const std::string& reference) const;
+  Result<ManifestData> manifest_for(const Repository& repo, const std::string& reference) const;
 
   const std::string dir_;
   const std::string host_;

@@ -63,7 +63,7 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
   }
   ArchiveIndex index;
   index.complete = doc.HasMember("complete") && doc["complete"].IsBool() && doc["complete"].GetBool();
-  for (const char* key : {"releases", "manifests", "blobs", "volumes", "relies_on", "since"}) {
+  for (const char* key : {"releases", "images", "manifests", "blobs", "volumes", "relies_on", "since"}) {
     if (!array(doc, key))
       return Error::make(ErrorKind::Invalid, fmt::format("archive index {}: {} is not an array", origin, key));
   }
@@ -90,6 +90,28 @@ Result<ArchiveIndex> ArchiveIndex::parse(std::string_view json, const std::strin
       }
     }
     index.releases.push_back(std::move(rel));
+  }
+  i = 0;
+  for (const auto& v : array(doc, "images")->GetArray()) {
+    Reader r{origin, fmt::format("images[{}]", i++)};
+    ArchiveImage image;
+    for (auto [field, out] : {std::pair{"section", &image.section},
+                              {"name", &image.name},
+                              {"source", &image.source},
+                              {"repository", &image.repository}}) {
+      auto s = r.string(v, field);
+      if (!s) return s.error();
+      *out = *s;
+    }
+    auto d = r.digest(v, "digest");
+    if (!d) return d.error();
+    image.digest = *d;
+    if (v.HasMember("tag")) {
+      auto tag = r.string(v, "tag");
+      if (!tag) return tag.error();
+      image.tag = *tag;
+    }
+    index.images.push_back(std::move(image));
   }
   i = 0;
   for (const auto& v : array(doc, "manifests")->GetArray()) {
@@ -220,6 +242,19 @@ std::string ArchiveIndex::to_json() const {
     w.EndObject();
   }
   w.EndArray();
+  w.Key("images");
+  w.StartArray();
+  for (const auto& image : images) {
+    w.StartObject();
+    str("section", image.section);
+    str("name", image.name);
+    str("source", image.source);
+    str("repository", image.repository);
+    str("digest", image.digest);
+    if (!image.tag.empty()) str("tag", image.tag);
+    w.EndObject();
+  }
+  w.EndArray();
   w.Key("manifests");
   w.StartArray();
   for (const auto& [digest, m] : manifests) {
@@ -276,18 +311,26 @@ std::string ArchiveIndex::to_json() const {
   return std::string(buf.GetString(), buf.GetSize()) + "\n";
 }
 
-const ArchiveManifest* ArchiveIndex::find_manifest(const std::string& reference) const {
+const ArchiveManifest* ArchiveIndex::find_manifest(const std::string& reference, const std::string& repository) const {
   if (is_sha256_digest(reference)) {
     auto it = manifests.find(reference);
     return it == manifests.end() ? nullptr : &it->second;
   }
   const std::string& tag = reference;
-  for (const auto& [digest, m] : manifests) {
-    for (const auto& t : m.tags) {
-      auto colon = t.rfind(':');
-      if (colon != std::string::npos && t.compare(colon + 1, std::string::npos, tag) == 0) return &m;
+  auto find_in = [&](const std::string& repo) -> const ArchiveManifest* {
+    for (const auto& [digest, m] : manifests) {
+      for (const auto& t : m.tags) {
+        auto colon = t.rfind(':');
+        if (colon == std::string::npos || t.compare(colon + 1, std::string::npos, tag) != 0) continue;
+        if (repo.empty() || t.compare(0, colon, repo) == 0) return &m;
+      }
     }
-  }
+    return nullptr;
+  };
+  if (const auto* m = find_in(repository)) return m;
+  // A cosign signature's tag names the digest it signs: the same in any
+  // repository (components are recorded under the release's repository).
+  if (!repository.empty() && tag.rfind("sha256-", 0) == 0) return find_in({});
   return nullptr;
 }
 

@@ -2,6 +2,7 @@
 //
 //   {"format": "fastsync-archive/1", "complete": true,
 //    "releases":  [{"version", "arch", "tag", "digest", "source", "signatures": [base64, …]}],
+//    "images":    [{"section", "name", "source", "repository", "digest", "tag"?}],  // an image set's others
 //    "manifests": [{"digest", "media_type", "size", "tags": ["openshift/release:4.20.8-x86_64", …], "subject"?}],
 //    "blobs":     [{"digest", "size", "volume", "offset"}],    // manifests are blobs too
 //    "volumes":   [{"name", "size", "sha256", "closed"}],
@@ -37,6 +38,19 @@ struct ArchiveRelease {
   std::vector<std::string> signatures;  // its GPG signatures, verified when written (and again when read)
 };
 
+// An image an image set names besides its releases (additionalImages), as
+// the far side needs it: where the cluster pulls it from, and where it is in
+// the archive.
+struct ArchiveImage {
+  std::string section;  // the image set's section: "additionalImages"
+  std::string name;     // as the file writes it
+  std::string source;   // registry/path the cluster asks for (the mirror sets' source)
+  std::string
+      repository;  // its repository path inside the archive (and at the destination, before --dest-registry's prefix)
+  std::string digest;
+  std::string tag;  // empty: named by digest only
+};
+
 struct ArchiveManifest {
   std::string digest;
   std::string media_type;
@@ -68,6 +82,7 @@ struct ReliedBlob {
 struct ArchiveIndex {
   bool complete = false;  // every image of every release is in (or relied on)
   std::vector<ArchiveRelease> releases;
+  std::vector<ArchiveImage> images;
   std::map<std::string, ArchiveManifest> manifests;  // by digest
   std::map<std::string, ArchiveBlob> blobs;          // by digest
   std::vector<ArchiveVolume> volumes;                // volume n at [n-1]
@@ -78,8 +93,10 @@ struct ArchiveIndex {
   static Result<ArchiveIndex> parse(std::string_view json, const std::string& origin);
   std::string to_json() const;
 
-  // The manifest `reference` names — a digest, or a tag in any repository — or nullptr.
-  const ArchiveManifest* find_manifest(const std::string& reference) const;
+  // The manifest `reference` names — a digest, or a tag in `repository` (any
+  // repository when empty) — or nullptr. An image set's archive holds the same
+  // tag in several repositories.
+  const ArchiveManifest* find_manifest(const std::string& reference, const std::string& repository = {}) const;
 };
 
 }  // namespace fastsync::release

@@ -351,7 +351,8 @@ TEST_P(InterruptedFromDir, StopsWithinSecondsAndARerunCompletesTheMirror) {
   auto tags = list_tags(a.dest, kRepo);
   EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0);
 
-  ASSERT_EQ(run_fastsync(a.from_dir(archive)).exit_code, 0);
+  auto rerun = run_fastsync(a.from_dir(archive));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err << rerun.out;
   a.expect_exact(a.fixture);
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "registry/core/digest.h"
@@ -149,6 +150,180 @@ TEST_F(ImageSets, AReleaseAndAdditionalImagesInOneRunEachBlobOnce) {
   EXPECT_NE(again.out.find("0 copied"), std::string::npos) << again.out;
 }
 
+// Across the air gap with the same file: --to-dir carries the release and the
+// additional images (the archive's index naming each image's section and
+// origin), --from-dir pushes them with the source switched off, and the mirror
+// sets name the original repositories. A file naming an image the archive does
+// not hold is one line, and nothing is pushed.
+TEST_F(ImageSets, TheSameFileAcrossTheAirGap) {
+  std::string archive = dir_.file("archive");
+  std::string config = write_config();
+  auto to_dir = run_fastsync({"--config", config, "--to-dir", archive, "--pull-secret", secret_, "--source-registry",
+                              source_.host() + "/openshift-release-dev/ocp-release", "--graph-url", graph_->url(),
+                              "--no-signatures", "--insecure", "-q"});
+  ASSERT_EQ(to_dir.exit_code, 0) << to_dir.err << to_dir.out;
+  std::string index = read_file(archive + "/fastsync-archive.json");
+  EXPECT_NE(index.find("\"section\": \"additionalImages\""), std::string::npos) << index;
+  EXPECT_NE(index.find(fmt::format("\"source\": \"{}/example/tool-parts\"", source_.host())), std::string::npos)
+      << index;
+
+  TestRegistry dest;
+  std::string out = dir_.file("far-side");
+  source_.stop();  // the far side has no way to the source
+  auto from_dir = run_fastsync({"--config", config, "--from-dir", archive, "--dest-registry", dest.host(),
+                                "--pull-secret", secret_, "--out-dir", out, "--no-signatures", "--insecure", "-q"});
+  source_.start();
+  ASSERT_EQ(from_dir.exit_code, 0) << from_dir.err << from_dir.out;
+  EXPECT_TRUE(check_mirror(source_, dest, "openshift/release", release_).empty());
+  EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, "example/tool:4.20.8-x86_64")), tool_.release.digest);
+  EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, "example/tool-parts@" + part().digest)), part().digest);
+  EXPECT_TRUE(list_tags(dest, "example/tool-parts").empty()) << "named by digest: no tag";
+  EXPECT_EQ(mirror_entries(read_file(out + "/itms-oc-mirror.yaml")),
+            (std::set<std::pair<std::string, std::string>>{
+                {source_.host() + "/example/tool", dest.host() + "/example/tool"}}));
+  auto idms = mirror_entries(read_file(out + "/idms-oc-mirror.yaml"));
+  EXPECT_TRUE(idms.count({source_.host() + "/example/tool-parts", dest.host() + "/example/tool-parts"}));
+  for (const auto& [source, mirror] : idms) {
+    if (source.find("/example/") == std::string::npos) continue;  // the releases' (image-references names them)
+    EXPECT_EQ(source.rfind(source_.host() + "/", 0), 0u) << "the cluster asks for the original names: " << source;
+  }
+
+  // Another file, naming an image the archive does not carry.
+  std::string other = dir_.file("other.yaml");
+  write_file(other, fmt::format("kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n"
+                                "  additionalImages:\n  - name: {}/example/elsewhere:v1\n",
+                                source_.host()));
+  TestRegistry empty;
+  auto refused = run_fastsync({"--config", other, "--from-dir", archive, "--dest-registry", empty.host(),
+                               "--pull-secret", secret_, "--out-dir", out, "--no-signatures", "--insecure", "-q"});
+  EXPECT_EQ(refused.exit_code, 3) << refused.err;
+  EXPECT_EQ(refused.err,
+            fmt::format("fastsync: error: {}:5: mirror.additionalImages: {}/example/elsewhere:v1 is not in archive {} "
+                        "(was it written from another image set file, or did that image fail there?); nothing was "
+                        "pushed\n",
+                        other, source_.host(), archive));
+  EXPECT_TRUE(catalog(empty).empty());
+}
+
+// graph: true — the update service's graph data as an image on a base
+// image: the base's layers and one more holding the graph-data tarball's files
+// under /var/lib/cincinnati-graph-data (read back with tar), its command
+// copying them where the service reads them, an UpdateService naming it by
+// digest and the mirrored releases; a rerun builds the same bytes and skips it.
+TEST_F(ImageSets, TheGraphImageHoldsTheGraphDataOnItsBase) {
+  std::string data_dir = dir_.file("graph-data");
+  std::filesystem::create_directories(data_dir + "/channels");
+  std::filesystem::create_directories(data_dir + "/blocked-edges");
+  write_file(data_dir + "/channels/stable-4.20.yaml", "name: stable-4.20\nversions:\n- 4.20.8\n");
+  write_file(data_dir + "/blocked-edges/4.20.7.yaml", "to: 4.20.7\nfrom: .*\n");
+  write_file(data_dir + "/version", "1.2.0\n");
+  std::string tarball = dir_.file("graph-data.tar.gz");
+  ASSERT_EQ(run_command({"tar", "-C", data_dir, "-czf", tarball, "."}).exit_code, 0);
+  GraphServer graph(dir_, {{"stable-4.20", graph_json({{"4.20.8", release_.release.digest}}, {})}}, "normal", tarball);
+  std::string config = dir_.file("graph.yaml");
+  write_file(config, R"(kind: ImageSetConfiguration
+apiVersion: mirror.openshift.io/v2alpha1
+mirror:
+  platform:
+    graph: true
+    channels:
+    - name: stable-4.20
+)");
+  std::string base = source_.host() + "/example/tool:4.20.8-x86_64";
+  TestRegistry dest;
+  std::string out = dir_.file("graph-out");
+  std::vector<std::string> args = {"--config",
+                                   config,
+                                   "--dest-registry",
+                                   dest.host(),
+                                   "--pull-secret",
+                                   secret_,
+                                   "--source-registry",
+                                   source_.host() + "/openshift-release-dev/ocp-release",
+                                   "--graph-url",
+                                   graph.url(),
+                                   "--graph-data",
+                                   graph.graph_data_url(),
+                                   "--graph-base-image",
+                                   base,
+                                   "--out-dir",
+                                   out,
+                                   "--no-signatures",
+                                   "--insecure",
+                                   "-q"};
+  auto r = run_fastsync(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_TRUE(check_mirror(source_, dest, "openshift/release", release_).empty());
+
+  std::string manifest = skopeo_raw_manifest(dest, "openshift/graph-image:latest");
+  ASSERT_FALSE(manifest.empty());
+  rapidjson::Document built;
+  built.Parse(manifest.c_str());
+  rapidjson::Document original;
+  original.Parse(skopeo_raw_manifest(source_, "example/tool:4.20.8-x86_64").c_str());
+  ASSERT_EQ(built["layers"].Size(), original["layers"].Size() + 1);
+  for (rapidjson::SizeType i = 0; i < original["layers"].Size(); ++i) {
+    EXPECT_EQ(std::string(built["layers"][i]["digest"].GetString()), original["layers"][i]["digest"].GetString());
+  }
+  std::string top = built["layers"][original["layers"].Size()]["digest"].GetString();
+  std::string layer_file = dir_.file("top-layer.tar.gz");
+  write_file(layer_file, curl_blob(dest, "openshift/graph-image", top));
+  auto listed = run_command({"tar", "-tzf", layer_file});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("var/lib/cincinnati-graph-data/channels/stable-4.20.yaml"), std::string::npos)
+      << listed.out;
+  auto content = run_command({"tar", "-xzOf", layer_file, "var/lib/cincinnati-graph-data/blocked-edges/4.20.7.yaml"});
+  EXPECT_EQ(content.out, "to: 4.20.7\nfrom: .*\n");
+  auto inspected = run_command({"skopeo", "inspect", "--config", "--tls-verify=false",
+                                "docker://" + dest.host() + "/openshift/graph-image:latest"});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_NE(inspected.out.find("exec cp -rp /var/lib/cincinnati-graph-data/* /var/lib/cincinnati/graph-data"),
+            std::string::npos)
+      << inspected.out;
+
+  std::string service = read_file(out + "/updateService.yaml");
+  EXPECT_NE(
+      service.find(fmt::format("graphDataImage: {}/openshift/graph-image@{}", dest.host(), sha256_digest(manifest))),
+      std::string::npos)
+      << service;
+  EXPECT_NE(service.find(fmt::format("releases: {}/openshift/release\n", dest.host())), std::string::npos) << service;
+
+  auto again = run_fastsync(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
+  EXPECT_EQ(skopeo_raw_manifest(dest, "openshift/graph-image:latest"), manifest) << "byte-stable";
+  EXPECT_NE(again.out.find("0 copied"), std::string::npos) << again.out;
+}
+
+// Two architectures in one file: each one's releases from its own graph,
+// both mirrored and tagged in one run.
+TEST_F(ImageSets, SeveralArchitecturesInOneRun) {
+  FixtureArgs arm;
+  arm.components = 6;
+  arm.arch = "aarch64";
+  arm.seed = 11;
+  auto arm_release = push_fixture(source_, arm);
+  GraphServer graph(dir_, {{"stable-4.20", graph_json({{"4.20.8", release_.release.digest}}, {})},
+                           {"stable-4.20@arm64", graph_json({{"4.20.8", arm_release.release.digest}}, {})}});
+  std::string config = dir_.file("arches.yaml");
+  write_file(config, R"(kind: ImageSetConfiguration
+apiVersion: mirror.openshift.io/v2alpha1
+mirror:
+  platform:
+    architectures: [amd64, arm64]
+    channels:
+    - name: stable-4.20
+)");
+  TestRegistry dest;
+  auto r = run_fastsync({"--config", config, "--dest-registry", dest.host(), "--pull-secret", secret_,
+                         "--source-registry", source_.host() + "/openshift-release-dev/ocp-release", "--graph-url",
+                         graph.url(), "--out-dir", dir_.file("arches-out"), "--no-signatures", "--insecure", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  auto problems = check_mirror(source_, dest, "openshift/release", release_);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  problems = check_mirror(source_, dest, "openshift/release", arm_release);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
 // What a cluster does with the mirror sets: podman pulls the additional images
 // by their original names (one by tag, one by digest) through a
 // registries.conf made from the ITMS and IDMS, and gets them from the mirror:
@@ -238,38 +413,70 @@ TEST_F(ImageSets, ABlockedComponentIsNeverCopiedAndKeepsItsReleaseTagAway) {
   EXPECT_NE(errors.find("is blocked by blockedImages entry"), std::string::npos) << errors;
 }
 
-// A dry run lists every image of the set and what is blocked, writes
-// mapping.txt (source=destination, as oc-mirror v2 does) and nothing else.
-TEST_F(ImageSets, ADryRunWritesTheMappingAndTouchesNoRegistryButTheSource) {
+// A dry run lists every image of the set by section and what is blocked,
+// asks the destination (read-only) what it lacks, and writes mapping.txt
+// (source=destination, as oc-mirror v2 does) and missing.txt (what the
+// destination lacks); it writes nothing to any registry.
+TEST_F(ImageSets, ADryRunWritesTheMappingAndWhatTheDestinationLacksAndPushesNothing) {
   const auto& blocked = release_.components.at(3);
   std::string entry = fmt::format("{}/{}@{}", source_.host(), blocked.repository, blocked.digest);
   TestRegistry dest;
+  // Another tool, or an earlier run, left the tagged additional image there.
+  ASSERT_EQ(skopeo_copy(source_, "example/tool:4.20.8-x86_64", dest, "example/tool:4.20.8-x86_64"), "");
+  auto writes = [&dest] {
+    std::size_t n = 0;
+    for (const auto& r : dest.requests()) n += r.method == "PUT" || r.method == "POST" || r.method == "PATCH";
+    return n;
+  };
+  std::size_t written_before = writes();
   std::string out = dir_.file("dry");
   auto r = run_fastsync({"--config", write_config(fmt::format("  blockedImages:\n  - name: {}\n", entry)),
                          "--dest-registry", dest.host(), "--pull-secret", secret_, "--source-registry",
                          source_.host() + "/openshift-release-dev/ocp-release", "--graph-url", graph_->url(),
                          "--out-dir", out, "--no-signatures", "--insecure", "--dry-run"});
-  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-  EXPECT_NE(r.out.find(fmt::format("blocked  {}", entry)), std::string::npos) << r.out;
-  std::set<std::string> lines;
-  std::string mapping = read_file(out + "/mapping.txt");
-  for (std::size_t at = 0, end; (end = mapping.find('\n', at)) != std::string::npos; at = end + 1) {
-    lines.insert(mapping.substr(at, end - at));
-  }
-  std::set<std::string> expected = {
-      fmt::format("docker://{0}/example/tool@{1}=docker://{2}/example/tool:4.20.8-x86_64", source_.host(),
-                  tool_.release.digest, dest.host()),
-      fmt::format("docker://{0}/example/tool-parts@{1}=docker://{2}/example/tool-parts@{1}", source_.host(),
-                  part().digest, dest.host()),
+  // The release cannot be tagged (its component is blocked): a run would exit 1, and so does its dry run.
+  ASSERT_EQ(r.exit_code, 1) << r.err << r.out;
+  EXPECT_NE(r.out.find(fmt::format("[cannot be mirrored: not tagged: its component {} is blocked", blocked.name)),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(fmt::format("blockedImages:\n  blocked  {}", entry)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fmt::format("additionalImages:\n  {}/example/tool:4.20.8-x86_64", source_.host())),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(fmt::format("{}/example/tool:4.20.8-x86_64  [already there]", dest.host())), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(fmt::format("{} images planned ({} missing at the destination, 1 already there, 1 cannot be "
+                                   "mirrored), 1 blocked",
+                                   release_.components.size() + 2, release_.components.size())),
+            std::string::npos)
+      << r.out;
+  auto lines_of = [](const std::string& text) {
+    std::set<std::string> lines;
+    for (std::size_t at = 0, end; (end = text.find('\n', at)) != std::string::npos; at = end + 1) {
+      lines.insert(text.substr(at, end - at));
+    }
+    return lines;
+  };
+  std::string tool_line = fmt::format("docker://{0}/example/tool@{1}=docker://{2}/example/tool:4.20.8-x86_64",
+                                      source_.host(), tool_.release.digest, dest.host());
+  std::string release_line =
       fmt::format("docker://{0}/openshift-release-dev/ocp-release@{1}=docker://{2}/openshift/release:4.20.8-x86_64",
-                  source_.host(), release_.release.digest, dest.host())};
+                  source_.host(), release_.release.digest, dest.host());
+  std::set<std::string> missing = {
+      fmt::format("docker://{0}/example/tool-parts@{1}=docker://{2}/example/tool-parts@{1}", source_.host(),
+                  part().digest, dest.host())};
   for (const auto& c : release_.components) {
     if (c.digest == blocked.digest) continue;
-    expected.insert(fmt::format("docker://{}/{}@{}=docker://{}/openshift/release:4.20.8-x86_64-{}", source_.host(),
-                                c.repository, c.digest, dest.host(), c.name));
+    missing.insert(fmt::format("docker://{}/{}@{}=docker://{}/openshift/release:4.20.8-x86_64-{}", source_.host(),
+                               c.repository, c.digest, dest.host(), c.name));
   }
-  EXPECT_EQ(lines, expected);
-  EXPECT_TRUE(catalog(dest).empty());
+  EXPECT_EQ(lines_of(read_file(out + "/missing.txt")), missing);
+  auto all = missing;
+  all.insert(tool_line);
+  all.insert(release_line);
+  EXPECT_EQ(lines_of(read_file(out + "/mapping.txt")), all);
+  EXPECT_EQ(writes(), written_before);
+  EXPECT_EQ(catalog(dest), std::vector<std::string>{"example/tool"});
 }
 
 // What the file asks and this version cannot do, or a flag that chooses what the

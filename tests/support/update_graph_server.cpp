@@ -5,13 +5,14 @@
 namespace fastsync::testing {
 
 GraphServer::GraphServer(const TempDir& dir, const std::map<std::string, std::string>& channels,
-                         const std::string& mode)
+                         const std::string& mode, const std::string& graph_data)
     : log_(dir.file("graph-" + mode + ".log")) {
   std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/update_graph.py", "--mode", mode};
   for (const auto& [name, json] : channels) {
     write_file(dir.file(name + ".json"), json);
     argv.insert(argv.end(), {"--channel", name + "=" + dir.file(name + ".json")});
   }
+  if (!graph_data.empty()) argv.insert(argv.end(), {"--graph-data", graph_data});
   server_ = std::make_unique<Process>(argv, log_);
   url_ = "http://127.0.0.1:" + server_->wait_ready().at("port") + "/graph";
 }

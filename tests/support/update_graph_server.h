@@ -14,10 +14,13 @@ namespace fastsync::testing {
 
 class GraphServer {
  public:
-  // `channels`: channel name -> the graph JSON it answers with.
+  // `channels`: channel name -> the graph JSON it answers with (for amd64;
+  // "<channel>@<arch>" for another architecture, e.g. stable-4.20@arm64).
+  // `graph_data`: a file GET /graph-data answers with (the update service's graph-data tarball).
   GraphServer(const TempDir& dir, const std::map<std::string, std::string>& channels,
-              const std::string& mode = "normal");
+              const std::string& mode = "normal", const std::string& graph_data = "");
   const std::string& url() const { return url_; }
+  std::string graph_data_url() const { return url_ + "-data"; }
   std::string log() const;
 
  private:

@@ -115,6 +115,37 @@ TEST(MirrorGraph, CopiesEverythingOnceInASafeOrder) {
   EXPECT_EQ(run.progress.blobs_total.load(), dest.blobs.size());
 }
 
+// A checking dry run asks the destination and writes nothing: every image is
+// Planned ("would copy") before the mirror, Skipped ("already there") after.
+TEST(MirrorGraph, ACheckingDryRunWritesNothingAndSaysWhatIsAlreadyThere) {
+  FakeRelease rel(4);
+  auto writes = [&] {
+    std::size_t n = 0;
+    for (const auto& e : rel.fake.events()) {
+      n += e.op == "put_manifest" || e.op == "copy_blob" || e.op == "upload_blob" || e.op == "mount" ? 1 : 0;
+    }
+    return n;
+  };
+  auto dry_run = [&](ImageStatus expected) {
+    stages::RunControl run;
+    auto result = graph::run_mirror(rel.fake.ends(), run, rel.spec(), small_limits(), {}, graph::RunMode::Check);
+    ASSERT_EQ(result.outcomes.size(), 5u);
+    for (const auto& o : result.outcomes) {
+      ASSERT_TRUE(o);
+      EXPECT_EQ(o->status, expected) << o->error;
+    }
+  };
+  dry_run(ImageStatus::Planned);
+  EXPECT_EQ(writes(), 0u);
+  EXPECT_EQ(rel.fake.count("open_blob"), 1u) << "only the release's manifests layer, to plan";
+  stages::RunControl mirror;
+  (void)graph::run_mirror(rel.fake.ends(), mirror, rel.spec(), small_limits());
+  std::size_t written = writes();
+  ASSERT_GT(written, 0u);
+  dry_run(ImageStatus::Skipped);
+  EXPECT_EQ(writes(), written);
+}
+
 TEST(MirrorGraph, ARerunSkipsEverythingAndPullsNothing) {
   FakeRelease rel(5);
   stages::RunControl first;
