@@ -181,6 +181,32 @@ def push_fixture(source, args, workdir):
     return fixture, blobs
 
 
+def log_lines(source):
+    with open(source.log_path) as f:
+        return sum(1 for _ in f)
+
+
+def fastsync_fetched(source, since_line):
+    """Bytes, GETs and distinct digests of fastsync's blob GETs at the source after line `since_line`."""
+    total, gets, digests = 0, 0, set()
+    with open(source.log_path) as f:
+        for i, line in enumerate(f):
+            if i < since_line:
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            uri = d.get("http.request.uri", "")
+            if (d.get("http.request.method") == "GET" and "/blobs/sha256:" in uri
+                    and d.get("http.response.status") in (200, 206)
+                    and d.get("http.request.useragent", "").startswith("fastsync")):
+                total += int(d.get("http.response.written", 0))
+                gets += 1
+                digests.add(uri.rsplit("/", 1)[1])
+    return {"bytes": total, "gets": gets, "distinct": len(digests)}
+
+
 def download_blobs(source, blobs, blob_dir):
     os.makedirs(blob_dir, exist_ok=True)
 

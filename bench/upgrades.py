@@ -32,32 +32,6 @@ def push(source, args, workdir, version, revision):
         return json.load(f)
 
 
-def fastsync_get_bytes(source, since_line):
-    """(bytes, GETs, distinct digests) of fastsync's blob GETs in the source's log after line `since_line`."""
-    total, gets, digests = 0, 0, set()
-    with open(source.log_path) as f:
-        for i, line in enumerate(f):
-            if i < since_line:
-                continue
-            try:
-                d = json.loads(line)
-            except ValueError:
-                continue
-            uri = d.get("http.request.uri", "")
-            if (d.get("http.request.method") == "GET" and "/blobs/sha256:" in uri
-                    and d.get("http.response.status") in (200, 206)
-                    and d.get("http.request.useragent", "").startswith("fastsync")):
-                total += int(d.get("http.response.written", 0))
-                gets += 1
-                digests.add(uri.rsplit("/", 1)[1])
-    return total, gets, digests
-
-
-def log_lines(source):
-    with open(source.log_path) as f:
-        return sum(1 for _ in f)
-
-
 def mirror(source, dest, secret, versions):
     return bench.run_measured([bench.FASTSYNC, "--version", ",".join(versions), "--source-registry",
                                f"{source.host}/openshift-release-dev/ocp-release", "--dest-registry", dest.host,
@@ -90,14 +64,13 @@ def main():
         for i in range(args.repeat):
             bench.log(f"round {i + 1}/{args.repeat}")
             dest = bench.Registry(workdir, "one-run")
-            since = log_lines(source)
+            since = bench.log_lines(source)
             m = mirror(source, dest, secret, VERSIONS)
             dest.stop()
             if m["exit_code"] != 0:
                 raise RuntimeError(f"one run exited {m['exit_code']}")
             runs["one_run"].append(m["seconds"])
-            got, gets, digests = fastsync_get_bytes(source, since)
-            fetched = {"bytes": got, "gets": gets, "distinct": len(digests)}
+            fetched = bench.fastsync_fetched(source, since)
 
             dest = bench.Registry(workdir, "two-runs")
             seconds = 0.0

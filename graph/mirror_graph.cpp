@@ -90,7 +90,14 @@ static void run_mirror_in_arena(Ends ends, RunControl& run, const MirrorSpec& sp
     ledger = std::make_unique<RunLedger>(r.plan->images.size(), r.plan->gates(), run);
     fanout.set_fetched(r.plan->fetched_layers());
     if (r.plan->shard) fanout.set_owned(r.plan->shard->blobs);
-    for (const auto& job : r.plan->images) std::get<0>(out).try_put(job);
+    // The image set's other images enter first: the plan lists them after the
+    // releases, and their own layers would otherwise start last, as a long tail.
+    for (const auto& job : r.plan->images) {
+      if (job.is_additional || job.is_graph) std::get<0>(out).try_put(job);
+    }
+    for (const auto& job : r.plan->images) {
+      if (!job.is_additional && !job.is_graph) std::get<0>(out).try_put(job);
+    }
   });
 
   // 2. Check the destination: present images need at most a tag.
