@@ -140,6 +140,88 @@ Result<std::vector<NamedImage>> images_of(const YAML::Node& node, const At& at) 
   return images;
 }
 
+// A bundle version (semantic: 1.2.3, 1.3.0-rc.1) in an operators entry.
+Result<std::string> bundle_version_of(const YAML::Node& node, const At& at) {
+  auto text = string_of(node, at);
+  if (!text) return text;
+  if (!compare_semver(*text, *text)) return at.error(fmt::format("\"{}\" is not a version (e.g. 1.2.3)", *text));
+  return text;
+}
+
+// minVersion/maxVersion of a package or a channel, in order.
+Status read_range(const YAML::Node& node, const At& at, std::string& min, std::string& max) {
+  for (auto [key, field] : {std::pair{"minVersion", &min}, {"maxVersion", &max}}) {
+    if (auto v = node[key]) {
+      auto version = bundle_version_of(v, at.child(key, v));
+      if (!version) return version.error();
+      *field = *version;
+    }
+  }
+  if (!min.empty() && !max.empty() && compare_semver(min, max).value_or(0) > 0) {
+    return at.error(fmt::format("minVersion {} is after maxVersion {}", min, max));
+  }
+  return Status{};
+}
+
+Result<OperatorCatalog> operator_catalog_of(const YAML::Node& node, const At& at) {
+  if (auto ok = only_keys(node, at, {"catalog", "full", "packages", "targetCatalog", "targetTag"}); !ok) {
+    return ok.error();
+  }
+  OperatorCatalog c;
+  c.line = at.line;
+  if (!node["catalog"]) return at.error("an operators entry needs a catalog");
+  auto catalog = string_of(node["catalog"], at.child("catalog", node["catalog"]));
+  if (!catalog) return catalog.error();
+  c.catalog = *catalog;
+  if (auto full = node["full"]) {
+    auto value = bool_of(full, at.child("full", full));
+    if (!value) return value.error();
+    c.filter.full = *value;
+  }
+  for (auto [key, field] : {std::pair{"targetCatalog", &c.target_catalog}, {"targetTag", &c.target_tag}}) {
+    if (auto v = node[key]) {
+      auto value = string_of(v, at.child(key, v));
+      if (!value) return value.error();
+      *field = *value;
+    }
+  }
+  auto packages = items_of(node["packages"], at.child("packages", node["packages"]));
+  if (!packages) return packages.error();
+  for (const auto& [item, item_at] : *packages) {
+    if (auto ok = only_keys(item, item_at, {"name", "channels", "minVersion", "maxVersion", "defaultChannel"}); !ok) {
+      return ok.error();
+    }
+    PackageFilter p;
+    if (!item["name"]) return item_at.error("a package needs a name");
+    auto name = string_of(item["name"], item_at.child("name", item["name"]));
+    if (!name) return name.error();
+    p.name = *name;
+    if (auto v = item["defaultChannel"]) {
+      auto value = string_of(v, item_at.child("defaultChannel", v));
+      if (!value) return value.error();
+      p.default_channel = *value;
+    }
+    if (auto ok = read_range(item, item_at, p.min_version, p.max_version); !ok) return ok.error();
+    auto channels = items_of(item["channels"], item_at.child("channels", item["channels"]));
+    if (!channels) return channels.error();
+    for (const auto& [ch, ch_at] : *channels) {
+      if (auto ok = only_keys(ch, ch_at, {"name", "minVersion", "maxVersion"}); !ok) return ok.error();
+      ChannelFilter f;
+      if (!ch["name"]) return ch_at.error("a channel needs a name");
+      auto channel_name = string_of(ch["name"], ch_at.child("name", ch["name"]));
+      if (!channel_name) return channel_name.error();
+      f.name = *channel_name;
+      if (auto ok = read_range(ch, ch_at, f.min_version, f.max_version); !ok) return ok.error();
+      p.channels.push_back(std::move(f));
+    }
+    if (!p.channels.empty() && (!p.min_version.empty() || !p.max_version.empty())) {
+      return item_at.error("minVersion/maxVersion go on the package or on its channels, not both");
+    }
+    c.filter.packages.push_back(std::move(p));
+  }
+  return c;
+}
+
 Status read_platform(const YAML::Node& node, const At& at, ImageSet& set) {
   if (auto ok = only_keys(node, at, {"channels", "architectures", "graph", "release", "kubeVirtContainer"}); !ok) {
     return ok;
@@ -193,10 +275,9 @@ Status read_mirror(const YAML::Node& node, const At& at, ImageSet& set) {
   auto operators = items_of(node["operators"], at.child("operators", node["operators"]));
   if (!operators) return operators.error();
   for (const auto& [item, item_at] : *operators) {
-    if (!item.IsMap() || !item["catalog"]) return item_at.error("an operators entry needs a catalog");
-    auto catalog = string_of(item["catalog"], item_at.child("catalog", item["catalog"]));
+    auto catalog = operator_catalog_of(item, item_at);
     if (!catalog) return catalog.error();
-    set.operators.push_back(OperatorCatalog{*catalog, item_at.line});
+    set.operators.push_back(std::move(*catalog));
   }
   for (const char* key : {"helm", "samples"}) {
     if (auto v = node[key]; v && !v.IsNull() && v.size() > 0) {

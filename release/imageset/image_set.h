@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "registry/core/result.h"
+#include "release/imageset/catalog.h"
 
 namespace fastsync::imageset {
 
@@ -29,8 +30,12 @@ struct NamedImage {
   int line = 0;
 };
 
+// operators[]: a catalog and what of it to keep (catalog.h's selection rules).
 struct OperatorCatalog {
-  std::string catalog;
+  std::string catalog;  // the catalog image, by tag or digest
+  CatalogFilter filter;
+  std::string target_catalog;  // where the kept catalog lands instead of the catalog's own path
+  std::string target_tag;      // its tag instead of the catalog's own
   int line = 0;
 };
 

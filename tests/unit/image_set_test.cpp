@@ -9,8 +9,7 @@
 namespace fastsync::imageset {
 namespace {
 
-// oc-mirror's documented example, unchanged (the operators section aside:
-// catalogs come with the next version; the parser still reads it).
+// oc-mirror's documented example, unchanged.
 constexpr const char* kDocumented = R"(kind: ImageSetConfiguration
 apiVersion: mirror.openshift.io/v2alpha1
 archiveSize: 4
@@ -27,6 +26,10 @@ mirror:
   - catalog: registry.redhat.io/redhat/redhat-operator-index:v4.20
     packages:
     - name: aws-load-balancer-operator
+    - name: rhacs-operator
+      channels:
+      - name: stable
+        minVersion: 4.5.0
   additionalImages:
   - name: registry.redhat.io/ubi9/ubi:latest
   - name: quay.io/example/tool@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
@@ -53,7 +56,16 @@ TEST(ImageSet, TheDocumentedExampleReadsAsWritten) {
   EXPECT_EQ(set->operators[0].line, 14);
   ASSERT_EQ(set->additional_images.size(), 2u);
   EXPECT_EQ(set->additional_images[0].name, "registry.redhat.io/ubi9/ubi:latest");
-  EXPECT_EQ(set->additional_images[1].line, 19);
+  EXPECT_EQ(set->additional_images[1].line, 23);
+  const auto& filter = set->operators[0].filter;
+  EXPECT_FALSE(filter.full);
+  ASSERT_EQ(filter.packages.size(), 2u);
+  EXPECT_EQ(filter.packages[0].name, "aws-load-balancer-operator");
+  EXPECT_TRUE(filter.packages[0].channels.empty());
+  ASSERT_EQ(filter.packages[1].channels.size(), 1u);
+  EXPECT_EQ(filter.packages[1].channels[0].name, "stable");
+  EXPECT_EQ(filter.packages[1].channels[0].min_version, "4.5.0");
+  EXPECT_TRUE(filter.packages[1].channels[0].max_version.empty());
   ASSERT_EQ(set->blocked_images.size(), 1u);
   EXPECT_EQ(set->blocked_images[0].name, "registry.redhat.io/ubi8/ubi");
   EXPECT_TRUE(set->notes.empty());
@@ -160,6 +172,29 @@ INSTANTIATE_TEST_SUITE_P(
                 "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n"
                 "  additionalImages:\n  - name: quay.io/x/y:1\n  helm:\n    repositories:\n    - name: x\n",
                 "isc.yaml:7: mirror.helm: is not mirrored by fastsync"},
+        Refused{"OperatorsUnknownPackageField",
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n"
+                "  - catalog: registry.example/index:v4.20\n    packages:\n    - name: db\n      chanels: []\n",
+                "isc.yaml:8: mirror.operators[0].packages[0].chanels: unknown field (known here: name, channels, "
+                "minVersion, maxVersion, defaultChannel)"},
+        Refused{"OperatorsChannelRangeReversed",
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n"
+                "  - catalog: registry.example/index:v4.20\n    packages:\n    - name: db\n      channels:\n"
+                "      - name: stable\n        minVersion: 2.0.0\n        maxVersion: 1.0.0\n",
+                "isc.yaml:9: mirror.operators[0].packages[0].channels[0]: minVersion 2.0.0 is after maxVersion 1.0.0"},
+        Refused{"OperatorsBundleVersionNotAVersion",
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n"
+                "  - catalog: registry.example/index:v4.20\n    packages:\n    - name: db\n      minVersion: "
+                "latest\n",
+                "isc.yaml:8: mirror.operators[0].packages[0].minVersion: \"latest\" is not a version (e.g. 1.2.3)"},
+        Refused{"OperatorsPackageWithoutName",
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n"
+                "  - catalog: registry.example/index:v4.20\n    packages:\n    - channels: []\n",
+                "isc.yaml:7: mirror.operators[0].packages[0]: a package needs a name"},
+        Refused{"OperatorsFullNotABool",
+                "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\nmirror:\n  operators:\n"
+                "  - catalog: registry.example/index:v4.20\n    full: everything\n",
+                "isc.yaml:6: mirror.operators[0].full: must be true or false"},
         Refused{"NotYaml", "kind: [ImageSetConfiguration\n", "isc.yaml:2: not YAML: end of sequence flow not found"}),
     [](const ::testing::TestParamInfo<Refused>& param_info) { return std::string(param_info.param.name); });
 
