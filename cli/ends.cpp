@@ -31,8 +31,47 @@ bool landed(const std::optional<stages::ImageOutcome>& o) {
 
 // An image set's run: from the file, or from an archive one wrote.
 bool is_image_set(const CliOptions& o, const stages::Plan& plan) {
-  return !o.config.empty() || std::any_of(plan.images.begin(), plan.images.end(),
-                                          [](const auto& job) { return job.is_additional || job.is_graph; });
+  return !o.config.empty() || std::any_of(plan.images.begin(), plan.images.end(), [](const auto& job) {
+           return job.is_additional || job.is_graph || job.is_catalog;
+         });
+}
+
+// A catalog's resources are named after its repository's last part and its
+// tag, as oc-mirror v2 names them: redhat-operator-index-v4-20.
+std::string catalog_resource_name(const stages::ImageJob& job) {
+  std::string base = job.dest.path.substr(job.dest.path.rfind('/') + 1) + "-" + job.tag;
+  for (char& c : base) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '-';
+  }
+  return base;
+}
+
+std::string format_catalog_source(const std::string& name, const std::string& image) {
+  return fmt::format(
+      "apiVersion: operators.coreos.com/v1alpha1\n"
+      "kind: CatalogSource\n"
+      "metadata:\n"
+      "  name: {}\n"
+      "  namespace: openshift-marketplace\n"
+      "spec:\n"
+      "  image: {}\n"
+      "  sourceType: grpc\n",
+      name, image);
+}
+
+std::string format_cluster_catalog(const std::string& name, const std::string& image) {
+  return fmt::format(
+      "apiVersion: olm.operatorframework.io/v1\n"
+      "kind: ClusterCatalog\n"
+      "metadata:\n"
+      "  name: {}\n"
+      "spec:\n"
+      "  source:\n"
+      "    type: Image\n"
+      "    image:\n"
+      "      ref: {}\n",
+      name, image);
 }
 
 // updateService.yaml as oc-mirror v2 writes it: the OpenShift Update Service
@@ -103,8 +142,7 @@ class ArchiveSourceEnd : public SourceEnd {
       Reference inside{reader_->host(), image.repository, image.tag, image.digest};
       auto origin = Reference::parse(image.source);  // registry/path
       std::string path = origin ? origin->repository : image.repository;
-      out.push_back(
-          stages::AdditionalImage{inside, dest.repository(path), image.name, image.source, image.section == "graph"});
+      out.push_back(stages::AdditionalImage{inside, dest.repository(path), image.name, image.source, image.section});
     }
     return out;
   }
@@ -279,6 +317,23 @@ class RegistryDestination : public DestinationEnd {
               .c_str(),
           stdout);
     }
+    // Each rebuilt catalog, for OLM (CatalogSource) and OLM v1 (ClusterCatalog), by digest.
+    for (std::size_t i = 0; i < plan.images.size() && i < run.outcomes.size(); ++i) {
+      const auto& job = plan.images[i];
+      if (!job.is_catalog || !landed(run.outcomes[i])) continue;
+      std::string name = catalog_resource_name(job);
+      std::string image = job.dest.at(job.digest);
+      for (auto [prefix, text] : {std::pair{"cs-", format_catalog_source("cs-" + name, image)},
+                                  {"cc-", format_cluster_catalog("cc-" + name, image)}}) {
+        std::string path = (std::filesystem::path(o_.out_dir) / (prefix + name + ".yaml")).string();
+        if (!write_text_file(path, text)) {
+          if (exit_code == kExitOk) exit_code = kExitSomeFailed;
+          continue;
+        }
+        std::fputs(fmt::format("\n# Catalog {} (written to {}): oc apply -f {}\n{}", job.name, path, path, text).c_str(),
+                   stdout);
+      }
+    }
     // The update service, once its graph image is in (and an old file never stays behind).
     std::string service_path = (std::filesystem::path(o_.out_dir) / "updateService.yaml").string();
     std::filesystem::remove(service_path, ec);
@@ -325,7 +380,7 @@ std::map<std::string, std::string> archive_refs(const stages::Plan& plan,
     const auto& o = outcomes[i];
     if (!o || o->status == stages::ImageStatus::Failed) continue;
     const auto& job = plan.images[i];
-    if (job.is_additional || job.is_graph) {
+    if (job.is_additional || job.is_graph || job.is_catalog) {
       // Named by repository too: additional images come from anywhere.
       refs[job.tag.empty() ? job.dest.path + "@" + job.digest : job.dest.path + ":" + job.tag] = job.digest;
       continue;
@@ -381,9 +436,9 @@ class ArchiveDestination : public DestinationEnd {
     std::vector<release::ArchiveImage> images;
     for (std::size_t i = 0; i < plan.images.size() && i < run.outcomes.size(); ++i) {
       const auto& job = plan.images[i];
-      if (!(job.is_additional || job.is_graph) || !landed(run.outcomes[i])) continue;
-      images.push_back(release::ArchiveImage{job.is_graph ? "graph" : "additionalImages", job.name, job.named_as,
-                                             job.dest.path, job.digest, job.tag});
+      if (!(job.is_additional || job.is_graph || job.is_catalog) || !landed(run.outcomes[i])) continue;
+      std::string section = job.is_graph ? "platform.graph" : job.is_catalog ? "catalog" : job.section;
+      images.push_back(release::ArchiveImage{section, job.name, job.named_as, job.dest.path, job.digest, job.tag});
     }
     auto finished = writer_->finish(releases, images, archive_refs(plan, run.outcomes), exit_code == kExitOk);
     if (!finished) {

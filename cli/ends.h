@@ -46,7 +46,7 @@ class SourceEnd {
   virtual std::optional<std::vector<stages::ReleaseWanted>> releases() const { return std::nullopt; }
   virtual std::string arch_of_releases(const std::string& asked) const { return asked; }
   // The other images an image set named that this source carries (an archive's), landing at `dest`.
-  virtual std::vector<stages::AdditionalImage> carried_images(const DestinationEnd& dest) const { return {}; }
+  virtual std::vector<stages::AdditionalImage> carried_images(const DestinationEnd& /*dest*/) const { return {}; }
   // Where the releases' GPG signatures come from when the source carries them
   // (an archive); nullptr: the signature stores.
   virtual SignatureSource* signatures() { return nullptr; }

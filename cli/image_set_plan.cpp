@@ -25,12 +25,22 @@ Result<ImageSetInput> read_image_set(const CliOptions& o) {
     if (std::find(input.arches.begin(), input.arches.end(), arch) == input.arches.end()) input.arches.push_back(arch);
   }
   if (input.arches.empty()) input.arches.push_back(o.arch);
-  if (!set->operators.empty()) {
-    const auto& first = set->operators.front();
-    return Error::make(ErrorKind::Invalid,
-                       fmt::format("{}:{}: mirror.operators[0]: catalog {}: operator catalogs are not mirrored by "
-                                   "this version of fastsync; remove the operators section to mirror the rest",
-                                   file, first.line, first.catalog));
+  for (std::size_t i = 0; i < set->operators.size(); ++i) {
+    const auto& entry = set->operators[i];
+    std::string_view name = entry.catalog;
+    if (name.rfind("oci://", 0) == 0 || name.rfind("oci:", 0) == 0) {
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("{}:{}: mirror.operators[{}].catalog: {}: a catalog on disk (oci:) is not read by "
+                                     "fastsync; push it to a registry and name it there",
+                                     file, entry.line, i, entry.catalog));
+    }
+    auto ref = Reference::parse(imageset::without_transport(entry.catalog));
+    if (!ref) {
+      return Error::make(ErrorKind::Invalid, fmt::format("{}:{}: mirror.operators[{}].catalog: {}", file, entry.line,
+                                                         i, ref.error().message));
+    }
+    if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
+    input.catalogs.emplace_back(std::move(*ref), entry);
   }
   for (std::size_t i = 0; i < set->additional_images.size(); ++i) {
     const auto& named = set->additional_images[i];
@@ -89,7 +99,8 @@ static Result<RunPlan> plan_from_archived_image_set(const CliOptions& o, const I
   plan.spec.additional = source.carried_images(dest);
   plan.spec.blocked = input.blocked;
   for (std::size_t i = 0; i < input.additional.size(); ++i) {
-    const auto& [ref, named] = input.additional[i];
+    const Reference& ref = input.additional[i].first;
+    const imageset::NamedImage& named = input.additional[i].second;
     if (input.blocked.match(ref)) continue;
     auto carried = [&](const stages::AdditionalImage& a) { return a.name == named.name; };
     if (std::none_of(plan.spec.additional.begin(), plan.spec.additional.end(), carried)) {
@@ -144,6 +155,18 @@ Result<RunPlan> plan_from_image_set(const CliOptions& o, const ImageSetInput& in
     plan.spec.additional.push_back(stages::AdditionalImage{ref, dest.repository(ref.repository), named.name});
   }
   plan.spec.blocked = input.blocked;
+  for (const auto& [ref, entry] : input.catalogs) {
+    stages::CatalogWanted wanted;
+    wanted.catalog = ref;
+    wanted.filter = entry.filter;
+    wanted.dest = dest.repository(entry.target_catalog.empty() ? ref.repository : entry.target_catalog);
+    // A catalog named by digest keeps a tag of its digest's first 12 hex digits (registries collect untagged images).
+    wanted.tag = !entry.target_tag.empty() ? entry.target_tag
+                 : !ref.tag.empty()        ? ref.tag
+                                           : ref.digest.substr(ref.digest.find(':') + 1, 12);
+    wanted.dest_for = [&dest](const std::string& path) { return dest.repository(path); };
+    plan.spec.catalogs.push_back(std::move(wanted));
+  }
   if (input.set.graph) {
     // The update service's graph data, fetched once here; the image is built in stage 1.
     auto fetched = sync_wait(web.get(o.graph_data_url, 256u << 20));

@@ -25,6 +25,7 @@ struct ImageSetInput {
   imageset::ImageSet set;
   imageset::BlockedImages blocked;
   std::vector<std::pair<Reference, imageset::NamedImage>> additional;  // parsed, in the file's order
+  std::vector<std::pair<Reference, imageset::OperatorCatalog>> catalogs;
   std::vector<std::string>
       arches;  // the releases' architectures as their tags spell them (x86_64, …), the first the run's
 };

@@ -15,7 +15,7 @@ namespace fastsync::cli {
 std::string format_plan(const stages::Plan& plan, const CheckedImages& checked) {
   std::size_t width = 7;
   for (const auto& job : plan.images) {
-    if (!job.is_additional) width = std::max(width, job.name.size());
+    if (!job.is_additional && !job.is_catalog) width = std::max(width, job.name.size());
   }
   std::size_t missing = 0, there = 0, cannot = 0;
   auto standing = [&](std::size_t id) -> std::string {
@@ -39,10 +39,10 @@ std::string format_plan(const stages::Plan& plan, const CheckedImages& checked) 
   }
   std::string section;  // the image set's section the images below come from
   for (const auto& job : plan.images) {
-    std::string heading = job.is_additional ? "additionalImages:" : job.is_graph ? "platform.graph:" : "";
+    std::string heading = job.section.empty() ? "" : job.section + ":";
     if (!heading.empty() && heading != section) out += heading + "\n";
     section = heading;
-    if (job.is_additional) {  // as the file names it, and what it resolved to
+    if (job.is_additional || job.is_catalog) {  // as the file names it, and what it resolved to (or was rebuilt as)
       bool by_digest = job.name.find('@') != std::string::npos || job.digest.empty();
       out += fmt::format("  {}{}  ->  {}{}\n", job.name, by_digest ? "" : " (" + job.digest + ")", job.dest_ref(),
                          standing(job.id));

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "release/imageset/built_image.h"
+#include "release/imageset/catalog_image.h"
 #include "stages/fetch_manifests.h"
 
 namespace fastsync::stages {
@@ -25,7 +26,7 @@ release::FetchedBlobs Plan::fetched_layers() const {
 
 Task<ResolveResult> ResolveRelease::operator()() const {
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
-  if (spec_.releases.empty() && spec_.additional.empty() && !spec_.graph_image) {
+  if (spec_.releases.empty() && spec_.additional.empty() && !spec_.graph_image && spec_.catalogs.empty()) {
     co_return ResolveResult{std::nullopt, Error::make(ErrorKind::Invalid, "nothing to mirror")};
   }
   auto planned = co_await plan_releases();
@@ -35,7 +36,9 @@ Task<ResolveResult> ResolveRelease::operator()() const {
     auto access = co_await ends_.dest.check_access(spec_.dest, /*push=*/true);
     if (!access) co_return ResolveResult{std::nullopt, access.error()};
   }
-  co_await add_additional_images(plan);
+  std::vector<AdditionalImage> images = spec_.additional;
+  co_await add_catalogs(plan, images);
+  co_await add_additional_images(plan, std::move(images));
   if (spec_.graph_image) co_await add_graph_image(plan);
   if (run_.cancelled()) co_return ResolveResult{std::nullopt, run_.cancelled_error()};
   if (spec_.shard) {
@@ -135,7 +138,7 @@ Task<Result<Plan>> ResolveRelease::plan_releases() const {
 // The image set's additionalImages: a tag resolves to a digest here, once
 // (a digest given with it is kept); one that does not fails only its own
 // image (in the check stage, with this reason), not the run.
-Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
+Task<void> ResolveRelease::add_additional_images(Plan& plan, std::vector<AdditionalImage> images) const {
   std::vector<const AdditionalImage*> wanted;
   std::vector<std::optional<std::size_t>> asked;  // per wanted image: its question in `digests`
   // The tasks start in when_all and take their arguments by reference: the
@@ -143,11 +146,10 @@ Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
   std::deque<Repository> repos;
   std::vector<Task<Result<std::string>>> digests;
   std::set<std::string> seen;
-  for (const auto& image : spec_.additional) {
+  for (const auto& image : images) {
     if (!seen.insert(image.reference.str() + " " + image.dest.str()).second) continue;
     if (auto blocked = spec_.blocked.match(image.reference)) {
-      plan.blocked.push_back(
-          BlockedImage{image.reference.str(), "additionalImages", blocked->describe(spec_.blocked.file())});
+      plan.blocked.push_back(BlockedImage{image.reference.str(), image.section, blocked->describe(spec_.blocked.file())});
       continue;
     }
     wanted.push_back(&image);
@@ -163,8 +165,10 @@ Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
     ImageJob job;
     job.id = plan.images.size();
     job.name = image.name;
-    job.is_additional = !image.graph;
-    job.is_graph = image.graph;
+    job.is_graph = image.section == "platform.graph";
+    job.is_catalog = image.section == "catalog";
+    job.is_additional = !job.is_graph && !job.is_catalog;
+    job.section = image.section;
     job.source = Repository{image.reference.registry, image.reference.repository};
     job.named_as = image.origin.empty() ? job.source.str() : image.origin;
     job.dest = image.dest;
@@ -184,25 +188,6 @@ Task<void> ResolveRelease::add_additional_images(Plan& plan) const {
 }
 
 namespace {
-
-// A small blob (an image configuration) read whole, off the engine thread.
-Task<Result<std::string>> read_small_blob(ImageSource& source, const Repository& repo, const Descriptor& blob) {
-  auto read = [&source, &repo, &blob]() -> Result<std::string> {
-    auto reader = source.open_blob(repo, blob);
-    std::string bytes;
-    char buffer[1 << 16];
-    while (true) {
-      auto n = reader->read(buffer, sizeof buffer);
-      if (!n) return n.error();
-      if (*n == 0) return bytes;
-      bytes.append(buffer, *n);
-      if (bytes.size() > (64u << 20)) {
-        return Error::make(ErrorKind::Invalid, fmt::format("{}: larger than 64 MiB", repo.at(blob.digest)));
-      }
-    }
-  };
-  co_return co_await run_blocking(std::move(read));
-}
 
 // The graph data image: `base` (its child for `platform` when it is a list)
 // plus one layer of the tarball's files, its command copying them where the
@@ -230,7 +215,7 @@ Task<Result<imageset::BuiltImage>> build_graph_image(ImageSource& source, const 
     }
   }
   Descriptor config_ref = parsed->config;
-  auto config = co_await read_small_blob(source, repo, config_ref);
+  auto config = co_await read_whole_blob(source, repo, config_ref);
   if (!config) co_return config.error();
   const ManifestData& base = *manifest;
   auto build = [&]() -> Result<imageset::BuiltImage> {
@@ -246,12 +231,65 @@ Task<Result<imageset::BuiltImage>> build_graph_image(ImageSource& source, const 
 
 }  // namespace
 
+// Each catalog read and filtered here (a failure fails only that catalog's
+// job, with its reason); its kept bundles' images are mirrored like additional
+// images, each once however many bundles and catalogs name it.
+Task<void> ResolveRelease::add_catalogs(Plan& plan, std::vector<AdditionalImage>& images) const {
+  for (const auto& wanted : spec_.catalogs) {
+    ImageJob job;
+    job.id = plan.images.size();
+    job.name = wanted.catalog.str();
+    job.is_catalog = true;
+    job.section = "operators";
+    job.source = Repository{wanted.catalog.registry, wanted.catalog.repository};
+    job.dest = wanted.dest;
+    job.tag = wanted.tag;
+    std::string reference = wanted.catalog.identifier();
+    std::string name = wanted.catalog.str();
+    auto image = co_await imageset::read_catalog_image(ends_.source, job.source, reference, name);
+    auto failed = [&](const Error& e) {
+      job.known_failure = e;
+      plan.images.push_back(std::move(job));
+    };
+    if (!image) {
+      failed(image.error());
+      continue;
+    }
+    auto kept = imageset::select_bundles(image->catalog, wanted.filter, name);
+    if (!kept) {
+      failed(kept.error());
+      continue;
+    }
+    auto rebuild = [&image, &kept] { return imageset::rebuild_catalog(*image, *kept); };
+    auto rebuilt = co_await run_blocking(std::move(rebuild));
+    if (!rebuilt) {
+      failed(rebuilt.error());
+      continue;
+    }
+    job.digest = rebuilt->digest;
+    job.fetched = true;  // stage 3 has nothing to read: the manifests are made here
+    job.manifests = rebuilt->manifests;
+    job.blobs = rebuilt->blobs;
+    plan.built_blobs.insert(rebuilt->new_blobs.begin(), rebuilt->new_blobs.end());
+    plan.built_blobs.insert(image->kept_layers.begin(), image->kept_layers.end());
+    plan.images.push_back(std::move(job));
+    for (const auto& ref_text : imageset::images_of(*kept)) {
+      auto ref = Reference::parse(ref_text);
+      if (!ref) continue;  // a bundle naming no valid image: nothing to mirror for it
+      if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
+      Repository dest = wanted.dest_for(ref->repository);
+      images.push_back(AdditionalImage{*ref, dest, ref_text, {}, "operators"});
+    }
+  }
+}
+
 Task<void> ResolveRelease::add_graph_image(Plan& plan) const {
   const GraphImageWanted& wanted = *spec_.graph_image;
   ImageJob job;
   job.id = plan.images.size();
   job.name = "graph-image";
   job.is_graph = true;
+  job.section = "platform.graph";
   job.source = Repository{wanted.base.registry, wanted.base.repository};
   job.dest = wanted.dest;
   job.tag = wanted.tag;

@@ -2,6 +2,7 @@
 // release images, then the additional images; blocked images left out.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -10,6 +11,7 @@
 #include "registry/core/endpoint.h"
 #include "registry/core/task.h"
 #include "release/imageset/blocked_images.h"
+#include "release/imageset/catalog.h"
 #include "release/payload/release.h"
 #include "stages/run_ledger.h"
 #include "stages/shard.h"
@@ -33,7 +35,21 @@ struct AdditionalImage {
   Repository dest;     // where it lands: <dest>/<its repository path>
   std::string name;    // as the file writes it
   std::string origin;  // the repository the cluster asks for, when not the reference's (read from an archive)
-  bool graph = false;  // the update service's graph data image an archive carries (not an additional image)
+  // The image set's section that named it: "additionalImages", "operators"
+  // (a bundle or related image), or what an archive carries besides:
+  // "platform.graph" (the graph image), "catalog" (a rebuilt catalog).
+  std::string section = "additionalImages";
+};
+
+// operators[]: a catalog, read and filtered in stage 1; its kept bundles'
+// images join the additional images, and the rebuilt catalog is pushed to
+// `dest`:`tag`.
+struct CatalogWanted {
+  Reference catalog;
+  imageset::CatalogFilter filter;
+  Repository dest;
+  std::string tag;
+  std::function<Repository(const std::string& path)> dest_for;  // where an image of the catalog lands
 };
 
 // mirror.platform.graph: the OpenShift Update Service's graph data as an
@@ -59,6 +75,7 @@ struct MirrorSpec {
   std::vector<ReleaseWanted> releases;  // oldest first; may be empty when the image set names other images
   std::vector<AdditionalImage> additional;
   std::optional<GraphImageWanted> graph_image;
+  std::vector<CatalogWanted> catalogs;
   imageset::BlockedImages blocked;
   std::string arch = "x86_64";    // of every release that does not name its own
   std::string platform;           // list child that holds the payload (multi), for releases of `arch`
@@ -109,7 +126,9 @@ class ResolveRelease {
 
  private:
   Task<Result<Plan>> plan_releases() const;
-  Task<void> add_additional_images(Plan& plan) const;
+  Task<void> add_additional_images(Plan& plan, std::vector<AdditionalImage> images) const;
+  // The catalogs' jobs; the images their kept bundles name go into `images`.
+  Task<void> add_catalogs(Plan& plan, std::vector<AdditionalImage>& images) const;
   Task<void> add_graph_image(Plan& plan) const;
 
   Ends ends_;

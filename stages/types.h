@@ -27,7 +27,9 @@ struct ImageJob {
   std::string name;    // component name; "" for the release image; the reference as written for an additional image
   bool is_release = false;
   bool is_additional = false;
-  bool is_graph = false;  // the update service's graph data image (built in stage 1, or carried by an archive)
+  bool is_graph = false;    // the update service's graph data image (built in stage 1, or carried by an archive)
+  bool is_catalog = false;  // a rebuilt operator catalog (built in stage 1, or carried by an archive)
+  std::string section;      // the image set's section that named it, when one did
   Repository source;
   std::string digest;
   Repository dest;

@@ -95,6 +95,11 @@ class ImageSource {
   virtual Task<Result<std::vector<Attachment>>> attachments(const Repository& repo, const std::string& digest);
 };
 
+// A small blob (an image configuration) read whole, off the engine thread;
+// larger than `max_bytes` is an error.
+Task<Result<std::string>> read_whole_blob(ImageSource& source, const Repository& repo, const Descriptor& blob,
+                                          std::size_t max_bytes = 64u << 20);
+
 class ImageDestination {
  public:
   virtual ~ImageDestination() = default;

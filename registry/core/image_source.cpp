@@ -29,4 +29,23 @@ Task<Result<std::vector<Attachment>>> ImageSource::attachments(const Repository&
   co_return found;
 }
 
+Task<Result<std::string>> read_whole_blob(ImageSource& source, const Repository& repo, const Descriptor& blob,
+                                          std::size_t max_bytes) {
+  auto read = [&source, &repo, &blob, max_bytes]() -> Result<std::string> {
+    auto reader = source.open_blob(repo, blob);
+    std::string bytes;
+    std::vector<char> buffer(1 << 16);
+    while (true) {
+      auto n = reader->read(buffer.data(), buffer.size());
+      if (!n) return n.error();
+      if (*n == 0) return bytes;
+      bytes.append(buffer.data(), *n);
+      if (bytes.size() > max_bytes) {
+        return Error::make(ErrorKind::Invalid, fmt::format("{}: larger than {} bytes", repo.at(blob.digest), max_bytes));
+      }
+    }
+  };
+  co_return co_await run_blocking(std::move(read));
+}
+
 }  // namespace fastsync

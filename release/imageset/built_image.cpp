@@ -48,11 +48,13 @@ std::optional<std::string> relative_path(std::string path) {
   return path;
 }
 
-Status write_directory(archive* out, const std::string& path) {
+// One entry fastsync writes itself: owned by root, time 0.
+Status write_entry(archive* out, const LayerEntry& e) {
   archive_entry* entry = archive_entry_new();
-  archive_entry_set_pathname(entry, (path + "/").c_str());
-  archive_entry_set_filetype(entry, AE_IFDIR);
-  archive_entry_set_perm(entry, 0755);
+  archive_entry_set_pathname(entry, e.path.c_str());
+  archive_entry_set_filetype(entry, e.directory ? AE_IFDIR : AE_IFREG);
+  archive_entry_set_perm(entry, e.directory ? 0755 : 0644);
+  archive_entry_set_size(entry, e.directory ? 0 : static_cast<la_int64_t>(e.content.size()));
   archive_entry_set_mtime(entry, 0, 0);
   archive_entry_set_uid(entry, 0);
   archive_entry_set_gid(entry, 0);
@@ -60,9 +62,14 @@ Status write_directory(archive* out, const std::string& path) {
   archive_entry_set_gname(entry, "root");
   int rc = archive_write_header(out, entry);
   archive_entry_free(entry);
-  if (rc != ARCHIVE_OK) return archive_error(out, "layer: " + path);
+  if (rc != ARCHIVE_OK) return archive_error(out, "layer: " + e.path);
+  if (!e.directory && !e.content.empty() && archive_write_data(out, e.content.data(), e.content.size()) < 0) {
+    return archive_error(out, "layer: " + e.path);
+  }
   return Status{};
 }
+
+Status write_directory(archive* out, const std::string& path) { return write_entry(out, {path + "/", "", true}); }
 
 // gzip without a timestamp or a name in its header: equal tars, equal digests.
 Result<std::string> gzip(const std::string& tar) {
@@ -86,6 +93,17 @@ Result<std::string> gzip(const std::string& tar) {
     return archive_error(a.get(), "gzip");
   }
   return out;
+}
+
+// A written tar as a layer: compressed, with its digests.
+Result<BuiltLayer> finish_layer(const std::string& tar) {
+  auto compressed = gzip(tar);
+  if (!compressed) return compressed.error();
+  BuiltLayer layer;
+  layer.diff_id = sha256_digest(tar);
+  layer.digest = sha256_digest(*compressed);
+  layer.compressed = std::make_shared<const std::string>(std::move(*compressed));
+  return layer;
 }
 
 std::string to_json(const rapidjson::Value& v) {
@@ -172,13 +190,22 @@ Result<BuiltLayer> layer_under(std::string_view tarball, const std::string& pref
   if (files == 0) return Error::make(ErrorKind::Invalid, fmt::format("{}: the archive holds no file", origin));
   if (archive_write_close(out.get()) != ARCHIVE_OK) return archive_error(out.get(), "layer");
 
-  auto compressed = gzip(tar);
-  if (!compressed) return compressed.error();
-  BuiltLayer layer;
-  layer.diff_id = sha256_digest(tar);
-  layer.digest = sha256_digest(*compressed);
-  layer.compressed = std::make_shared<const std::string>(std::move(*compressed));
-  return layer;
+  return finish_layer(tar);
+}
+
+Result<BuiltLayer> layer_of(const std::vector<LayerEntry>& entries) {
+  std::string tar;
+  WriteArchive out(archive_write_new());
+  if (archive_write_set_format_pax_restricted(out.get()) != ARCHIVE_OK ||
+      archive_write_open(out.get(), &tar, nullptr, append_to_string, nullptr) != ARCHIVE_OK) {
+    return archive_error(out.get(), "layer");
+  }
+  for (const auto& e : entries) {
+    auto written = write_entry(out.get(), e);
+    if (!written) return written.error();
+  }
+  if (archive_write_close(out.get()) != ARCHIVE_OK) return archive_error(out.get(), "layer");
+  return finish_layer(tar);
 }
 
 Result<BuiltImage> add_layer(const ManifestData& base, std::string_view base_config, const BuiltLayer& layer,

@@ -26,6 +26,15 @@ struct BuiltLayer {
 // directories above it, owned by root. `origin` names the tarball in errors.
 Result<BuiltLayer> layer_under(std::string_view tarball, const std::string& prefix, const std::string& origin);
 
+// One entry of a layer fastsync writes itself.
+struct LayerEntry {
+  std::string path;  // "configs/db/catalog.json", "configs/.wh..wh..opq", "configs/" (a directory)
+  std::string content;
+  bool directory = false;
+};
+// A layer of exactly these entries (owned by root, time 0), in this order.
+Result<BuiltLayer> layer_of(const std::vector<LayerEntry>& entries);
+
 // What the new layer changes in the image's configuration.
 struct ConfigChange {
   std::vector<std::string> cmd;               // replaces config.Cmd when given

@@ -380,7 +380,9 @@ std::map<std::string, std::string> render_catalog(const Catalog& catalog) {
     change(doc, doc.GetAllocator());
     return to_json(doc) + "\n";
   };
-  for (const auto& [name, p] : catalog.packages) {
+  for (const auto& entry : catalog.packages) {
+    const std::string& name = entry.first;
+    const CatalogPackage& p = entry.second;  // not a structured binding: lambdas below capture it
     std::string& out = files[name + "/catalog.json"];
     out += rewrite(p.document, [&](rapidjson::Document& doc, auto& alloc) {
       if (doc.HasMember("defaultChannel")) doc.RemoveMember("defaultChannel");

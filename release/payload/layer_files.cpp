@@ -49,6 +49,27 @@ enum class Decision { Present, Deleted };
 
 }  // namespace
 
+Result<std::size_t> KeepingReader::read(char* buffer, std::size_t capacity) {
+  auto n = inner_->read(buffer, capacity);
+  if (!n) return n;
+  if (*n == 0) {
+    if (keeping_) {
+      std::lock_guard lock(mutex_);
+      kept_[digest_] = std::make_shared<const std::string>(std::move(bytes_));
+    }
+    keeping_ = false;
+  } else if (keeping_) {
+    if (bytes_.size() + *n > kLimit) {
+      keeping_ = false;
+      bytes_.clear();
+      bytes_.shrink_to_fit();
+    } else {
+      bytes_.append(buffer, *n);
+    }
+  }
+  return n;
+}
+
 Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std::vector<std::string>& wanted,
                                     std::size_t max_file_size, const FileSearch* search) {
   std::map<std::string, Decision> decided;
@@ -58,7 +79,10 @@ Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std:
   std::set<std::string> want;
   for (const auto& w : wanted) want.insert(normalize(w));
 
-  for (auto layer = layers.rbegin(); layer != layers.rend() && decided.size() < want.size(); ++layer) {
+  // A search with no wanted path (a catalog's configs directory) reads every layer.
+  const bool every_layer = search && want.empty();
+  for (auto layer = layers.rbegin(); layer != layers.rend() && (every_layer || decided.size() < want.size());
+       ++layer) {
     auto reader = layer->open();
     PullState state;
     state.reader = reader.get();

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,28 @@ struct Layer {
   LayerOpener open;
 };
 
+// Verified blob bytes already in memory, by digest: a layer read to plan is
+// uploaded from memory rather than fetched again.
+using FetchedBlobs = std::map<std::string, std::shared_ptr<const std::string>>;
+
+// Passes a blob's bytes through and, if it is at most kLimit bytes, keeps
+// them in `kept` once read to its verified end.
+class KeepingReader : public BlobReader {
+ public:
+  static constexpr std::size_t kLimit = 32u << 20;
+  KeepingReader(std::unique_ptr<BlobReader> inner, std::string digest, FetchedBlobs& kept, std::mutex& mutex)
+      : inner_(std::move(inner)), digest_(std::move(digest)), kept_(kept), mutex_(mutex) {}
+  Result<std::size_t> read(char* buffer, std::size_t capacity) override;
+
+ private:
+  std::unique_ptr<BlobReader> inner_;
+  std::string digest_;
+  FetchedBlobs& kept_;
+  std::mutex& mutex_;
+  std::string bytes_;
+  bool keeping_ = true;
+};
+
 // Path -> content for each wanted path present in the merged filesystem;
 // absent (deleted or never there) paths are missing from the map.
 using LayerFiles = std::map<std::string, std::string>;
@@ -40,7 +63,8 @@ struct FileSearch {
 };
 
 // `layers` in image order (base first). Reads from the top layer down and stops
-// after the first layer at which every wanted path is decided. Each layer read is
+// after the first layer at which every wanted path is decided (a search with no
+// wanted path reads every layer). Each layer read is
 // read to its end so its digest is verified before its content is trusted.
 // Blocking: run it off the HTTP engine's thread.
 Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std::vector<std::string>& wanted,

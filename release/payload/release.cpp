@@ -5,47 +5,6 @@
 #include "release/payload/layer_files.h"
 
 namespace fastsync::release {
-namespace {
-
-// Passes a layer through while keeping a copy of it, up to a limit. The copy
-// is handed over only once the reader reached the verified end of the blob.
-class KeepingReader : public BlobReader {
- public:
-  static constexpr std::size_t kLimit = 32u << 20;
-  KeepingReader(std::unique_ptr<BlobReader> inner, std::string digest, FetchedBlobs& kept, std::mutex& mutex)
-      : inner_(std::move(inner)), digest_(std::move(digest)), kept_(kept), mutex_(mutex) {}
-  Result<std::size_t> read(char* buffer, std::size_t capacity) override {
-    auto n = inner_->read(buffer, capacity);
-    if (!n) return n;
-    if (*n == 0) {
-      if (keeping_) {
-        std::lock_guard lock(mutex_);
-        kept_[digest_] = std::make_shared<const std::string>(std::move(bytes_));
-      }
-      keeping_ = false;
-    } else if (keeping_) {
-      if (bytes_.size() + *n > kLimit) {
-        keeping_ = false;
-        bytes_.clear();
-        bytes_.shrink_to_fit();
-      } else {
-        bytes_.append(buffer, *n);
-      }
-    }
-    return n;
-  }
-
- private:
-  std::unique_ptr<BlobReader> inner_;
-  std::string digest_;
-  FetchedBlobs& kept_;
-  std::mutex& mutex_;
-  std::string bytes_;
-  bool keeping_ = true;
-};
-
-}  // namespace
-
 std::string platform_for_arch(const std::string& arch) {
   if (arch == "x86_64") return "linux/amd64";
   if (arch == "aarch64") return "linux/arm64";

@@ -13,6 +13,7 @@
 #include "registry/core/manifest.h"
 #include "registry/core/result.h"
 #include "registry/core/task.h"
+#include "release/payload/layer_files.h"
 #include "release/payload/image_references.h"
 #include "release/signatures/signatures.h"
 
@@ -56,7 +57,6 @@ struct Component {
 
 // Layers read whole while resolving, kept (verified) so the mirror uploads them
 // from memory instead of fetching them from the source a second time.
-using FetchedBlobs = std::map<std::string, std::shared_ptr<const std::string>>;
 
 struct Release {
   std::string version;

@@ -48,6 +48,38 @@ std::vector<std::string> FixtureRelease::all_blobs() const {
   return {all.begin(), all.end()};
 }
 
+FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& a) {
+  TempDir dir("fastsync-fixture-out");
+  std::vector<std::string> argv = {tool_path("fastsync-fixture"), "catalog",
+                                   "--registry", registry.url(),
+                                   "--packages", std::to_string(a.packages),
+                                   "--bundles", std::to_string(a.bundles),
+                                   "--extra-bundles", std::to_string(a.extra_bundles),
+                                   "--tag", a.tag,
+                                   "--out", dir.file("catalog.json")};
+  if (a.single) argv.push_back("--single");
+  auto r = run_command(argv);
+  if (r.exit_code != 0) {
+    throw std::runtime_error("fastsync-fixture catalog exited " + std::to_string(r.exit_code) + ": " + r.err + r.out);
+  }
+  rapidjson::Document d;
+  std::string json = read_file(dir.file("catalog.json"));
+  d.Parse(json.c_str());
+  FixtureCatalog c;
+  c.repository = d["repository"].GetString();
+  c.tag = d["tag"].GetString();
+  c.digest = d["digest"].GetString();
+  for (const auto& child : d["children"].GetArray()) c.children.push_back(child.GetString());
+  for (const auto& b : d["bundles"].GetArray()) {
+    FixtureBundle bundle{b["package"].GetString(), b["name"].GetString(), b["version"].GetString(),
+                         b["image"].GetString(), {}, {}};
+    for (const auto& r2 : b["related"].GetArray()) bundle.related.push_back(r2.GetString());
+    for (const auto& ch : b["channels"].GetArray()) bundle.channels.push_back(ch.GetString());
+    c.bundles.push_back(std::move(bundle));
+  }
+  return c;
+}
+
 FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) {
   TempDir dir("fastsync-fixture-out");
   std::vector<std::string> argv = {tool_path("fastsync-fixture"),

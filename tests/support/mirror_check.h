@@ -74,6 +74,32 @@ struct FixtureArgs {
 // Throws if the tool fails.
 FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& args);
 
+// An operator catalog pushed by `fastsync-fixture catalog` (see tests/fixture/fixture.h).
+struct FixtureBundle {
+  std::string package;
+  std::string name;
+  std::string version;
+  std::string image;                 // host/repo@digest
+  std::vector<std::string> related;  // host/repo@digest
+  std::vector<std::string> channels;
+};
+struct FixtureCatalog {
+  std::string repository;
+  std::string tag;
+  std::string digest;
+  std::vector<std::string> children;
+  std::vector<FixtureBundle> bundles;
+};
+struct CatalogArgs {
+  int packages = 3;
+  int bundles = 3;
+  int extra_bundles = 0;
+  bool single = false;
+  std::string tag = "v4.20";
+};
+// Throws if the tool fails.
+FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& args = {});
+
 struct RunResult {
   int exit_code = -1;
   std::string out;

@@ -106,7 +106,6 @@ TEST_P(ImageSetRefuses, WithOneLineNamingFileLineAndField) {
   EXPECT_EQ(set.error().message.find('\n'), std::string::npos);
 }
 
-constexpr const char* kHead = "kind: ImageSetConfiguration\napiVersion: mirror.openshift.io/v2alpha1\n";
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ImageSetRefuses,

@@ -1,0 +1,52 @@
+// An operator catalog image: read (its file-based catalog from the layers, as
+// they stream, under the directory its configs label names) and rebuilt (the
+// same image with one more layer holding only the kept catalog, for every
+// platform, under a new index).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "registry/core/endpoint.h"
+#include "registry/core/task.h"
+#include "release/imageset/catalog.h"
+
+namespace fastsync::imageset {
+
+inline constexpr const char* kConfigsLabel = "operators.operatorframework.io.index.configs.v1";
+
+struct CatalogImage {
+  std::string name;  // for messages: registry/path:tag (or @digest)
+  Repository repository;
+  ManifestData top;                  // the index, or the one image
+  std::vector<ManifestData> images;  // its platform images (`top` itself when it is an image)
+  std::vector<std::string> configs;  // each image's configuration
+  std::string configs_dir;           // the label's directory, without the leading '/'
+  std::string cache_dir;             // opm serve's --cache-dir, without the leading '/' ("" without one)
+  Catalog catalog;
+  // The layers read to plan that are small enough to keep (uploaded from memory, not fetched again).
+  std::map<std::string, std::shared_ptr<const std::string>> kept_layers;
+};
+
+// Blocking work runs off the engine thread. Every platform image must carry
+// the same configs label; the catalog is read from the first image.
+Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository repository, std::string reference,
+                                              std::string name);
+
+struct RebuiltCatalog {
+  std::string digest;                   // of the new top manifest
+  std::vector<ManifestData> manifests;  // push order: the platform images, the index last
+  std::vector<Descriptor> blobs;        // every blob they need, each once
+  std::map<std::string, std::shared_ptr<const std::string>> new_blobs;  // configs and the new layer, by digest
+};
+
+// Every platform image plus one layer: the configs directory made opaque
+// (".wh..wh..opq") and holding `kept` as opm lays it out
+// (<dir>/<package>/catalog.json), and the serve cache whited out (it no longer
+// matches; opm serve rebuilds it). Entrypoint, command and labels are kept. The
+// same catalog and selection give the same bytes.
+Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog& kept);
+
+}  // namespace fastsync::imageset
