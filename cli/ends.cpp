@@ -32,8 +32,8 @@ bool landed(const std::optional<stages::ImageOutcome>& o) {
 // An image set's run: from the file, or from an archive one wrote.
 bool is_image_set(const CliOptions& o, const stages::Plan& plan) {
   return !o.config.empty() || std::any_of(plan.images.begin(), plan.images.end(), [](const auto& job) {
-           return job.is_additional || job.is_graph || job.is_catalog;
-         });
+    return job.is_additional || job.is_graph || job.is_catalog;
+  });
 }
 
 // A catalog's resources are named after its repository's last part and its
@@ -330,8 +330,9 @@ class RegistryDestination : public DestinationEnd {
           if (exit_code == kExitOk) exit_code = kExitSomeFailed;
           continue;
         }
-        std::fputs(fmt::format("\n# Catalog {} (written to {}): oc apply -f {}\n{}", job.name, path, path, text).c_str(),
-                   stdout);
+        std::fputs(
+            fmt::format("\n# Catalog {} (written to {}): oc apply -f {}\n{}", job.name, path, path, text).c_str(),
+            stdout);
       }
     }
     // The update service, once its graph image is in (and an old file never stays behind).

@@ -36,8 +36,8 @@ Result<ImageSetInput> read_image_set(const CliOptions& o) {
     }
     auto ref = Reference::parse(imageset::without_transport(entry.catalog));
     if (!ref) {
-      return Error::make(ErrorKind::Invalid, fmt::format("{}:{}: mirror.operators[{}].catalog: {}", file, entry.line,
-                                                         i, ref.error().message));
+      return Error::make(ErrorKind::Invalid, fmt::format("{}:{}: mirror.operators[{}].catalog: {}", file, entry.line, i,
+                                                         ref.error().message));
     }
     if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
     input.catalogs.emplace_back(std::move(*ref), entry);

@@ -52,6 +52,10 @@ std::string format_plan(const stages::Plan& plan, const CheckedImages& checked) 
         "  {:<{}}  {}  ->  {}{}{}\n", job.is_release ? "release" : job.name, width, job.source_ref(), job.dest_ref(),
         job.extra_tags.empty() ? "" : fmt::format(" (+{} more tags)", job.extra_tags.size()), standing(job.id));
   }
+  for (const auto& [catalog, lines] : plan.catalogs_kept) {
+    out += fmt::format("catalog {} keeps:\n", catalog);
+    for (const auto& line : lines) out += "  " + line + "\n";
+  }
   if (!plan.blocked.empty()) out += "blockedImages:\n";
   for (const auto& b : plan.blocked)
     out += fmt::format("  blocked  {} (named by {}): {}\n", b.reference, b.named_by, b.why);

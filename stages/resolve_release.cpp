@@ -149,7 +149,8 @@ Task<void> ResolveRelease::add_additional_images(Plan& plan, std::vector<Additio
   for (const auto& image : images) {
     if (!seen.insert(image.reference.str() + " " + image.dest.str()).second) continue;
     if (auto blocked = spec_.blocked.match(image.reference)) {
-      plan.blocked.push_back(BlockedImage{image.reference.str(), image.section, blocked->describe(spec_.blocked.file())});
+      plan.blocked.push_back(
+          BlockedImage{image.reference.str(), image.section, blocked->describe(spec_.blocked.file())});
       continue;
     }
     wanted.push_back(&image);
@@ -266,6 +267,17 @@ Task<void> ResolveRelease::add_catalogs(Plan& plan, std::vector<AdditionalImage>
       failed(rebuilt.error());
       continue;
     }
+    std::vector<std::string> lines;
+    for (const auto& [package, p] : kept->packages) {
+      lines.push_back(fmt::format("package {} (default channel {})", package, p.default_channel));
+      for (const auto& c : kept->channels) {
+        if (c.package != package) continue;
+        std::string entries;
+        for (const auto& e : c.entries) entries += (entries.empty() ? "" : ", ") + e.name;
+        lines.push_back(fmt::format("  channel {}: {}", c.name, entries));
+      }
+    }
+    plan.catalogs_kept.emplace_back(name, std::move(lines));
     job.digest = rebuilt->digest;
     job.fetched = true;  // stage 3 has nothing to read: the manifests are made here
     job.manifests = rebuilt->manifests;

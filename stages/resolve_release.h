@@ -104,6 +104,8 @@ struct Plan {
   std::vector<ImageJob> images;
   std::vector<BlockedImage> blocked;  // never copied (blockedImages)
   release::FetchedBlobs built_blobs;  // what stage 1 made (the graph image's config and layer), by digest
+  // What each catalog keeps, for the dry run: "package P (default channel C)", "  channel X: bundle, …".
+  std::vector<std::pair<std::string, std::vector<std::string>>> catalogs_kept;
   // The first release (the only one, in most runs). Only when there is one.
   const release::Release& release() const { return releases.front().release; }
   const ImageJob& release_job(std::size_t i = 0) const { return images[releases[i].job]; }

@@ -41,7 +41,8 @@ Task<Result<std::string>> read_whole_blob(ImageSource& source, const Repository&
       if (*n == 0) return bytes;
       bytes.append(buffer.data(), *n);
       if (bytes.size() > max_bytes) {
-        return Error::make(ErrorKind::Invalid, fmt::format("{}: larger than {} bytes", repo.at(blob.digest), max_bytes));
+        return Error::make(ErrorKind::Invalid,
+                           fmt::format("{}: larger than {} bytes", repo.at(blob.digest), max_bytes));
       }
     }
   };

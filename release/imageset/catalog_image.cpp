@@ -130,15 +130,16 @@ Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository re
     if (!added) co_return Error::make(ErrorKind::Invalid, fmt::format("catalog {}: {}", name, added.error().message));
   }
   if (image.catalog.packages.empty()) {
-    co_return Error::make(ErrorKind::Invalid,
-                          fmt::format("catalog {}: no package under /{} (is it a file-based catalog?)", name,
-                                      image.configs_dir));
+    co_return Error::make(
+        ErrorKind::Invalid,
+        fmt::format("catalog {}: no package under /{} (is it a file-based catalog?)", name, image.configs_dir));
   }
   co_return image;
 }
 
 Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog& kept) {
-  std::vector<LayerEntry> entries{{image.configs_dir + "/", "", true}, {image.configs_dir + "/.wh..wh..opq", "", false}};
+  std::vector<LayerEntry> entries{{image.configs_dir + "/", "", true},
+                                  {image.configs_dir + "/.wh..wh..opq", "", false}};
   for (const auto& [path, content] : render_catalog(kept)) {
     entries.push_back({image.configs_dir + "/" + path.substr(0, path.find('/') + 1), "", true});
     entries.push_back({image.configs_dir + "/" + path, content, false});

@@ -81,8 +81,7 @@ Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std:
 
   // A search with no wanted path (a catalog's configs directory) reads every layer.
   const bool every_layer = search && want.empty();
-  for (auto layer = layers.rbegin(); layer != layers.rend() && (every_layer || decided.size() < want.size());
-       ++layer) {
+  for (auto layer = layers.rbegin(); layer != layers.rend() && (every_layer || decided.size() < want.size()); ++layer) {
     auto reader = layer->open();
     PullState state;
     state.reader = reader.get();

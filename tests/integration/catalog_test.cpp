@@ -33,8 +33,8 @@ class Catalogs : public ::testing::Test {
 
   RunResult mirror(const std::string& config, const TestRegistry& dest, const std::string& out,
                    const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"--config", config,    "--dest-registry", dest.host(), "--pull-secret",
-                                     secret_,    "--out-dir", out,             "--insecure",  "-q"};
+    std::vector<std::string> args = {"--config",  config, "--dest-registry", dest.host(), "--pull-secret", secret_,
+                                     "--out-dir", out,    "--insecure",      "-q"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_fastsync(args);
   }
@@ -89,6 +89,14 @@ TEST_F(Catalogs, ASelectionMirrorsTheKeptBundlesAndARebuiltCatalog) {
   auto dry = mirror(config, dest, dir_.file("dry"), {"--dry-run"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err << dry.out;
   EXPECT_NE(dry.out.find("operators:\n  " + source_.host() + "/" + catalog_.repository + ":" + catalog_.tag),
+            std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find(fmt::format("catalog {}/{}:{} keeps:\n  package cache-operator (default channel stable)\n"
+                                     "    channel stable: cache-operator.v1.1.0, cache-operator.v1.2.0\n"
+                                     "    channel fast: cache-operator.v1.3.0-rc.1\n"
+                                     "  package db-operator (default channel stable)\n"
+                                     "    channel stable: db-operator.v1.2.0\n",
+                                     source_.host(), catalog_.repository, catalog_.tag)),
             std::string::npos)
       << dry.out;
   EXPECT_TRUE(catalog(dest).empty());
@@ -153,8 +161,7 @@ TEST_F(Catalogs, ASelectionMirrorsTheKeptBundlesAndARebuiltCatalog) {
   EXPECT_NE(source.find("sourceType: grpc"), std::string::npos);
   EXPECT_NE(read_file(out + "/cc-redhat-operator-index-v4-20.yaml").find(sha256_digest(index)), std::string::npos);
   std::string idms = read_file(out + "/idms-oc-mirror.yaml");
-  EXPECT_NE(idms.find(fmt::format("source: {}/example/db-operator-bundle", source_.host())), std::string::npos)
-      << idms;
+  EXPECT_NE(idms.find(fmt::format("source: {}/example/db-operator-bundle", source_.host())), std::string::npos) << idms;
   EXPECT_EQ(idms.find("web-operator"), std::string::npos) << idms;
 
   // Each blob once (the proxy image every bundle names too; the catalog's
@@ -169,6 +176,41 @@ TEST_F(Catalogs, ASelectionMirrorsTheKeptBundlesAndARebuiltCatalog) {
   ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
   EXPECT_NE(again.out.find("0 copied"), std::string::npos) << again.out;
   EXPECT_EQ(skopeo_raw_manifest(dest, catalog_.repository + ":" + catalog_.tag), index) << "byte-stable";
+}
+
+// Across the air gap: --to-dir carries the rebuilt catalog and the kept
+// images, --from-dir (the source switched off) pushes them and writes the
+// CatalogSource naming the same rebuilt digest as a direct mirror would.
+TEST_F(Catalogs, TheRebuiltCatalogCrossesTheAirGap) {
+  std::string archive = dir_.file("archive");
+  std::string config = write_config(kSelection);
+  auto to_dir = run_fastsync({"--config", config, "--to-dir", archive, "--pull-secret", secret_, "--insecure", "-q"});
+  ASSERT_EQ(to_dir.exit_code, 0) << to_dir.err << to_dir.out;
+  EXPECT_NE(read_file(archive + "/fastsync-archive.json").find("\"section\": \"catalog\""), std::string::npos);
+
+  TestRegistry dest;
+  std::string out = dir_.file("far");
+  source_.stop();
+  auto from_dir = run_fastsync({"--from-dir", archive, "--dest-registry", dest.host(), "--pull-secret", secret_,
+                                "--out-dir", out, "--insecure", "-q"});
+  source_.start();
+  ASSERT_EQ(from_dir.exit_code, 0) << from_dir.err << from_dir.out;
+  std::string index = skopeo_raw_manifest(dest, catalog_.repository + ":" + catalog_.tag);
+  ASSERT_FALSE(index.empty());
+  EXPECT_NE(read_file(out + "/cs-redhat-operator-index-v4-20.yaml")
+                .find(fmt::format("image: {}/{}@{}", dest.host(), catalog_.repository, sha256_digest(index))),
+            std::string::npos);
+  const auto& head = bundle("db-operator.v1.2.0");
+  EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, without_host(head.image))),
+            head.image.substr(head.image.find('@') + 1));
+  std::string idms = read_file(out + "/idms-oc-mirror.yaml");
+  EXPECT_NE(idms.find(fmt::format("source: {}/example/db-operator-bundle", source_.host())), std::string::npos) << idms;
+
+  // A direct mirror of the same selection builds the same catalog.
+  TestRegistry direct;
+  auto r = mirror(config, direct, dir_.file("direct"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_EQ(skopeo_raw_manifest(direct, catalog_.repository + ":" + catalog_.tag), index);
 }
 
 // A package the catalog does not hold fails that catalog, with the reason,

@@ -50,13 +50,20 @@ std::vector<std::string> FixtureRelease::all_blobs() const {
 
 FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& a) {
   TempDir dir("fastsync-fixture-out");
-  std::vector<std::string> argv = {tool_path("fastsync-fixture"), "catalog",
-                                   "--registry", registry.url(),
-                                   "--packages", std::to_string(a.packages),
-                                   "--bundles", std::to_string(a.bundles),
-                                   "--extra-bundles", std::to_string(a.extra_bundles),
-                                   "--tag", a.tag,
-                                   "--out", dir.file("catalog.json")};
+  std::vector<std::string> argv = {tool_path("fastsync-fixture"),
+                                   "catalog",
+                                   "--registry",
+                                   registry.url(),
+                                   "--packages",
+                                   std::to_string(a.packages),
+                                   "--bundles",
+                                   std::to_string(a.bundles),
+                                   "--extra-bundles",
+                                   std::to_string(a.extra_bundles),
+                                   "--tag",
+                                   a.tag,
+                                   "--out",
+                                   dir.file("catalog.json")};
   if (a.single) argv.push_back("--single");
   auto r = run_command(argv);
   if (r.exit_code != 0) {
@@ -71,8 +78,8 @@ FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& a) 
   c.digest = d["digest"].GetString();
   for (const auto& child : d["children"].GetArray()) c.children.push_back(child.GetString());
   for (const auto& b : d["bundles"].GetArray()) {
-    FixtureBundle bundle{b["package"].GetString(), b["name"].GetString(), b["version"].GetString(),
-                         b["image"].GetString(), {}, {}};
+    FixtureBundle bundle{
+        b["package"].GetString(), b["name"].GetString(), b["version"].GetString(), b["image"].GetString(), {}, {}};
     for (const auto& r2 : b["related"].GetArray()) bundle.related.push_back(r2.GetString());
     for (const auto& ch : b["channels"].GetArray()) bundle.channels.push_back(ch.GetString());
     c.bundles.push_back(std::move(bundle));
@@ -83,15 +90,24 @@ FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& a) 
 FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& a) {
   TempDir dir("fastsync-fixture-out");
   std::vector<std::string> argv = {tool_path("fastsync-fixture"),
-                                   "--registry", registry.url(),
-                                   "--components", std::to_string(a.components),
-                                   "--scale", std::to_string(a.scale),
-                                   "--version", a.version,
-                                   "--arch", a.arch,
-                                   "--layout", a.layout,
-                                   "--refs-host", a.refs_host,
-                                   "--seed", std::to_string(a.seed),
-                                   "--out", dir.file("fixture.json")};
+                                   "--registry",
+                                   registry.url(),
+                                   "--components",
+                                   std::to_string(a.components),
+                                   "--scale",
+                                   std::to_string(a.scale),
+                                   "--version",
+                                   a.version,
+                                   "--arch",
+                                   a.arch,
+                                   "--layout",
+                                   a.layout,
+                                   "--refs-host",
+                                   a.refs_host,
+                                   "--seed",
+                                   std::to_string(a.seed),
+                                   "--out",
+                                   dir.file("fixture.json")};
   if (!registry.ca_file().empty()) {
     argv.push_back("--ca-file");
     argv.push_back(registry.ca_file());

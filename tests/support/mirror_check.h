@@ -41,8 +41,8 @@ struct FixtureRelease {
   std::uint64_t unique_blob_bytes = 0;
   std::uint64_t largest_blob = 0;
   std::string largest_blob_digest;
-  std::string release_signature;            // the signature file the fixture wrote
-  std::vector<FixtureSignature> sigstore;   // cosign .sig tags it pushed
+  std::string release_signature;               // the signature file the fixture wrote
+  std::vector<FixtureSignature> sigstore;      // cosign .sig tags it pushed
   std::vector<std::string> all_blobs() const;  // unique, release included
 };
 
@@ -69,7 +69,6 @@ struct FixtureArgs {
   int sigstore_every = 0;
   int revision = 0;  // a later z-stream (see fastsync-fixture --revision)
 };
-
 
 // Throws if the tool fails.
 FixtureRelease push_fixture(const TestRegistry& registry, const FixtureArgs& args);
