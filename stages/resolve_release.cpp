@@ -247,7 +247,9 @@ Task<void> ResolveRelease::add_catalogs(Plan& plan, std::vector<AdditionalImage>
     job.tag = wanted.tag;
     std::string reference = wanted.catalog.identifier();
     std::string name = wanted.catalog.str();
-    auto image = co_await imageset::read_catalog_image(ends_.source, job.source, reference, name);
+    std::set<std::string> packages;  // only what the selection can keep is held in memory
+    for (const auto& p : wanted.filter.packages) packages.insert(p.name);
+    auto image = co_await imageset::read_catalog_image(ends_.source, job.source, reference, name, packages);
     auto failed = [&](const Error& e) {
       job.known_failure = e;
       plan.images.push_back(std::move(job));

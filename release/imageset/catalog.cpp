@@ -80,11 +80,16 @@ void yaml_to_json(const YAML::Node& node, Value& out, rapidjson::Document::Alloc
 
 namespace {
 
-Status add_document(Catalog& catalog, const Value& doc, const std::string& where) {
+Status add_document(Catalog& catalog, const Value& doc, const std::string& where,
+                    const std::set<std::string>* only_packages) {
   auto bad = [&](const std::string& what) { return Error::make(ErrorKind::Invalid, where + ": " + what); };
   if (!doc.IsObject()) return bad("not an object");
   std::string schema = string_member(doc, "schema");
   if (schema.empty()) return bad("no schema");
+  if (only_packages) {
+    std::string package = string_member(doc, schema == "olm.package" ? "name" : "package");
+    if (!only_packages->count(package)) return Status{};
+  }
   std::string json = to_json(doc);
   if (schema == "olm.package") {
     CatalogPackage p{string_member(doc, "name"), string_member(doc, "defaultChannel"), json};
@@ -132,7 +137,7 @@ Status add_document(Catalog& catalog, const Value& doc, const std::string& where
 
 }  // namespace
 
-Status Catalog::add_file(std::string_view text, const std::string& file) {
+Status Catalog::add_file(std::string_view text, const std::string& file, const std::set<std::string>* only_packages) {
   std::size_t start = 0;
   while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
   if (start == text.size()) return Status{};
@@ -151,7 +156,7 @@ Status Catalog::add_file(std::string_view text, const std::string& file) {
         return Error::make(ErrorKind::Invalid, fmt::format("{}: document {}: not JSON ({})", file, number,
                                                            rapidjson::GetParseError_En(doc.GetParseError())));
       }
-      auto added = add_document(*this, doc, fmt::format("{}: document {}", file, number));
+      auto added = add_document(*this, doc, fmt::format("{}: document {}", file, number), only_packages);
       if (!added) return added;
     }
     return Status{};
@@ -167,7 +172,7 @@ Status Catalog::add_file(std::string_view text, const std::string& file) {
     if (!node || node.IsNull()) continue;
     rapidjson::Document doc;
     yaml_to_json(node, doc, doc.GetAllocator());
-    auto added = add_document(*this, doc, fmt::format("{}: document {}", file, number));
+    auto added = add_document(*this, doc, fmt::format("{}: document {}", file, number), only_packages);
     if (!added) return added;
   }
   return Status{};

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,7 +66,9 @@ struct Catalog {
   // Adds every document of one file: JSON (one or more objects one after the
   // other, as opm writes them) or YAML ("---" separated). `file` names it in
   // errors, with the document's number.
-  Status add_file(std::string_view text, const std::string& file);
+  // With `only_packages`, documents of other packages are skipped as they are
+  // read (a large catalog from which a few packages are wanted).
+  Status add_file(std::string_view text, const std::string& file, const std::set<std::string>* only_packages = nullptr);
   const CatalogChannel* channel(const std::string& package, const std::string& name) const;
 };
 

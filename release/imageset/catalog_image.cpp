@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <optional>
 #include <set>
 
 #include "registry/core/digest.h"
@@ -63,7 +64,7 @@ bool is_catalog_file(const std::string& path) {
 }  // namespace
 
 Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository repository, std::string reference,
-                                              std::string name) {
+                                              std::string name, std::set<std::string> packages) {
   CatalogImage image;
   image.name = name;
   image.repository = repository;
@@ -120,16 +121,21 @@ Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository re
                                           kept_mutex);
                                     }});
   }
-  release::FileSearch search{image.configs_dir, 512u << 20, [](std::string_view) { return true; }};
+  // Each file is parsed as it comes off the stream and dropped: only the
+  // documents of the packages asked for (all without a list) are kept.
+  std::optional<Error> bad_file;
+  const std::set<std::string>* wanted = packages.empty() ? nullptr : &packages;
+  release::FileSearch search{image.configs_dir, 512u << 20, [&](const std::string& path, std::string_view content) {
+                               if (bad_file || !is_catalog_file(path)) return false;
+                               auto added = image.catalog.add_file(content, path, wanted);
+                               if (!added) bad_file = added.error();
+                               return false;
+                             }};
   auto read = [&layers, &search] { return release::read_layer_files(layers, {}, 64u << 20, &search); };
   auto files = co_await run_blocking(std::move(read));
   if (!files) co_return Error::make(files.error().kind, fmt::format("catalog {}: {}", name, files.error().message));
-  for (const auto& [path, content] : *files) {
-    if (!is_catalog_file(path)) continue;
-    auto added = image.catalog.add_file(content, path);
-    if (!added) co_return Error::make(ErrorKind::Invalid, fmt::format("catalog {}: {}", name, added.error().message));
-  }
-  if (image.catalog.packages.empty()) {
+  if (bad_file) co_return Error::make(ErrorKind::Invalid, fmt::format("catalog {}: {}", name, bad_file->message));
+  if (image.catalog.packages.empty() && packages.empty()) {  // with a list, the selection names what is missing
     co_return Error::make(
         ErrorKind::Invalid,
         fmt::format("catalog {}: no package under /{} (is it a file-based catalog?)", name, image.configs_dir));

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,11 @@ struct CatalogImage {
 };
 
 // Blocking work runs off the engine thread. Every platform image must carry
-// the same configs label; the catalog is read from the first image.
+// the same configs label; the catalog is read from the first image. With
+// `packages`, only their documents are kept (each file is parsed as it is
+// read and dropped, so memory follows what is kept, not the catalog's size).
 Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository repository, std::string reference,
-                                              std::string name);
+                                              std::string name, std::set<std::string> packages = {});
 
 struct RebuiltCatalog {
   std::string digest;                   // of the new top manifest

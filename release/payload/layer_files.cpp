@@ -126,7 +126,7 @@ Result<LayerFiles> read_layer_files(const std::vector<Layer>& layers, const std:
           if (got < 0 || static_cast<std::size_t>(got) != content.size()) {
             return fail(fmt::format("cannot read {} ({})", path, archive_error_string(a.get())));
           }
-          if (search->keep(content)) files[path] = std::move(content);
+          if (search->keep(path, content)) files[path] = std::move(content);
         }
         continue;
       }

@@ -55,11 +55,13 @@ using LayerFiles = std::map<std::string, std::string>;
 
 // Besides the wanted paths: every regular file under `dir` (up to `max_size`)
 // whose content `keep` accepts, among the layers read for the wanted paths
-// (the release's ConfigMaps sit beside image-references, in its layer).
+// (the release's ConfigMaps sit beside image-references, in its layer). `keep`
+// may also take what it needs from the file and return false, so that large
+// searches (a catalog's configs) never hold every file at once.
 struct FileSearch {
   std::string dir;
   std::size_t max_size = 1u << 20;
-  std::function<bool(std::string_view content)> keep;
+  std::function<bool(const std::string& path, std::string_view content)> keep;
 };
 
 // `layers` in image order (base first). Reads from the top layer down and stops

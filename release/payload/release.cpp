@@ -101,7 +101,9 @@ Task<Result<Release>> resolve_release(ImageSource& source, ReleaseRequest reques
                                                                     rel.fetched_layers, kept_mutex);
                            }});
   }
-  FileSearch key_search{"release-manifests", 1u << 20, is_verification_config_map};
+  FileSearch key_search{"release-manifests", 1u << 20, [](const std::string&, std::string_view content) {
+                          return is_verification_config_map(content);
+                        }};
   auto files = co_await run_blocking([&] {
     return read_layer_files(layers, {kImageReferencesPath, kReleaseMetadataPath}, 64u << 20, &key_search);
   });

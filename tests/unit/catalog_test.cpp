@@ -105,6 +105,19 @@ TEST(Catalog, ReadsJsonStreamsAndYamlDocuments) {
   EXPECT_EQ(no_schema.error().message, "y.json: document 1: no schema");
 }
 
+TEST(Catalog, OnlyThePackagesAskedForAreKeptAsTheyAreRead) {
+  Catalog c;
+  std::set<std::string> only = {"cache"};
+  std::string text = R"({"schema":"olm.package","name":"db","defaultChannel":"stable"})" + bundle("db", "1.0.0") +
+                     R"({"schema":"olm.package","name":"cache","defaultChannel":"alpha"})" + bundle("cache", "0.1.0") +
+                     R"({"schema":"olm.channel","package":"db","name":"stable","entries":[{"name":"db.v1.0.0"}]})";
+  ASSERT_TRUE(c.add_file(text, "all.json", &only));
+  EXPECT_EQ(c.packages.size(), 1u);
+  EXPECT_TRUE(c.packages.count("cache"));
+  EXPECT_EQ(bundle_names(c), std::set<std::string>{"cache.v0.1.0"});
+  EXPECT_TRUE(c.channels.empty());
+}
+
 TEST(Catalog, NoPackagesMeansTheHeadOfEveryDefaultChannel) {
   auto kept = select_bundles(sample(), CatalogFilter{}, "index");
   ASSERT_TRUE(kept) << kept.error().message;

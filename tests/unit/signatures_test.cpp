@@ -120,7 +120,9 @@ TEST(LayerFiles, SearchFindsAnnotatedManifestsRespectingWhiteouts) {
                                     {"release-manifests/other.yaml", "kind: ConfigMap\n", false}});
   std::vector<release::Layer> layers{{lower.digest, [&] { return std::make_unique<Bytes>(lower.compressed); }},
                                      {upper.digest, [&] { return std::make_unique<Bytes>(upper.compressed); }}};
-  release::FileSearch search{"release-manifests", 1u << 20, release::is_verification_config_map};
+  release::FileSearch search{"release-manifests", 1u << 20, [](const std::string&, std::string_view content) {
+                               return release::is_verification_config_map(content);
+                             }};
   // Wanting a file only the lower layer decides makes both layers read.
   auto files = release::read_layer_files(layers, {"release-manifests/image-references", "release-manifests/absent"},
                                          1u << 20, &search);
