@@ -247,6 +247,43 @@ Task<void> ResolveRelease::add_catalogs(Plan& plan, std::vector<AdditionalImage>
     job.tag = wanted.tag;
     std::string reference = wanted.catalog.identifier();
     std::string name = wanted.catalog.str();
+    std::string selection = imageset::selection_key(wanted.filter);
+    auto keep_images = [&](const imageset::Catalog& kept) {
+      std::vector<std::string> lines;
+      for (const auto& [package, p] : kept.packages) {
+        lines.push_back(fmt::format("package {} (default channel {})", package, p.default_channel));
+        for (const auto& c : kept.channels) {
+          if (c.package != package) continue;
+          std::string entries;
+          for (const auto& e : c.entries) entries += (entries.empty() ? "" : ", ") + e.name;
+          lines.push_back(fmt::format("  channel {}: {}", c.name, entries));
+        }
+      }
+      plan.catalogs_kept.emplace_back(name, std::move(lines));
+      for (const auto& ref_text : imageset::images_of(kept)) {
+        auto ref = Reference::parse(ref_text);
+        if (!ref) continue;  // a bundle naming no valid image: nothing to mirror for it
+        if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
+        Repository dest = wanted.dest_for(ref->repository);
+        images.push_back(AdditionalImage{*ref, dest, ref_text, {}, "operators"});
+      }
+    };
+    // A rerun: the destination's catalog says it was rebuilt from this very
+    // catalog with this selection; its top layer gives the kept catalog, and
+    // nothing of the catalog is fetched from the source.
+    if (ends_.dest_readable) {
+      auto source_digest = co_await ends_.source.manifest_digest(job.source, reference);
+      if (source_digest) {
+        auto there = co_await imageset::catalog_at_destination(*ends_.dest_readable, job.dest, job.tag, *source_digest,
+                                                               selection);
+        if (there) {
+          job.digest = there->digest;
+          keep_images(there->kept);
+          plan.images.push_back(std::move(job));
+          continue;
+        }
+      }
+    }
     std::set<std::string> packages;  // only what the selection can keep is held in memory
     for (const auto& p : wanted.filter.packages) packages.insert(p.name);
     auto image = co_await imageset::read_catalog_image(ends_.source, job.source, reference, name, packages);
@@ -263,23 +300,12 @@ Task<void> ResolveRelease::add_catalogs(Plan& plan, std::vector<AdditionalImage>
       failed(kept.error());
       continue;
     }
-    auto rebuild = [&image, &kept] { return imageset::rebuild_catalog(*image, *kept); };
+    auto rebuild = [&image, &kept, &selection] { return imageset::rebuild_catalog(*image, *kept, selection); };
     auto rebuilt = co_await run_blocking(std::move(rebuild));
     if (!rebuilt) {
       failed(rebuilt.error());
       continue;
     }
-    std::vector<std::string> lines;
-    for (const auto& [package, p] : kept->packages) {
-      lines.push_back(fmt::format("package {} (default channel {})", package, p.default_channel));
-      for (const auto& c : kept->channels) {
-        if (c.package != package) continue;
-        std::string entries;
-        for (const auto& e : c.entries) entries += (entries.empty() ? "" : ", ") + e.name;
-        lines.push_back(fmt::format("  channel {}: {}", c.name, entries));
-      }
-    }
-    plan.catalogs_kept.emplace_back(name, std::move(lines));
     job.digest = rebuilt->digest;
     job.fetched = true;  // stage 3 has nothing to read: the manifests are made here
     job.manifests = rebuilt->manifests;
@@ -287,13 +313,7 @@ Task<void> ResolveRelease::add_catalogs(Plan& plan, std::vector<AdditionalImage>
     plan.built_blobs.insert(rebuilt->new_blobs.begin(), rebuilt->new_blobs.end());
     plan.built_blobs.insert(image->kept_layers.begin(), image->kept_layers.end());
     plan.images.push_back(std::move(job));
-    for (const auto& ref_text : imageset::images_of(*kept)) {
-      auto ref = Reference::parse(ref_text);
-      if (!ref) continue;  // a bundle naming no valid image: nothing to mirror for it
-      if (ref->tag.empty() && ref->digest.empty()) ref->tag = "latest";
-      Repository dest = wanted.dest_for(ref->repository);
-      images.push_back(AdditionalImage{*ref, dest, ref_text, {}, "operators"});
-    }
+    keep_images(*kept);
   }
 }
 

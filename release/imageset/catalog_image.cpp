@@ -143,7 +143,65 @@ Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository re
   co_return image;
 }
 
-Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog& kept) {
+std::string selection_key(const CatalogFilter& filter) {
+  std::string text = filter.full ? "full\n" : "heads\n";
+  for (const auto& p : filter.packages) {
+    text += fmt::format("package {} {} {} {}\n", p.name, p.default_channel, p.min_version, p.max_version);
+    for (const auto& c : p.channels) text += fmt::format("  channel {} {} {}\n", c.name, c.min_version, c.max_version);
+  }
+  return sha256_digest(text);
+}
+
+Task<std::optional<CatalogThere>> catalog_at_destination(ImageSource& dest, Repository repository, std::string tag,
+                                                         std::string source_digest, std::string selection) {
+  auto top = co_await dest.get_manifest(repository, tag);
+  if (!top) co_return std::nullopt;
+  auto parsed = parse_manifest(top->bytes, top->media_type);
+  if (!parsed) co_return std::nullopt;
+  ParsedManifest image = *parsed;
+  if (parsed->is_list) {
+    if (parsed->children.empty()) co_return std::nullopt;
+    std::string child = parsed->children.front().digest;
+    auto m = co_await dest.get_manifest(repository, child);
+    if (!m) co_return std::nullopt;
+    auto p = parse_manifest(m->bytes, m->media_type);
+    if (!p || p->is_list || p->layers.empty()) co_return std::nullopt;
+    image = *p;
+  }
+  Descriptor config_ref = image.config;
+  auto config = co_await read_whole_blob(dest, repository, config_ref);
+  if (!config) co_return std::nullopt;
+  rapidjson::Document doc;
+  doc.Parse(config->c_str(), config->size());
+  if (doc.HasParseError() || !doc.HasMember("config") || !doc["config"].IsObject()) co_return std::nullopt;
+  const auto& settings = doc["config"];
+  auto label = [&](const char* key) -> std::string {
+    if (!settings.HasMember("Labels") || !settings["Labels"].IsObject()) return {};
+    const auto& labels = settings["Labels"];
+    return labels.HasMember(key) && labels[key].IsString() ? labels[key].GetString() : std::string();
+  };
+  if (label(kSourceLabel) != source_digest || label(kSelectionLabel) != selection) co_return std::nullopt;
+  std::string configs_dir = trim_slashes(label(kConfigsLabel));
+  // The kept catalog is whole in the top layer (its configs directory is opaque there).
+  CatalogThere there;
+  there.digest = top->digest;
+  std::optional<Error> bad;
+  release::FileSearch search{configs_dir, 512u << 20, [&](const std::string& path, std::string_view content) {
+                               if (bad || !is_catalog_file(path)) return false;
+                               auto added = there.kept.add_file(content, path);
+                               if (!added) bad = added.error();
+                               return false;
+                             }};
+  Descriptor layer = image.layers.back();
+  std::vector<release::Layer> top_layer{
+      release::Layer{layer.digest, [&dest, repository, layer] { return dest.open_blob(repository, layer); }}};
+  auto read = [&top_layer, &search] { return release::read_layer_files(top_layer, {}, 64u << 20, &search); };
+  auto files = co_await run_blocking(std::move(read));
+  if (!files || bad || there.kept.packages.empty()) co_return std::nullopt;
+  co_return there;
+}
+
+Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog& kept, const std::string& selection) {
   std::vector<LayerEntry> entries{{image.configs_dir + "/", "", true},
                                   {image.configs_dir + "/.wh..wh..opq", "", false}};
   for (const auto& [path, content] : render_catalog(kept)) {
@@ -161,6 +219,7 @@ Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog&
   if (!layer) return layer.error();
   ConfigChange change;
   change.created_by = "fastsync: the catalog's kept packages";
+  change.labels = {{kSourceLabel, image.top.digest}, {kSelectionLabel, selection}};
 
   RebuiltCatalog out;
   std::set<std::string> have;

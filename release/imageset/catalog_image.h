@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,11 +46,29 @@ struct RebuiltCatalog {
   std::map<std::string, std::shared_ptr<const std::string>> new_blobs;  // configs and the new layer, by digest
 };
 
+// What a rebuilt catalog's configuration says it was made from (labels), so a
+// rerun can tell from the destination alone that it is up to date.
+inline constexpr const char* kSourceLabel = "io.fastsync.catalog.source";        // the catalog's digest
+inline constexpr const char* kSelectionLabel = "io.fastsync.catalog.selection";  // selection_key() of the filter
+// A digest of the selection (full, packages, channels, ranges, default channels).
+std::string selection_key(const CatalogFilter& filter);
+
 // Every platform image plus one layer: the configs directory made opaque
 // (".wh..wh..opq") and holding `kept` as opm lays it out
 // (<dir>/<package>/catalog.json), and the serve cache whited out (it no longer
 // matches; opm serve rebuilds it). Entrypoint, command and labels are kept. The
 // same catalog and selection give the same bytes.
-Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog& kept);
+Result<RebuiltCatalog> rebuild_catalog(const CatalogImage& image, const Catalog& kept, const std::string& selection);
+
+// The catalog a destination already holds at `repository`:`tag`, when it was
+// rebuilt from `source_digest` with `selection`: its digest and the kept
+// catalog, read from its top layer alone. nullopt when it is absent, was made
+// from something else, or cannot be read (the catalog is then rebuilt).
+struct CatalogThere {
+  std::string digest;
+  Catalog kept;
+};
+Task<std::optional<CatalogThere>> catalog_at_destination(ImageSource& dest, Repository repository, std::string tag,
+                                                         std::string source_digest, std::string selection);
 
 }  // namespace fastsync::imageset

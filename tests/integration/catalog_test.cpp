@@ -172,10 +172,43 @@ TEST_F(Catalogs, ASelectionMirrorsTheKeptBundlesAndARebuiltCatalog) {
   std::set<std::string> unique(gets.begin(), gets.end());
   EXPECT_EQ(gets.size(), unique.size()) << "a blob fetched twice";
 
+  // A rerun: the destination's catalog says what it was rebuilt from, so not
+  // a byte of the catalog is fetched again, and nothing else moves.
+  std::size_t gets_after = source_.blob_gets().size();
   auto again = mirror(config, dest, out);
   ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
   EXPECT_NE(again.out.find("0 copied"), std::string::npos) << again.out;
-  EXPECT_EQ(skopeo_raw_manifest(dest, catalog_.repository + ":" + catalog_.tag), index) << "byte-stable";
+  EXPECT_EQ(source_.blob_gets().size(), gets_after) << "a rerun fetched blobs";
+  EXPECT_EQ(skopeo_raw_manifest(dest, catalog_.repository + ":" + catalog_.tag), index);
+
+  // The same catalog and selection into another registry: the same bytes.
+  TestRegistry other;
+  auto elsewhere = mirror(config, other, dir_.file("other"));
+  ASSERT_EQ(elsewhere.exit_code, 0) << elsewhere.err << elsewhere.out;
+  EXPECT_EQ(skopeo_raw_manifest(other, catalog_.repository + ":" + catalog_.tag), index) << "byte-stable";
+}
+
+// The catalog grows (a new bundle in every stable channel, a new release
+// candidate in fast): a rerun rebuilds the catalog and moves only the new
+// bundles' images; what it already has stays.
+TEST_F(Catalogs, ANewBundleMovesOnlyItsImages) {
+  TestRegistry dest;
+  std::string out = dir_.file("out");
+  std::string config = write_config(kSelection);
+  auto first = mirror(config, dest, out);
+  ASSERT_EQ(first.exit_code, 0) << first.err << first.out;
+  CatalogArgs grown;
+  grown.extra_bundles = 1;
+  catalog_ = push_catalog(source_, grown);
+  auto r = mirror(config, dest, out);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  // db 1.3.0, cache 1.3.0 and cache 1.4.0-rc.1: a bundle and an operator each, and the rebuilt catalog.
+  EXPECT_NE(r.out.find("7 copied"), std::string::npos) << r.out;
+  for (const char* name : {"db-operator.v1.3.0", "cache-operator.v1.3.0", "cache-operator.v1.4.0-rc.1"}) {
+    const auto& b = bundle(name);
+    EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, without_host(b.image))), b.image.substr(b.image.find('@') + 1))
+        << name;
+  }
 }
 
 // Across the air gap: --to-dir carries the rebuilt catalog and the kept
