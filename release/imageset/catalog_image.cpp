@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -114,8 +115,11 @@ Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository re
   // whiteouts win), never extracted to disk.
   std::vector<release::Layer> layers;
   std::mutex kept_mutex;
+  std::string reading_layer;             // the layer being read (one at a time, top down)
+  std::set<std::string> configs_layers;  // the layers the catalog's files came from
   for (const auto& layer : parsed_images.front().layers) {
-    layers.push_back(release::Layer{layer.digest, [&source, &image, &kept_mutex, repository, layer] {
+    layers.push_back(release::Layer{layer.digest, [&source, &image, &kept_mutex, &reading_layer, repository, layer] {
+                                      reading_layer = layer.digest;
                                       return std::make_unique<release::KeepingReader>(
                                           source.open_blob(repository, layer), layer.digest, image.kept_layers,
                                           kept_mutex);
@@ -127,6 +131,7 @@ Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository re
   const std::set<std::string>* wanted = packages.empty() ? nullptr : &packages;
   release::FileSearch search{image.configs_dir, 512u << 20, [&](const std::string& path, std::string_view content) {
                                if (bad_file || !is_catalog_file(path)) return false;
+                               configs_layers.insert(reading_layer);
                                auto added = image.catalog.add_file(content, path, wanted);
                                if (!added) bad_file = added.error();
                                return false;
@@ -135,6 +140,20 @@ Task<Result<CatalogImage>> read_catalog_image(ImageSource& source, Repository re
   auto files = co_await run_blocking(std::move(read));
   if (!files) co_return Error::make(files.error().kind, fmt::format("catalog {}: {}", name, files.error().message));
   if (bad_file) co_return Error::make(ErrorKind::Invalid, fmt::format("catalog {}: {}", name, bad_file->message));
+  // The catalog was read from the first platform image: every other one must
+  // hold the very layers its files came from, or the platforms' catalogs differ.
+  for (std::size_t i = 1; i < parsed_images.size(); ++i) {
+    for (const auto& digest : configs_layers) {
+      const auto& theirs = parsed_images[i].layers;
+      if (std::none_of(theirs.begin(), theirs.end(), [&](const Descriptor& d) { return d.digest == digest; })) {
+        co_return Error::make(
+            ErrorKind::Invalid,
+            fmt::format("catalog {}: its {} image does not hold the configs layer {} of its {} image: the platforms' "
+                        "catalogs differ, and fastsync keeps one selection for all of them",
+                        name, parsed->children[i].platform.str(), digest, parsed->children[0].platform.str()));
+      }
+    }
+  }
   if (image.catalog.packages.empty() && packages.empty()) {  // with a list, the selection names what is missing
     co_return Error::make(
         ErrorKind::Invalid,

@@ -258,5 +258,21 @@ TEST_F(Catalogs, APackageTheCatalogLacksFailsThatCatalogWithItsReason) {
   EXPECT_TRUE(catalog(dest).empty());
 }
 
+// An index whose platforms carry different catalogs cannot be filtered once
+// for all of them: that catalog fails, saying which platform differs.
+TEST_F(Catalogs, PlatformsHoldingDifferentCatalogsAreNamed) {
+  CatalogArgs broken;
+  broken.platforms_differ = true;
+  broken.tag = "v4.21";
+  catalog_ = push_catalog(source_, broken);
+  TestRegistry dest;
+  std::string out = dir_.file("out");
+  auto r = mirror(write_config(kSelection), dest, out);
+  EXPECT_EQ(r.exit_code, 1) << r.err << r.out;
+  std::string errors = read_file(out + "/mirroring-errors.txt");
+  EXPECT_NE(errors.find("its linux/arm64 image does not hold the configs layer"), std::string::npos) << errors;
+  EXPECT_TRUE(catalog(dest).empty());
+}
+
 }  // namespace
 }  // namespace fastsync::testing

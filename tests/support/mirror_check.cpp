@@ -65,6 +65,7 @@ FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& a) 
                                    "--out",
                                    dir.file("catalog.json")};
   if (a.single) argv.push_back("--single");
+  if (a.platforms_differ) argv.push_back("--platforms-differ");
   auto r = run_command(argv);
   if (r.exit_code != 0) {
     throw std::runtime_error("fastsync-fixture catalog exited " + std::to_string(r.exit_code) + ": " + r.err + r.out);

@@ -94,6 +94,7 @@ struct CatalogArgs {
   int bundles = 3;
   int extra_bundles = 0;
   bool single = false;
+  bool platforms_differ = false;
   std::string tag = "v4.20";
 };
 // Throws if the tool fails.
