@@ -258,6 +258,33 @@ TEST_F(Catalogs, APackageTheCatalogLacksFailsThatCatalogWithItsReason) {
   EXPECT_TRUE(catalog(dest).empty());
 }
 
+// targetCatalog and targetTag place the kept catalog (and name its
+// resources); a blocked image a bundle names is never copied and is listed
+// with the entry that blocked it.
+TEST_F(Catalogs, TargetCatalogAndTagPlaceItAndBlockedImagesStayAway) {
+  TestRegistry dest;
+  std::string out = dir_.file("out");
+  const auto& head = bundle("db-operator.v1.2.0");
+  const std::string& proxy = head.related.at(1);
+  std::string config = write_config(fmt::format(
+      "    targetCatalog: mirror/ops-index\n    targetTag: filtered\n    packages:\n    - name: db-operator\n"
+      "  blockedImages:\n  - name: {}\n",
+      proxy.substr(0, proxy.find('@'))));
+  auto r = mirror(config, dest, out);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  std::string index = skopeo_raw_manifest(dest, "mirror/ops-index:filtered");
+  ASSERT_FALSE(index.empty());
+  EXPECT_TRUE(skopeo_raw_manifest(dest, catalog_.repository + ":" + catalog_.tag).empty());
+  EXPECT_NE(read_file(out + "/cs-ops-index-filtered.yaml")
+                .find(fmt::format("image: {}/mirror/ops-index@{}", dest.host(), sha256_digest(index))),
+            std::string::npos);
+  EXPECT_EQ(sha256_digest(skopeo_raw_manifest(dest, without_host(head.image))),
+            head.image.substr(head.image.find('@') + 1));
+  EXPECT_TRUE(skopeo_raw_manifest(dest, without_host(proxy)).empty()) << "blocked";
+  EXPECT_NE(r.out.find("blocked (never copied)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(without_host(proxy)), std::string::npos) << r.out;
+}
+
 // An index whose platforms carry different catalogs cannot be filtered once
 // for all of them: that catalog fails, saying which platform differs.
 TEST_F(Catalogs, PlatformsHoldingDifferentCatalogsAreNamed) {
