@@ -29,51 +29,79 @@ std::string string_member(const Value& v, const char* key) {
   return std::string(v[key].GetString(), v[key].GetStringLength());
 }
 
+// How deep a catalog document may nest, and how many nodes one may expand to
+// (YAML aliases can repeat a node exponentially): far beyond any real bundle.
+constexpr int kMaxDepth = 64;
+constexpr long kMaxNodes = 1000000;
+
 // A YAML node as JSON: maps and sequences as they are; a plain scalar that
 // reads as a boolean, null or number keeps that type (as YAML means it).
-void yaml_to_json(const YAML::Node& node, Value& out, rapidjson::Document::AllocatorType& alloc) {
+// False when the document is deeper or larger than the limits above.
+bool yaml_to_json(const YAML::Node& node, Value& out, rapidjson::Document::AllocatorType& alloc, int depth,
+                  long& nodes_left) {
+  if (depth > kMaxDepth || --nodes_left < 0) return false;
   switch (node.Type()) {
     case YAML::NodeType::Map:
       out.SetObject();
       for (const auto& kv : node) {
-        Value key(kv.first.as<std::string>().c_str(), alloc);
+        if (!kv.first.IsScalar()) return false;
+        Value key(kv.first.Scalar().c_str(), alloc);
         Value value;
-        yaml_to_json(kv.second, value, alloc);
+        if (!yaml_to_json(kv.second, value, alloc, depth + 1, nodes_left)) return false;
         out.AddMember(key, value, alloc);
       }
-      return;
+      return true;
     case YAML::NodeType::Sequence:
       out.SetArray();
       for (const auto& item : node) {
         Value value;
-        yaml_to_json(item, value, alloc);
+        if (!yaml_to_json(item, value, alloc, depth + 1, nodes_left)) return false;
         out.PushBack(value, alloc);
       }
-      return;
+      return true;
     case YAML::NodeType::Scalar: {
       const std::string& s = node.Scalar();
       if (node.Tag() != "!") {  // a plain scalar: YAML's core types
         if (s == "true" || s == "false") {
           out.SetBool(s == "true");
-          return;
+          return true;
         }
         if (s == "null" || s == "~") {
           out.SetNull();
-          return;
+          return true;
         }
         rapidjson::Document number;
         if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-') &&
             !number.Parse(s.c_str()).HasParseError() && number.IsNumber()) {
           out.CopyFrom(number, alloc);
-          return;
+          return true;
         }
       }
       out.SetString(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc);
-      return;
+      return true;
     }
     default:
       out.SetNull();
+      return true;
   }
+}
+
+// The nesting depth of a JSON value, walked without recursion.
+int depth_of(const Value& root) {
+  int deepest = 0;
+  std::vector<std::pair<const Value*, int>> todo{{&root, 1}};
+  while (!todo.empty()) {
+    auto [v, depth] = todo.back();
+    todo.pop_back();
+    deepest = std::max(deepest, depth);
+    if (depth > kMaxDepth) break;
+    if (v->IsObject()) {
+      for (const auto& m : v->GetObject()) todo.emplace_back(&m.value, depth + 1);
+    } else if (v->IsArray()) {
+      for (const auto& item : v->GetArray()) todo.emplace_back(&item, depth + 1);
+    }
+  }
+  return deepest;
 }
 
 }  // namespace
@@ -84,6 +112,7 @@ Status add_document(Catalog& catalog, const Value& doc, const std::string& where
                     const std::set<std::string>* only_packages) {
   auto bad = [&](const std::string& what) { return Error::make(ErrorKind::Invalid, where + ": " + what); };
   if (!doc.IsObject()) return bad("not an object");
+  if (depth_of(doc) > kMaxDepth) return bad(fmt::format("nested deeper than {} levels", kMaxDepth));
   std::string schema = string_member(doc, "schema");
   if (schema.empty()) return bad("no schema");
   if (only_packages) {
@@ -150,7 +179,7 @@ Status Catalog::add_file(std::string_view text, const std::string& file, const s
       while (std::isspace(static_cast<unsigned char>(stream.Peek()))) stream.Take();
       if (stream.Peek() == '\0') break;
       rapidjson::Document doc;
-      doc.ParseStream<rapidjson::kParseStopWhenDoneFlag>(stream);
+      doc.ParseStream<rapidjson::kParseStopWhenDoneFlag | rapidjson::kParseIterativeFlag>(stream);
       ++number;
       if (doc.HasParseError()) {
         return Error::make(ErrorKind::Invalid, fmt::format("{}: document {}: not JSON ({})", file, number,
@@ -171,7 +200,13 @@ Status Catalog::add_file(std::string_view text, const std::string& file, const s
     ++number;
     if (!node || node.IsNull()) continue;
     rapidjson::Document doc;
-    yaml_to_json(node, doc, doc.GetAllocator());
+    long nodes_left = kMaxNodes;
+    if (!yaml_to_json(node, doc, doc.GetAllocator(), 1, nodes_left)) {
+      return Error::make(ErrorKind::Invalid,
+                         fmt::format("{}: document {}: deeper than {} levels or larger than {} nodes (aliases "
+                                     "expanded)",
+                                     file, number, kMaxDepth, kMaxNodes));
+    }
     auto added = add_document(*this, doc, fmt::format("{}: document {}", file, number), only_packages);
     if (!added) return added;
   }
@@ -200,6 +235,7 @@ std::optional<int> compare_semver(std::string_view a, std::string_view b) {
     for (int i = 0; i < 3; ++i) {
       std::size_t end = i < 2 ? core.find('.', at) : core.size();
       if (end == std::string_view::npos || end == at) return std::nullopt;
+      if (end - at > 18) return std::nullopt;  // no version part needs more: it would overflow
       for (std::size_t k = at; k < end; ++k) {
         if (!std::isdigit(static_cast<unsigned char>(core[k]))) return std::nullopt;
         *parts[i] = *parts[i] * 10 + (core[k] - '0');
@@ -230,7 +266,11 @@ std::optional<int> compare_semver(std::string_view a, std::string_view b) {
     bool xn = !x.empty() && std::all_of(x.begin(), x.end(), ::isdigit);
     bool yn = !y.empty() && std::all_of(y.begin(), y.end(), ::isdigit);
     if (xn && yn) {
-      if (int c = cmp(std::stoll(x), std::stoll(y))) return c;
+      // Numerically, without converting (identifiers may be longer than any integer): longer is larger.
+      std::string_view xs = std::string_view(x).substr(std::min(x.find_first_not_of('0'), x.size()));
+      std::string_view ys = std::string_view(y).substr(std::min(y.find_first_not_of('0'), y.size()));
+      if (int c = cmp(xs.size(), ys.size())) return c;
+      if (int c = cmp(xs, ys)) return c;
     } else if (xn != yn) {
       return xn ? -1 : 1;  // numeric identifiers sort below alphanumeric ones
     } else if (int c = cmp(x, y)) {

@@ -246,6 +246,8 @@ TEST(Catalog, SemanticVersionsOrderPreReleasesBelowTheirRelease) {
   EXPECT_EQ(compare_semver("1.3.0-alpha", "1.3.0-1"), 1);
   EXPECT_EQ(compare_semver("v2.0.0+build.5", "2.0.0"), 0);
   EXPECT_EQ(compare_semver("2.0", "2.0.0"), std::nullopt);
+  EXPECT_EQ(compare_semver("1.0.0-rc.99999999999999999999999", "1.0.0-rc.100000000000000000000000"), -1);
+  EXPECT_EQ(compare_semver("99999999999999999999.0.0", "1.0.0"), std::nullopt) << "no overflow";
 }
 
 }  // namespace
