@@ -318,8 +318,9 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       "upload blobs larger than SIZE in chunks of SIZE (e.g. 8MiB), for proxies that cap request bodies "
       "(default: whole blobs, chunks only once a registry answers 413)")(
       "segment-size", po::value<std::string>()->value_name("SIZE"),
-      "fetch blobs of at least 2 x SIZE as parallel Range requests of SIZE over free blob transfer "
-      "slots (default 2MiB; 0: never)")(
+      "a blob of at least 2 x SIZE that would finish last is split into parallel Range requests of SIZE "
+      "over free blob transfer slots, while they raise its rate (default 2MiB; 0: never)")(
+      "segments-always", po::bool_switch(&o.segments_always), "split every such blob at once, whether it pays or not")(
       "segment-memory", po::value<std::string>()->value_name("SIZE"),
       "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB)")(
       "http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")(

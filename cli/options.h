@@ -69,6 +69,7 @@ struct CliOptions {
   std::vector<std::string> certs_dirs;       // per-registry certificate directories (default: containers' and docker's)
   std::uint64_t upload_chunk_size = 0;       // 0: monolithic until a registry answers 413
   std::uint64_t segment_size = 2u << 20;     // Range segments for large blobs (0: never)
+  bool segments_always = false;              // split at once rather than when it pays
   std::uint64_t segment_memory = 12u << 20;  // segment bytes held ahead of the upload, in all
   std::vector<std::string> resolve;          // host:port:address
   bool http2 = false;

@@ -19,6 +19,7 @@ Result<RunSettings> settings_from(const CliOptions& o) {
   r.stall_limit = std::chrono::seconds(o.stall_timeout);
   r.upload_chunk_size = o.upload_chunk_size;
   r.segment_size = o.segment_size;
+  r.segments_always = o.segments_always;
   r.segment_memory = o.segment_memory;
   r.trust.read_environment();
   if (!o.ca_file.empty()) r.trust.ca_files.push_back(o.ca_file);

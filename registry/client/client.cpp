@@ -147,6 +147,7 @@ Task<Result<std::uint64_t>> RegistryClient::copy_blob(const Repository& from, co
   options.bytes_moved = &bytes_moved_;
   options.session = session_of(upload_session);
   options.segments.segment_size = options_.segment_size;
+  options.segments.policy = options_.segments_always ? SegmentPolicy::Always : SegmentPolicy::Adaptive;
   options.segment_budget = segment_budget_;
   co_return co_await fastsync::copy_blob(registry(from.registry), from.path, registry(to.registry), to.path, blob,
                                          options);

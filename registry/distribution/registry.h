@@ -36,10 +36,12 @@ struct RegistryOptions {
   // Upload in chunks of this size from the start (0: monolithic PUTs until a
   // registry answers 413, then chunks for that registry).
   std::uint64_t upload_chunk_size = 0;
-  // Blobs of at least 2 x this are fetched as parallel Range segments of this
-  // size (0: never), with at most `segment_memory` bytes held out of order in
-  // all, and extra connections only from free slots of `blob_pool`.
+  // Blobs of at least 2 x this may be fetched as parallel Range segments of
+  // this size (0: never; when they pay, see segmented_download.h), with at
+  // most `segment_memory` bytes held out of order in all, and extra
+  // connections only from free slots of `blob_pool`.
   std::uint64_t segment_size = 2u << 20;
+  bool segments_always = false;  // split every large blob at once, rather than when it pays
   std::uint64_t segment_memory = 12u << 20;
   std::size_t blob_pool = 64;
   // A source repository whose tags fit in one tags/list page of this size is

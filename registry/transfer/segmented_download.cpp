@@ -113,10 +113,32 @@ void SegmentBudget::release(std::uint64_t member, std::uint64_t bytes) {
   if (auto it = members_.find(member); it != members_.end()) it->second.held -= std::min(it->second.held, bytes);
 }
 
+void SegmentBudget::report_finish(std::uint64_t member, double seconds_left) {
+  std::lock_guard lock(mutex_);
+  if (auto it = members_.find(member); it != members_.end()) it->second.seconds_left = seconds_left;
+}
+
+bool SegmentBudget::finishes_last(std::uint64_t member, double seconds_left) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, m] : members_) {
+    if (id != member && m.seconds_left > seconds_left) return false;
+  }
+  return true;
+}
+
 namespace {
 
 constexpr std::size_t kDrainPiece = BlobChannel::kReadBatch;
 constexpr std::size_t kMaxExtraLanes = 7;  // at most 8 connections for one blob
+// Splitting a blob due within this long costs more requests than it saves.
+constexpr double kWorthSplittingSeconds = 1.5;
+// Lanes pay when the blob's bytes reach its upload at least this much of what
+// they would add at its per-lane rate faster. Measured in order, as the upload
+// takes them: lanes that share one interface or a busy CPU with the frontier's
+// own connection only slow it, and their bytes wait in memory.
+constexpr double kGainNeeded = 0.5;
+
+using Clock = std::chrono::steady_clock;
 
 void wake_all(const std::vector<Waker>& wakers) {
   for (const auto& w : wakers) w.wake();
@@ -129,19 +151,21 @@ void wake_all(const std::vector<Waker>& wakers) {
 class Assembler : public std::enable_shared_from_this<Assembler> {
  public:
   Assembler(Registry& source, std::string repository, Descriptor blob, std::shared_ptr<BlobChannel> channel,
-            std::uint64_t segment_size, std::shared_ptr<SegmentBudget> budget)
+            SegmentSettings settings, std::shared_ptr<SegmentBudget> budget)
       : source_(source),
         repository_(std::move(repository)),
         blob_(std::move(blob)),
         channel_(std::move(channel)),
         budget_(std::move(budget)),
-        segment_size_(segment_size),
+        segment_size_(settings.segment_size),
+        adaptive_(settings.policy == SegmentPolicy::Adaptive),
+        epoch_(settings.epoch),
         member_(budget_->join(blob_.size)) {
-    for (std::uint64_t start = 0; start < blob_.size; start += segment_size) {
-      Segment s;
-      s.start = start;
-      s.length = std::min(segment_size, blob_.size - start);
-      segments_.push_back(std::move(s));
+    if (adaptive_) {
+      segments_.push_back(Segment{.start = 0, .length = blob_.size});  // whole, until splitting pays
+      lanes_target_ = 0;
+    } else {
+      carve_from(0, segment_size_);
     }
     std::lock_guard lock(mutex_);
     update_appetite_locked();
@@ -170,12 +194,17 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     enum Kind { Take, Wait, Stop } kind = Stop;
     std::size_t index = 0;
     std::shared_ptr<AsyncValue<bool>> advanced;  // Wait: set when the frontier moves on
+    bool withdrawn = false;                      // Stop: an extra lane no longer wanted, already uncounted
   };
   // The next segment nobody fetches yet. One ahead of the frontier needs its
   // memory reserved: an extra lane stops without it, the blob's own lane
   // waits for the frontier (which needs none), so the blob always progresses.
   Pick pick(bool own_lane) {
     std::lock_guard lock(mutex_);
+    if (!own_lane && extra_lanes_ > lanes_target_) {
+      --extra_lanes_;  // here, not when the lane ends: two lanes must not both see one too many
+      return {.withdrawn = true};
+    }
     if (failed_ || next_ >= segments_.size()) return {};
     std::size_t k = next_;
     if (k != head_) {
@@ -234,20 +263,28 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     range_answer_->set(true);
   }
 
-  Flow write(std::size_t k, std::string_view bytes) {
+  // Takes what of `bytes` belongs to segment k — its end may have moved
+  // closer since the request went out (a split) — and says how much it took.
+  struct Taken {
+    Flow flow = Flow::Continue;
+    std::size_t bytes = 0;
+  };
+  Taken write(std::size_t k, std::string_view bytes) {
     std::lock_guard lock(mutex_);
-    if (failed_) return Flow::Abort;
+    if (failed_) return {Flow::Abort, 0};
     Segment& s = segments_[k];
+    bytes = bytes.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), s.length - s.delivered)));
     if (k == head_ && s.drained == s.buffer.size()) {
       Flow flow = channel_->write(bytes);
-      if (flow == Flow::Continue) s.delivered += bytes.size();
       if (flow == Flow::Pause) s.paused = true;  // the channel calls on_room when it has room
-      return flow;
+      if (flow != Flow::Continue) return {flow, 0};
+      in_order_ += bytes.size();
+    } else {
+      if (s.buffer.capacity() < s.length) s.buffer.reserve(static_cast<std::size_t>(s.length));
+      s.buffer.append(bytes);
     }
-    if (s.buffer.capacity() < s.length) s.buffer.reserve(static_cast<std::size_t>(s.length));
-    s.buffer.append(bytes);
     s.delivered += bytes.size();
-    return Flow::Continue;
+    return {Flow::Continue, bytes.size()};
   }
 
   void segment_done(std::size_t k) {
@@ -287,9 +324,13 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     act(moves);
   }
 
-  // Spawns extra lanes while the pool has free slots and segments are left;
-  // with none free, asks for the next one that frees.
+  // Always: spawns extra lanes while the pool has free slots and segments are
+  // left; with none free, asks for the next one that frees.
   void add_lanes();
+  // Adaptive: once per epoch, measures and decides (see the header). False
+  // once the blob is done or failed: no further epochs.
+  bool weigh_lanes();
+  bool adaptive() const { return adaptive_; }
   void lane_ended() {
     std::lock_guard lock(mutex_);
     --extra_lanes_;
@@ -328,6 +369,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
           return;
         }
         s.drained += piece;
+        in_order_ += piece;
       }
       if (s.reserved) {
         budget_->release(member_, s.length);
@@ -354,8 +396,42 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   // What this blob could hold ahead of its frontier were memory no object:
   // a segment for each lane it may still add.
   void update_appetite_locked() {
-    std::uint64_t lanes = failed_ ? 0 : std::min<std::uint64_t>(kMaxExtraLanes, segments_.size() - next_);
-    budget_->set_appetite(member_, lanes * segment_size_);
+    std::uint64_t lanes = failed_ ? 0 : std::min<std::uint64_t>(lanes_target_, segments_.size() - next_);
+    budget_->set_appetite(member_, lanes == 0 ? 0 : lanes * segments_[next_].length);
+  }
+
+  // Segments of `length` from `start` to the blob's end.
+  void carve_from(std::uint64_t start, std::uint64_t length) {
+    for (; start < blob_.size; start += length) {
+      segments_.push_back(Segment{.start = start, .length = std::min(length, blob_.size - start)});
+    }
+  }
+
+  // Adaptive: the whole-blob request stops a segment past where it is (those
+  // bytes are on the way) and the rest becomes segments for the lanes, each
+  // about an epoch's worth at one connection's rate (at least segment_size;
+  // a few fit the memory budget): fewer requests than the smallest would
+  // make, and a trial of new lanes done in two or three. False when too
+  // little is left to be worth it.
+  bool split_locked(double rate, std::chrono::milliseconds epoch) {
+    if (segments_.size() > 1) return true;
+    auto epoch_bytes = static_cast<std::uint64_t>(rate * std::chrono::duration<double>(epoch).count());
+    std::uint64_t length = std::max(segment_size_, std::min(epoch_bytes, budget_->memory_total() / 4));
+    Segment& whole = segments_[0];
+    std::uint64_t cut = whole.start + whole.delivered + length;
+    if (failed_ || cut + length > blob_.size) return false;
+    whole.length = cut - whole.start;
+    carve_from(cut, length);
+    logging::debug("blob {}: split at byte {} into {} segments", blob_.digest, cut, segments_.size() - 1);
+    return true;
+  }
+
+  // Adaptive, no extra lane wanted any more: what no lane has taken becomes
+  // one segment again, fetched by one request when the frontier reaches it.
+  void merge_untaken_locked() {
+    if (next_ + 1 >= segments_.size()) return;
+    segments_[next_].length = blob_.size - segments_[next_].start;
+    segments_.resize(next_ + 1);
   }
   bool wants_lane();
   bool start_extra_lane();
@@ -409,6 +485,8 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   const std::shared_ptr<BlobChannel> channel_;
   const std::shared_ptr<SegmentBudget> budget_;
   const std::uint64_t segment_size_;
+  const bool adaptive_;
+  const std::chrono::milliseconds epoch_;
   const std::uint64_t member_;  // of the budget
   const std::shared_ptr<AsyncValue<bool>> range_answer_ = std::make_shared<AsyncValue<bool>>();
   const std::shared_ptr<AsyncValue<Status>> finished_ = std::make_shared<AsyncValue<Status>>();
@@ -418,25 +496,37 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::size_t head_ = 0;  // the segment at the channel's frontier
   std::size_t next_ = 0;  // the next segment no lane has taken
   std::size_t extra_lanes_ = 0;
-  std::size_t done_ = 0;  // segments complete
-  bool asking_ = false;   // the budget holds our request for the next free slot
+  std::size_t lanes_target_ = kMaxExtraLanes;  // extra lanes wanted; those beyond stop at their next pick
+  std::size_t done_ = 0;                       // segments complete
+  bool asking_ = false;                        // the budget holds our request for the next free slot
   bool range_answered_ = false;
   bool failed_ = false;
   bool completed_ = false;
   std::shared_ptr<AsyncValue<bool>> advanced_ = std::make_shared<AsyncValue<bool>>();
+
+  // Adaptive measurement, per epoch.
+  enum class Phase { Steady, WarmingUp, Measuring } phase_ = Phase::Steady;
+  std::uint64_t in_order_ = 0;  // bytes of this blob written into the channel
+  Clock::time_point tick_ = Clock::now();
+  std::uint64_t in_order_at_tick_ = 0;
+  bool saturated_ = false;  // lanes were tried and did not pay: none again
+  struct Trial {
+    double blob_rate = 0;
+    std::size_t lanes = 1;  // before the trial, counting the blob's own
+    std::size_t added = 0;
+  } trial_;
 };
 
 // Receives one segment's response: a 206 for exactly the bytes asked, or a
 // 200 (Range ignored) from which it takes its part of the whole body.
 class SegmentSink : public BodySink {
  public:
-  SegmentSink(std::shared_ptr<Assembler> assembler, std::size_t index, std::uint64_t offset, std::uint64_t end)
-      : assembler_(std::move(assembler)), index_(index), offset_(offset), position_(offset), end_(end) {}
+  SegmentSink(std::shared_ptr<Assembler> assembler, std::size_t index, std::uint64_t offset)
+      : assembler_(std::move(assembler)), index_(index), offset_(offset) {}
   void attach(Waker waker) override { assembler_->attach(index_, waker); }
 
   Flow begin(long status, const HeaderList& headers) override {
     skip_ = 0;
-    position_ = offset_;
     if (status == 206) {
       if (!range_starts_at(headers, offset_)) {
         range_rejected_ = true;
@@ -445,10 +535,7 @@ class SegmentSink : public BodySink {
       assembler_->range_honoured();
       return Flow::Continue;
     }
-    if (assembler_->whole_body_instead(index_)) {
-      end_ = assembler_->blob().size;
-      return Flow::Continue;
-    }
+    if (assembler_->whole_body_instead(index_)) return Flow::Continue;
     skip_ = offset_;
     return Flow::Continue;
   }
@@ -456,15 +543,13 @@ class SegmentSink : public BodySink {
   Flow write(std::string_view chunk) override {
     std::size_t drop = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, chunk.size()));
     std::string_view rest = chunk.substr(drop);
-    if (rest.size() > end_ - position_) rest = rest.substr(0, static_cast<std::size_t>(end_ - position_));
     if (!rest.empty()) {
-      Flow flow = assembler_->write(index_, rest);
-      if (flow != Flow::Continue) return flow;  // curl offers the same chunk again after a pause
-      position_ += rest.size();
+      auto taken = assembler_->write(index_, rest);
+      if (taken.flow != Flow::Continue) return taken.flow;  // curl offers the same chunk again after a pause
+      // A body past our segment (a whole one, or a split moved our end): we have what we came for.
+      if (taken.bytes < rest.size()) return Flow::Abort;
     }
     skip_ -= drop;
-    // A whole body past our segment: we have what we came for.
-    if (position_ == end_ && drop + rest.size() < chunk.size()) return Flow::Abort;
     return Flow::Continue;
   }
 
@@ -474,8 +559,6 @@ class SegmentSink : public BodySink {
   std::shared_ptr<Assembler> assembler_;
   std::size_t index_;
   std::uint64_t offset_;
-  std::uint64_t position_;
-  std::uint64_t end_;
   std::uint64_t skip_ = 0;
   bool range_rejected_ = false;
 };
@@ -490,7 +573,7 @@ Task<Status> fetch_segment(std::shared_ptr<Assembler> assembler, std::size_t ind
     if (before.delivered == before.length) break;
     std::uint64_t first = before.start + before.delivered;
     std::uint64_t last = before.start + before.length - 1;
-    auto sink = std::make_shared<SegmentSink>(assembler, index, first, last + 1);
+    auto sink = std::make_shared<SegmentSink>(assembler, index, first);
     Call call;
     call.kind = CallKind::BlobGet;
     call.target = fmt::format("/v2/{}/blobs/{}", assembler->repository(), blob.digest);
@@ -537,7 +620,13 @@ Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::si
     } else {
       pick = assembler->pick(own_lane);
     }
-    if (pick.kind == Assembler::Pick::Stop) break;
+    if (pick.kind == Assembler::Pick::Stop) {
+      if (pick.withdrawn) {
+        assembler->budget().remove_lane();
+        co_return;
+      }
+      break;
+    }
     if (pick.kind == Assembler::Pick::Wait) {
       logging::debug("blob {}: waiting for segment memory (the segments ahead of the upload hold it)",
                      assembler->blob().digest);
@@ -551,7 +640,7 @@ Task<void> run_lane(std::shared_ptr<Assembler> assembler, bool own_lane, std::si
       assembler->fail(status.error());
       break;
     }
-    if (own_lane) assembler->add_lanes();  // slots of the pool free up as other copies end
+    if (own_lane && !assembler->adaptive()) assembler->add_lanes();  // slots of the pool free up as other copies end
   }
   if (!own_lane) {
     assembler->lane_ended();  // first: the slot may be offered straight back to this blob
@@ -585,7 +674,74 @@ bool Assembler::wants_lane() {
   std::lock_guard lock(mutex_);
   if (failed_ || !range_answered_ || segments_.size() == 1) return false;
   std::size_t unassigned = segments_.size() - next_;
-  return extra_lanes_ < kMaxExtraLanes && extra_lanes_ < unassigned;
+  return extra_lanes_ < lanes_target_ && extra_lanes_ < unassigned;
+}
+
+bool Assembler::weigh_lanes() {
+  std::size_t add = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (failed_ || completed_) return false;
+    auto now = Clock::now();
+    double seconds = std::chrono::duration<double>(now - tick_).count();
+    if (seconds <= 0) return true;
+    double blob_rate = static_cast<double>(in_order_ - in_order_at_tick_) / seconds;
+    tick_ = now;
+    in_order_at_tick_ = in_order_;
+    double seconds_left = blob_rate > 0 ? static_cast<double>(blob_.size - in_order_) / blob_rate : 1e9;
+    budget_->report_finish(member_, seconds_left);
+
+    switch (phase_) {
+      case Phase::WarmingUp:  // the new lanes were connecting: this epoch says little
+        phase_ = Phase::Measuring;
+        return true;
+      case Phase::Measuring: {
+        phase_ = Phase::Steady;
+        double per_lane = trial_.blob_rate / static_cast<double>(trial_.lanes);
+        double expected = per_lane * static_cast<double>(trial_.added);
+        if (blob_rate >= trial_.blob_rate + kGainNeeded * expected) {
+          logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
+                         trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
+          break;  // and weigh more at once
+        }
+        logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} withdrawn, none tried again",
+                       blob_.digest, trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes,
+                       trial_.added);
+        saturated_ = true;
+        lanes_target_ = trial_.lanes - 1;
+        if (lanes_target_ == 0) merge_untaken_locked();
+        update_appetite_locked();
+        return true;
+      }
+      case Phase::Steady:
+        break;
+    }
+    if (saturated_ || !range_answered_ || seconds_left < kWorthSplittingSeconds) return true;
+    std::size_t lanes = 1 + extra_lanes_;
+    add = std::min(lanes, kMaxExtraLanes + 1 - lanes);  // doubling, like slow start
+    if (add == 0 || !budget_->finishes_last(member_, seconds_left) || !split_locked(blob_rate, epoch_)) return true;
+    trial_ = {blob_rate, lanes, 0};
+    lanes_target_ = extra_lanes_ + add;
+    update_appetite_locked();
+  }
+  std::size_t added = 0;
+  while (added < add && budget_->try_add_lane()) {
+    if (!start_extra_lane()) {
+      budget_->remove_lane();
+      break;
+    }
+    ++added;
+  }
+  std::lock_guard lock(mutex_);
+  lanes_target_ = extra_lanes_;
+  update_appetite_locked();
+  if (added == 0) return true;  // no free slot after all, or no memory: ask again next epoch
+  trial_.added = added;
+  phase_ = Phase::WarmingUp;
+  logging::debug("blob {}: {:.1f} s left at {:.1f} MB/s, the run's last: trying {} more lanes", blob_.digest,
+                 static_cast<double>(blob_.size - in_order_) / std::max(trial_.blob_rate, 1.0), trial_.blob_rate / 1e6,
+                 added);
+  return true;
 }
 
 bool Assembler::start_extra_lane() {
@@ -623,13 +779,25 @@ bool Assembler::take_offered_slot() {
   return true;
 }
 
+// A timer chain, not a coroutine: nothing waits for it, and a pending timer
+// holds only a weak pointer. Ends with the blob; cancellation fires it at once.
+void weigh_every_epoch(HttpEngine& engine, const std::shared_ptr<Assembler>& assembler,
+                       std::chrono::milliseconds epoch) {
+  std::weak_ptr<Assembler> weak = assembler;
+  engine.after(epoch, [&engine, weak, epoch] {
+    auto self = weak.lock();
+    if (!self || engine.cancelled() || !self->weigh_lanes()) return;
+    weigh_every_epoch(engine, self, epoch);
+  });
+}
+
 }  // namespace
 
 Task<Status> download_segmented(Registry& source, std::string repository, Descriptor blob,
                                 std::shared_ptr<BlobChannel> channel, SegmentSettings settings,
                                 std::shared_ptr<SegmentBudget> budget) {
   auto assembler = std::make_shared<Assembler>(source, std::move(repository), std::move(blob), std::move(channel),
-                                               settings.segment_size, std::move(budget));
+                                               settings, std::move(budget));
   assembler->start();
   auto finished = assembler->finished();
   auto range_answer = assembler->range_answer();
@@ -638,7 +806,13 @@ Task<Status> download_segmented(Registry& source, std::string repository, Descri
   // shown it honours Range.
   // Liveness: the first answer sets range_answer, completion at the latest;
   // `finished` is set by the last segment written or by any failure (fail_locked).
-  if (co_await range_answer->wait()) assembler->add_lanes();
+  if (co_await range_answer->wait()) {
+    if (assembler->adaptive()) {
+      weigh_every_epoch(source.engine(), assembler, settings.epoch);
+    } else {
+      assembler->add_lanes();
+    }
+  }
   co_return co_await finished->wait();
 }
 

@@ -2,12 +2,19 @@
 // one channel (so one streamed PUT, digest checked as now). The segment at the
 // channel's frontier writes straight through; a later one waits in memory
 // reserved from a budget the whole run shares, so what sits out of order stays
-// bounded. Extra segments are extra connections, slots of the blob pool: a
-// large blob is given the next slots that free, before copies still waiting,
-// so the large layers stop being the long pole.
+// bounded. Extra segments are extra connections, slots of the blob pool.
+//
+// Adaptive (the default): a blob starts as one GET. Every epoch it weighs its
+// measured rate: when its projected finish is the run's latest and the pool
+// has free slots, the rest of it is split into segments and lanes are added
+// (doubling); lanes that did not raise the blob's rate (one connection
+// already at the link's speed, a shared interface, a busy CPU) are withdrawn
+// and none are tried again. Always: split at once, and a large blob
+// takes the next slots that free before copies still waiting.
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <deque>
@@ -24,9 +31,14 @@
 
 namespace fastsync {
 
+enum class SegmentPolicy { Adaptive, Always };
+
 struct SegmentSettings {
-  std::uint64_t segment_size = 2u << 20;  // 0: never split a blob
-  // Blobs of at least this many bytes are split (into two or more).
+  std::uint64_t segment_size = 2u << 20;  // the smallest segment; 0: never split a blob
+  SegmentPolicy policy = SegmentPolicy::Adaptive;
+  // How often an adaptive blob weighs adding or withdrawing lanes.
+  std::chrono::milliseconds epoch{500};
+  // Blobs of at least this many bytes may be split (into two or more).
   std::uint64_t threshold() const { return segment_size * 2; }
 };
 
@@ -34,7 +46,8 @@ struct SegmentSettings {
 // for bytes that arrive ahead of the frontier. Shared by every copy of a run.
 class SegmentBudget {
  public:
-  SegmentBudget(std::size_t pool, std::uint64_t memory) : pool_(std::max<std::size_t>(1, pool)), memory_free_(memory) {}
+  SegmentBudget(std::size_t pool, std::uint64_t memory)
+      : pool_(std::max<std::size_t>(1, pool)), memory_total_(memory), memory_free_(memory) {}
 
   // Each blob copy holds a slot of the pool for its own connection; it waits
   // while the pool is full. A slot that frees goes first to a blob asking for
@@ -72,11 +85,18 @@ class SegmentBudget {
   bool try_reserve(std::uint64_t member, std::uint64_t bytes);
   void release(std::uint64_t member, std::uint64_t bytes);
 
+  // For adaptive lanes: each segmented blob says when it expects to finish
+  // at its current rate; the one finishing last is offered the free slots.
+  void report_finish(std::uint64_t member, double seconds_left);
+  bool finishes_last(std::uint64_t member, double seconds_left);
+  std::uint64_t memory_total() const { return memory_total_; }
+
  private:
   struct Member {
     std::uint64_t size = 0;
     std::uint64_t appetite = 0;
     std::uint64_t held = 0;
+    double seconds_left = 0;
   };
   // A copy passes once the run is cancelled (it fails at once); a lane never does.
   bool take_free_slot(bool for_copy);
@@ -87,6 +107,7 @@ class SegmentBudget {
   bool cancelled_ = false;
   const std::size_t pool_;
   std::size_t in_use_ = 0;
+  const std::uint64_t memory_total_;
   std::uint64_t memory_free_;
   std::deque<std::function<bool()>> lane_askers_;
   std::deque<std::coroutine_handle<>> waiting_copies_;

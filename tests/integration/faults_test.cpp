@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/fronts.h"
@@ -33,10 +35,19 @@ struct MirrorSetup {
   }
   std::vector<std::string> args(const std::string& source_host, const std::string& dest_host,
                                 std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"--version", "4.20.8", "--source-registry",
-                                  source_host + "/openshift-release-dev/ocp-release", "--dest-registry", dest_host,
-                                  "--pull-secret", secret, "--quiet", "--retry-delay-ms", "20",
-                                  "--report", dir.file("report.json")};
+    std::vector<std::string> a = {"--version",
+                                  "4.20.8",
+                                  "--source-registry",
+                                  source_host + "/openshift-release-dev/ocp-release",
+                                  "--dest-registry",
+                                  dest_host,
+                                  "--pull-secret",
+                                  secret,
+                                  "--quiet",
+                                  "--retry-delay-ms",
+                                  "20",
+                                  "--report",
+                                  dir.file("report.json")};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -58,10 +69,11 @@ TEST(Faults, BurstsOf500And503AreRetried) {
                           {R"({"method":"GET","path":"/manifests/","action":"status","status":503,"times":3})",
                            R"({"method":"GET","path":"/blobs/","action":"status","status":500,"every":3,"times":8})"},
                           s.dir, "source");
-  FaultProxy dest_proxy(s.dest,
-                        {R"({"method":"POST","path":"/blobs/uploads/","action":"status","status":503,"every":4,"times":6})",
-                         R"({"method":"PUT","path":"/manifests/","action":"status","status":502,"every":5,"times":3})"},
-                        s.dir, "dest");
+  FaultProxy dest_proxy(
+      s.dest,
+      {R"({"method":"POST","path":"/blobs/uploads/","action":"status","status":503,"every":4,"times":6})",
+       R"({"method":"PUT","path":"/manifests/","action":"status","status":502,"every":5,"times":3})"},
+      s.dir, "dest");
   auto r = run_fastsync(s.args(source_proxy.host(), dest_proxy.host()));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(source_proxy.faults("status"), 11u);
@@ -75,11 +87,12 @@ TEST(Faults, BurstsOf500And503AreRetried) {
 // reported as the download it had to stop.
 TEST(Faults, UploadsRefusedMidBodyAreRetriedAsTheirOwnFailure) {
   MirrorSetup s(12, 0.05);
-  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "4"}, s.dir.file("wan.log"));
+  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "4"},
+               s.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
-  FaultProxy dest_proxy(s.dest,
-                        {R"({"method":"PUT","path":"/blobs/uploads/","action":"early","status":500,"every":3,"times":6})"},
-                        s.dir, "dest");
+  FaultProxy dest_proxy(
+      s.dest, {R"({"method":"PUT","path":"/blobs/uploads/","action":"early","status":500,"every":3,"times":6})"}, s.dir,
+      "dest");
   auto r = run_fastsync(s.args(slow_host, dest_proxy.host()));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(dest_proxy.faults("early"), 6u);
@@ -120,15 +133,14 @@ TEST(Faults, ConnectionsResetMidBodyResumeWithRange) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(proxy.faults("reset"), 8u);
   std::size_t ranged = 0;
-  for (const auto& e : proxy.entries()) ranged += e.range.rfind("bytes=", 0) == 0 && e.range != "bytes=0-";
+  // A resumption starts past byte 0 (a large blob's first request asks for bytes=0-<last>).
+  for (const auto& e : proxy.entries()) ranged += e.range.rfind("bytes=", 0) == 0 && e.range.rfind("bytes=0-", 0) != 0;
   EXPECT_GE(ranged, 1u) << "no download resumed from where it was cut";
   s.expect_complete_mirror();
 }
 
 // "bytes=<first>-<last>": a segment, not a resumption ("bytes=<first>-").
-bool closed_range(const std::string& range) {
-  return range.rfind("bytes=", 0) == 0 && range.back() != '-';
-}
+bool closed_range(const std::string& range) { return range.rfind("bytes=", 0) == 0 && range.back() != '-'; }
 
 // Large blobs (here: 1 MiB and up) come as parallel Range segments of 512 KiB,
 // reassembled in order into one upload; connections cut mid-segment resume
@@ -140,7 +152,7 @@ TEST(Faults, LargeBlobsComeInParallelRangeSegmentsThatSurviveCuts) {
   // 4 MB/s per connection: a segment takes over a tenth of a second, so the ones in parallel visibly overlap.
   Process slow({tool_path("fastsync-wanproxy"), "--target", proxy.host(), "--rate-mbps", "4"}, s.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
-  auto r = run_fastsync(s.args(slow_host, s.dest.host(), {"--segment-size", "512KiB"}));
+  auto r = run_fastsync(s.args(slow_host, s.dest.host(), {"--segment-size", "512KiB", "--segments-always"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(proxy.faults("reset"), 6u);
   s.expect_complete_mirror();
@@ -163,6 +175,60 @@ TEST(Faults, LargeBlobsComeInParallelRangeSegmentsThatSurviveCuts) {
   }
   EXPECT_GE(most, 4u) << "no blob came in more than a few segments";
   EXPECT_TRUE(overlapped) << "segments of one blob were fetched one after another";
+}
+
+// The blob's GETs, by start time.
+std::vector<ProxyLogEntry> gets_of(const FaultProxy& proxy, const std::string& digest) {
+  std::vector<ProxyLogEntry> gets;
+  for (const auto& e : proxy.entries()) {
+    if (e.method == "GET" && e.path.find(digest.substr(7)) != std::string::npos) gets.push_back(e);
+  }
+  std::sort(gets.begin(), gets.end(), [](const auto& a, const auto& b) { return a.time < b.time; });
+  return gets;
+}
+
+// What the run said about one blob.
+std::string lines_about(const std::string& log, const std::string& digest) {
+  std::string out, line;
+  std::istringstream in(log);
+  while (std::getline(in, line)) {
+    if (line.find("blob " + digest + ":") != std::string::npos) out += line + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> verbose(std::vector<std::string> args) {
+  args.erase(std::find(args.begin(), args.end(), "--quiet"));
+  args.push_back("--verbose");
+  return args;
+}
+
+// Adaptive segments (the default): every blob starts as one GET; where each
+// connection is slow (a source far away), the blob that would finish last is
+// split and fetched by several lanes at once.
+TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
+  MirrorSetup s(3, 0.8);
+  FaultProxy proxy(s.source, {}, s.dir);
+  Process slow({tool_path("fastsync-wanproxy"), "--target", proxy.host(), "--rate-mbps", "2"}, s.dir.file("wan.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  auto r = run_fastsync(verbose(s.args(slow_host, s.dest.host(), {"--segment-size", "512KiB"})));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  s.expect_complete_mirror();
+
+  auto gets = gets_of(proxy, s.fixture.largest_blob_digest);
+  const std::string about = lines_about(r.err, s.fixture.largest_blob_digest);
+  ASSERT_GE(gets.size(), 3u) << "the largest blob (" << s.fixture.largest_blob << " bytes) was never split:\n" << about;
+  EXPECT_EQ(gets.front().range, "bytes=0-" + std::to_string(s.fixture.largest_blob - 1)) << "it starts whole";
+  // The run's own measure (the proxy behind the slow link sees each answer leave at once):
+  // lanes were kept because the blob came faster with them.
+  std::regex kept(R"(: (\d+) lanes fetch ([0-9.]+) MB/s \(was ([0-9.]+) with (\d+)\): kept)");
+  std::size_t most_lanes = 0;
+  for (std::sregex_iterator m(about.begin(), about.end(), kept), end; m != end; ++m) {
+    most_lanes = std::max<std::size_t>(most_lanes, std::stoul((*m)[1]));
+    EXPECT_GT(std::stod((*m)[2]), 1.3 * std::stod((*m)[3])) << m->str();
+  }
+  EXPECT_GE(most_lanes, 2u) << "no lane was kept:\n" << about;
+  EXPECT_NE(about.find(": split at byte"), std::string::npos) << about;
 }
 
 // A source (or CDN) that ignores Range answers the first segment with the
@@ -190,7 +256,8 @@ TEST(Faults, ASourceRefusingEveryRangeOfABlobGivesItWhole) {
   MirrorSetup s(8, 0.1);
   std::string hex = s.fixture.largest_blob_digest.substr(7);
   FaultProxy proxy(
-      s.source, {R"({"method":"GET","path":")" + hex + R"(","with_range":true,"action":"status","status":500,"times":100000})"},
+      s.source,
+      {R"({"method":"GET","path":")" + hex + R"(","with_range":true,"action":"status","status":500,"times":100000})"},
       s.dir);
   auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--segment-size", "512KiB"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -214,8 +281,8 @@ TEST(Faults, ASourceCuttingEveryConnectionForABlobFailsOnlyItsImagesAndTheRunEnd
   FaultProxy proxy(
       s.source, {R"({"method":"GET","path":")" + digest.substr(7) + R"(","action":"reset","after":0,"times":100000})"},
       s.dir);
-  auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--segment-size", "512KiB"}), {},
-                        std::chrono::seconds(120));
+  auto r =
+      run_fastsync(s.args(proxy.host(), s.dest.host(), {"--segment-size", "512KiB"}), {}, std::chrono::seconds(120));
   ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
   auto report = load_json(s.dir.file("report.json"));
   std::size_t failed = 0;
@@ -264,8 +331,7 @@ TEST(Faults, ABlobThatIsAlwaysCorruptFailsOnlyItsImagesAndIsNeverStored) {
   }
   ASSERT_NE(victim, nullptr);
   std::string bad = victim->blobs.back();
-  FaultProxy proxy(s.source,
-                   {R"({"method":"GET","path":")" + bad + R"(","action":"flip","times":1000})"}, s.dir);
+  FaultProxy proxy(s.source, {R"({"method":"GET","path":")" + bad + R"(","action":"flip","times":1000})"}, s.dir);
   auto r = run_fastsync(s.args(proxy.host(), s.dest.host()));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.out.find("rhel-coreos: blob "), std::string::npos) << r.out;
@@ -288,9 +354,8 @@ TEST(Faults, ABlobThatIsAlwaysCorruptFailsOnlyItsImagesAndIsNeverStored) {
 TEST(Faults, TaggingAnImageFoundPresentNeverOverlapsAMountProbe) {
   MirrorSetup s(10);
   const auto& preloaded = s.fixture.components[1];
-  ASSERT_EQ(skopeo_copy(s.source, preloaded.repository + "@" + preloaded.digest, s.dest,
-                        kRepo + "@" + preloaded.digest),
-            "");
+  ASSERT_EQ(
+      skopeo_copy(s.source, preloaded.repository + "@" + preloaded.digest, s.dest, kRepo + "@" + preloaded.digest), "");
   FaultProxy proxy(s.dest,
                    {R"({"method":"HEAD","path":"/manifests/)" + preloaded.digest +
                         R"(","action":"hold","until":"mount=","count":6})",
@@ -324,8 +389,8 @@ TEST(Faults, TaggingAnImageFoundPresentNeverOverlapsAMountProbe) {
 
 TEST(Faults, AStalledTransferIsAbortedByTheStallLimitAndRetried) {
   MirrorSetup s(6, 0.02);
-  FaultProxy proxy(s.source,
-                   {R"({"method":"GET","path":"/blobs/","action":"stall","after":0.5,"seconds":600,"times":2})"}, s.dir);
+  FaultProxy proxy(
+      s.source, {R"({"method":"GET","path":"/blobs/","action":"stall","after":0.5,"seconds":600,"times":2})"}, s.dir);
   auto r = run_fastsync(s.args(proxy.host(), s.dest.host(), {"--stall-timeout", "1", "--verbose"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(proxy.faults("stall"), 2u);
@@ -335,7 +400,8 @@ TEST(Faults, AStalledTransferIsAbortedByTheStallLimitAndRetried) {
 
 TEST(Faults, DestinationRestartedMidRunThenARerunCompletes) {
   MirrorSetup s(16, 0.05);
-  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "4"}, s.dir.file("wan.log"));
+  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "4"},
+               s.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   auto argv = s.args(slow_host, s.dest.host(), {"--retries", "2"});
   argv = fastsync_argv(argv);
@@ -360,7 +426,8 @@ TEST(Faults, DestinationRestartedMidRunThenARerunCompletes) {
 
 TEST(Faults, SignalsAtRandomPointsNeverLeaveHalfPushedImages) {
   MirrorSetup s(16, 0.05);
-  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "6"}, s.dir.file("wan.log"));
+  Process slow({tool_path("fastsync-wanproxy"), "--target", s.source.host(), "--rate-mbps", "6"},
+               s.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
   std::mt19937 rng(20261125);
   std::size_t puts_seen = 0;

@@ -38,14 +38,23 @@ bool closed_range(const std::string& range) { return range.rfind("bytes=", 0) ==
 
 enum class Front { Direct, GatedLargestBlob, Throttled };
 
+// A line of `log` that starts (after the prefix) with `subject` and holds `words`.
+bool said_of(const std::string& log, const std::string& subject, const std::string& words) {
+  for (auto at = log.find(subject); at != std::string::npos; at = log.find(subject, at + 1)) {
+    if (log.substr(at, log.find('\n', at) - at).find(words) != std::string::npos) return true;
+  }
+  return false;
+}
+
 struct StopCase {
   std::string name;
   int sig = SIGINT;
   std::vector<std::string> flags;  // segment settings
   Front dest_front = Front::Direct;
   // Signal once this holds; `where` says what the run was doing.
-  enum class When { GateHeld, AllSegmentsFetched, WaitingForMemory, BlobPuts } when = When::BlobPuts;
+  enum class When { GateHeld, AllSegmentsFetched, WaitingForMemory, BlobPuts, TryingLanes } when = When::BlobPuts;
   std::size_t blob_puts = 0;  // When::BlobPuts: completed blob uploads at the destination
+  bool slow_source = false;   // each source connection at 2 MB/s (a source far away): adaptive lanes pay
 };
 
 struct LivenessRun {
@@ -84,6 +93,14 @@ TEST_P(StopAt, ExitsWithinSecondsPrintsTheSummaryAndARerunCompletesTheMirror) {
   std::unique_ptr<FaultProxy> gated;
   std::unique_ptr<Process> throttle;
   std::string dest_host = s.dest.host();
+  std::string source_host = source_log.host();
+  std::unique_ptr<Process> far;
+  if (c.slow_source) {
+    far = std::make_unique<Process>(
+        std::vector<std::string>{tool_path("fastsync-wanproxy"), "--target", source_log.host(), "--rate-mbps", "2"},
+        s.dir.file("far.log"));
+    source_host = "127.0.0.1:" + far->wait_ready().at("port");
+  }
   if (c.dest_front == Front::GatedLargestBlob) {
     // The largest blob's upload gets 1 MiB in, then its body is read no more.
     gated = std::make_unique<FaultProxy>(
@@ -100,9 +117,10 @@ TEST_P(StopAt, ExitsWithinSecondsPrintsTheSummaryAndARerunCompletesTheMirror) {
     dest_host = "127.0.0.1:" + throttle->wait_ready().at("port");
   }
 
-  std::vector<std::string> args = {"--version", "4.20.8", "--source-registry",
-                                   source_log.host() + "/openshift-release-dev/ocp-release", "--dest-registry",
-                                   dest_host, "--pull-secret", s.secret, "--verbose", "--no-sigstore"};
+  std::vector<std::string> args = {
+      "--version",       "4.20.8",       "--source-registry", source_host + "/openshift-release-dev/ocp-release",
+      "--dest-registry", dest_host,      "--pull-secret",     s.secret,
+      "--verbose",       "--no-sigstore"};
   args.insert(args.end(), c.flags.begin(), c.flags.end());
   Process run(fastsync_argv(args), s.dir.file("run.err"), {}, s.dir.file("run.out"));
 
@@ -133,17 +151,23 @@ TEST_P(StopAt, ExitsWithinSecondsPrintsTheSummaryAndARerunCompletesTheMirror) {
         break;
       case StopCase::When::AllSegmentsFetched:
         // The run says so itself once the last segment is in (no transfer of the blob is left).
-        if (gate_held() && read_file(s.dir.file("run.err"))
-                                   .find("blob " + s.fixture.largest_blob_digest + ": every segment fetched") !=
-                               std::string::npos) {
+        if (gate_held() &&
+            read_file(s.dir.file("run.err"))
+                    .find("blob " + s.fixture.largest_blob_digest + ": every segment fetched") != std::string::npos) {
           where = "every segment of the largest blob fetched, the upload held: the frontier drains buffered segments";
         }
         break;
       case StopCase::When::WaitingForMemory:
         if (gate_held() && read_file(s.dir.file("run.err"))
-                               .find("blob " + s.fixture.largest_blob_digest + ": waiting for segment memory") !=
+                                   .find("blob " + s.fixture.largest_blob_digest + ": waiting for segment memory") !=
                                std::string::npos) {
           where = "a segment lane waiting for memory";
+        }
+        break;
+      case StopCase::When::TryingLanes:
+        // Adaptive: lanes just added to the largest blob, their trial running.
+        if (said_of(read_file(s.dir.file("run.err")), "blob " + s.fixture.largest_blob_digest + ": ", "more lanes")) {
+          where = "lanes being tried on the largest blob (adaptive segments)";
         }
         break;
       case StopCase::When::BlobPuts:
@@ -163,14 +187,14 @@ TEST_P(StopAt, ExitsWithinSecondsPrintsTheSummaryAndARerunCompletesTheMirror) {
   write_file(s.gate, "");  // let the held upload go (the run is gone; the proxy drops it)
 
   EXPECT_EQ(code, 128 + c.sig) << where;
-  std::cerr << "stopped " << where << " after " << std::chrono::duration<double>(signalled - started).count()
-            << " s\n";
-  EXPECT_LE(took, kStopBound) << "stopped " << where << " and took "
-                              << std::chrono::duration<double>(took).count() << " s";
+  std::cerr << "stopped " << where << " after " << std::chrono::duration<double>(signalled - started).count() << " s\n";
+  EXPECT_LE(took, kStopBound) << "stopped " << where << " and took " << std::chrono::duration<double>(took).count()
+                              << " s";
   std::string out = read_file(s.dir.file("run.out"));
   EXPECT_NE(out.find(c.sig == SIGINT ? "stopped: interrupted by SIGINT" : "stopped: terminated by SIGTERM"),
             std::string::npos)
-      << where << "\n" << out;
+      << where << "\n"
+      << out;
   EXPECT_NE(out.find("not attempted (the run stopped)"), std::string::npos) << out;
   // Stopped is not failed: what the signal ended is counted as not attempted, images and blobs alike.
   for (const char* line : {"\n  images:  ", "\n  blobs:   "}) {
@@ -186,15 +210,16 @@ TEST_P(StopAt, ExitsWithinSecondsPrintsTheSummaryAndARerunCompletesTheMirror) {
   EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0);
 
   // Rerun, with nothing in the way: the mirror is exact.
-  auto rerun = run_fastsync({"--version", "4.20.8", "--source-registry",
-                             s.source.host() + "/openshift-release-dev/ocp-release", "--dest-registry", s.dest.host(),
-                             "--pull-secret", s.secret, "--quiet", "--no-sigstore"});
+  auto rerun =
+      run_fastsync({"--version", "4.20.8", "--source-registry", s.source.host() + "/openshift-release-dev/ocp-release",
+                    "--dest-registry", s.dest.host(), "--pull-secret", s.secret, "--quiet", "--no-sigstore"});
   ASSERT_EQ(rerun.exit_code, 0) << rerun.out << rerun.err;
   auto problems = check_mirror(s.source, s.dest, kRepo, s.fixture);
   EXPECT_TRUE(problems.empty()) << problems.size() << " problems, first: " << problems.front();
 }
 
-const std::vector<std::string> kSegments = {"--segment-size", "256KiB"};
+// Split at once, whatever the rate: these cases stop a run inside the segment machinery.
+const std::vector<std::string> kSegments = {"--segment-size", "256KiB", "--segments-always"};
 std::vector<std::string> with(std::vector<std::string> a, std::vector<std::string> b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -203,8 +228,7 @@ std::vector<std::string> with(std::vector<std::string> a, std::vector<std::strin
 INSTANTIATE_TEST_SUITE_P(
     Liveness, StopAt,
     ::testing::Values(
-        StopCase{"SegmentedBlobMidUpload_SIGINT", SIGINT, kSegments, Front::GatedLargestBlob,
-                 StopCase::When::GateHeld},
+        StopCase{"SegmentedBlobMidUpload_SIGINT", SIGINT, kSegments, Front::GatedLargestBlob, StopCase::When::GateHeld},
         StopCase{"SegmentedBlobMidReorder_SIGTERM", SIGTERM, with(kSegments, {"--segment-memory", "64MiB"}),
                  Front::GatedLargestBlob, StopCase::When::AllSegmentsFetched},
         StopCase{"SegmentedBlobMidReorder_SIGINT", SIGINT, with(kSegments, {"--segment-memory", "64MiB"}),
@@ -215,22 +239,47 @@ INSTANTIATE_TEST_SUITE_P(
                  Front::GatedLargestBlob, StopCase::When::WaitingForMemory},
         StopCase{"SegmentsEarly_SIGTERM", SIGTERM, kSegments, Front::Direct, StopCase::When::BlobPuts, 2},
         StopCase{"SegmentsLater_SIGINT", SIGINT, kSegments, Front::Direct, StopCase::When::BlobPuts, 30},
-        StopCase{"WholeBlobsEarly_SIGINT", SIGINT, {"--segment-size", "0"}, Front::Direct, StopCase::When::BlobPuts,
-                 2},
-        StopCase{"WholeBlobsLater_SIGTERM", SIGTERM, {"--segment-size", "0"}, Front::Direct,
-                 StopCase::When::BlobPuts, 30},
+        StopCase{"AdaptiveLanesOnTrial_SIGINT",
+                 SIGINT,
+                 {"--segment-size", "256KiB"},
+                 Front::Direct,
+                 StopCase::When::TryingLanes,
+                 0,
+                 true},
+        StopCase{"AdaptiveLanesOnTrial_SIGTERM",
+                 SIGTERM,
+                 {"--segment-size", "256KiB"},
+                 Front::Direct,
+                 StopCase::When::TryingLanes,
+                 0,
+                 true},
+        StopCase{"WholeBlobsEarly_SIGINT", SIGINT, {"--segment-size", "0"}, Front::Direct, StopCase::When::BlobPuts, 2},
+        StopCase{
+            "WholeBlobsLater_SIGTERM", SIGTERM, {"--segment-size", "0"}, Front::Direct, StopCase::When::BlobPuts, 30},
         StopCase{"SlowDestinationSegments_SIGINT", SIGINT, kSegments, Front::Throttled, StopCase::When::BlobPuts, 5},
-        StopCase{"SlowDestinationWholeBlobs_SIGTERM", SIGTERM, {"--segment-size", "0"}, Front::Throttled,
-                 StopCase::When::BlobPuts, 5}),
+        StopCase{"SlowDestinationWholeBlobs_SIGTERM",
+                 SIGTERM,
+                 {"--segment-size", "0"},
+                 Front::Throttled,
+                 StopCase::When::BlobPuts,
+                 5}),
     [](const ::testing::TestParamInfo<StopCase>& p) { return p.param.name; });
 
 // A wait nothing wakes (a test hook makes one on purpose) does not hang the
 // run: the stop watchdog reports what is in flight and exits anyway.
 TEST(Liveness, AWaitNothingWakesIsReportedAndTheRunExitsAnyway) {
   LivenessRun s;
-  std::vector<std::string> args = {"--version", "4.20.8", "--source-registry",
-                                   s.source.host() + "/openshift-release-dev/ocp-release", "--dest-registry",
-                                   s.dest.host(), "--pull-secret", s.secret, "--quiet", "--stop-timeout", "2"};
+  std::vector<std::string> args = {"--version",
+                                   "4.20.8",
+                                   "--source-registry",
+                                   s.source.host() + "/openshift-release-dev/ocp-release",
+                                   "--dest-registry",
+                                   s.dest.host(),
+                                   "--pull-secret",
+                                   s.secret,
+                                   "--quiet",
+                                   "--stop-timeout",
+                                   "2"};
   Process run(fastsync_argv(args), s.dir.file("run.err"), {"FASTSYNC_TEST_UNWAKEABLE_COPY=1"}, s.dir.file("run.out"));
   while (run.running() && read_file(s.dir.file("run.err")).find("test hook") == std::string::npos) {
     std::this_thread::sleep_for(kPoll);

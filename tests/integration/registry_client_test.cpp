@@ -450,6 +450,7 @@ TEST(BlobCopy, A100MBBlobInParallelSegmentsStaysWithinTheSegmentMemory) {
 
   RegistryOptions options;
   options.segment_size = 4u << 20;
+  options.segments_always = true;  // the reorder machinery, not the decision to split
   options.segment_memory = 16u << 20;
   options.blob_pool = 8;
   Harness h(R"({"auths":{}})", options);
@@ -468,6 +469,59 @@ TEST(BlobCopy, A100MBBlobInParallelSegmentsStaysWithinTheSegmentMemory) {
   std::size_t segments = 0;
   for (const auto& q : source.requests()) segments += q.method == "GET" && q.status == 206;
   EXPECT_EQ(segments, kSize / options.segment_size);
+}
+
+// Adaptive segments (the default) for one 24 MiB blob through a slow link.
+struct AdaptiveCopy {
+  TestRegistry source;
+  TestRegistry dest;
+  TempDir dir{"fastsync-adaptive"};
+  std::string digest;
+  static constexpr std::size_t kSize = 24u << 20;
+  static constexpr std::uint64_t kSegment = 512u << 10;
+  AdaptiveCopy() {
+    write_random_file(dir.file("blob"), kSize, 44);
+    digest = testing::curl_push_blob(source, "big/src", dir.file("blob"));
+  }
+  // Copies the blob from `source` through `link` (wanproxy arguments) and
+  // returns the source's GETs of it that were answered 206.
+  std::size_t copy_through(std::vector<std::string> link) {
+    std::vector<std::string> argv = {testing::tool_path("fastsync-wanproxy"), "--target", source.host()};
+    argv.insert(argv.end(), link.begin(), link.end());
+    testing::Process wan(argv, dir.file("wan.log"));
+    std::string wan_host = "127.0.0.1:" + wan.wait_ready().at("port");
+    RegistryOptions options;
+    options.segment_size = kSegment;
+    options.segment_memory = 8u << 20;
+    Harness h(R"({"auths":{}})", options);
+    Descriptor blob{"", digest, kSize, {}};
+    auto copied =
+        sync_wait(h.client->receive_blob(*h.client, {wan_host, "big/src"}, {dest.host(), "big/dst"}, blob, ""));
+    EXPECT_TRUE(copied.ok()) << copied.error().message;
+    EXPECT_EQ(sha256_digest(testing::curl_blob(dest, "big/dst", digest)), digest);
+    std::size_t ranges = 0;
+    for (const auto& q : source.requests()) ranges += q.method == "GET" && q.status == 206;
+    return ranges;
+  }
+};
+
+// Each connection capped (a source far away): the blob is split and lanes
+// are added while they pay, so it comes in many Range requests.
+TEST(BlobCopy, AdaptiveSegmentsSplitABlobWhereEachConnectionIsSlow) {
+  AdaptiveCopy c;
+  std::size_t ranges = c.copy_through({"--rate-mbps", "3"});
+  EXPECT_GE(ranges, 10u) << "the blob was not split across lanes";
+}
+
+// One interface every connection shares, and this blob alone on it: one
+// connection already takes it all, so the lane tried is withdrawn and the
+// rest comes in one request — a handful of requests, not the 48 fixed
+// segments would make.
+TEST(BlobCopy, AdaptiveSegmentsWithdrawLanesThatDoNotPayBehindOneSharedInterface) {
+  AdaptiveCopy c;
+  std::size_t ranges = c.copy_through({"--total-mbps", "8"});
+  EXPECT_GE(ranges, 1u);
+  EXPECT_LE(ranges, 8u) << "lanes were kept that only shared the interface";
 }
 
 TEST(BlobCopy, BytesThatDoNotMatchTheDigestAreDetectedAndNothingIsCommitted) {

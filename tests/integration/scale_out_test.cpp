@@ -36,9 +36,12 @@ class Interface {
   }
   std::vector<std::string> args(const std::string& secret, const std::string& report,
                                 std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a = {"--version", "4.20.8", "--source-registry", source_ + "/openshift-release-dev/ocp-release",
-                                  "--dest-registry", dest_, "--pull-secret", secret, "--quiet", "--no-signatures",
-                                  "--report", report};
+    std::vector<std::string> a = {"--version",         "4.20.8",
+                                  "--source-registry", source_ + "/openshift-release-dev/ocp-release",
+                                  "--dest-registry",   dest_,
+                                  "--pull-secret",     secret,
+                                  "--quiet",           "--no-signatures",
+                                  "--report",          report};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -98,15 +101,12 @@ TEST(ScaleOut, FourShardsThenTheManifestsPassBeatOneProcessAndUploadEachBlobOnce
     for (int k = 0; k < kShards; ++k) {
       std::string name = "shard" + std::to_string(k);
       nics.push_back(std::make_unique<Interface>(source, dest, dir, name + "-nic"));
-      // As deploy/kubernetes/shards-job.yaml runs them: without Range segments, which
-      // behind a capped interface only share its bandwidth with the segment being
-      // uploaded (a shard holding one large blob then downloads nearly all of it
-      // before its upload can start).
+      // As deploy/kubernetes/shards-job.yaml runs them, with default settings:
+      // adaptive segments withdraw lanes that only share the capped interface.
       auto argv = nics.back()->args(secret, dir.file(name + ".json"),
-                                    {"--shard", std::to_string(k) + "/" + std::to_string(kShards), "--blobs-only",
-                                     "--segment-size", "0"});
-      shards.push_back(std::make_unique<Process>(fastsync_argv(argv), dir.file(name + ".err"), std::vector<std::string>{},
-                                                 dir.file(name + ".out")));
+                                    {"--shard", std::to_string(k) + "/" + std::to_string(kShards), "--blobs-only"});
+      shards.push_back(std::make_unique<Process>(fastsync_argv(argv), dir.file(name + ".err"),
+                                                 std::vector<std::string>{}, dir.file(name + ".out")));
     }
     for (int k = 0; k < kShards; ++k) {
       EXPECT_EQ(shards[static_cast<std::size_t>(k)]->wait(), 0)
