@@ -235,31 +235,68 @@ def curl_parallel(config, parallel):
     return ["curl", "-s", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", str(parallel), "-K", config]
 
 
-def put_floor_commands(dest, blobs, blob_dir, workdir, parallel):
-    """POST every upload session (one curl --parallel), then one curl --parallel of monolithic PUTs."""
+def open_upload_sessions(dest, blobs, workdir, parallel):
+    """POSTs an upload session per blob (one curl --parallel); returns the PUT config using them."""
     post_cfg = os.path.join(workdir, "post.cfg")
     with open(post_cfg, "w") as f:
         for _ in blobs:
             f.write(f'url = "http://{dest.host}/v2/floor/blobs/uploads/"\nrequest = "POST"\noutput = "/dev/null"\n'
                     f'write-out = "%header{{location}}\\n"\n')
+    locations = subprocess.run(curl_parallel(post_cfg, parallel), check=True, capture_output=True,
+                               text=True).stdout.split()
+    if len(locations) != len(blobs):
+        raise RuntimeError(f"opened {len(locations)} upload sessions for {len(blobs)} blobs")
+    put_cfg = os.path.join(workdir, "put.cfg")
+    with open(put_cfg, "w") as f:
+        for location, digest in zip(locations, blobs):
+            url = location if location.startswith("http") else f"http://{dest.host}{location}"
+            sep = "&" if "?" in url else "?"
+            f.write(f'url = "{url}{sep}digest={digest}"\nupload-file = "{os.path.join(blob_dir_of(digest))}"\n'
+                    f'output = "/dev/null"\nheader = "Content-Type: application/octet-stream"\n')
+    return put_cfg
+
+
+BLOB_DIR = None
+
+
+def blob_dir_of(digest):
+    return os.path.join(BLOB_DIR, digest[7:])
+
+
+def put_floor_commands(dest, blobs, blob_dir, workdir, parallel, sessions_first=False):
+    """POST every upload session, then one curl --parallel of monolithic PUTs. sessions_first: the POSTs are
+    made now, outside the timing (the honest floor: a plain tool needs no more than the PUTs' time)."""
+    global BLOB_DIR
+    BLOB_DIR = blob_dir
+    ready = open_upload_sessions(dest, blobs, workdir, parallel) if sessions_first else None
 
     def run():
         t0 = time.perf_counter()
-        locations = subprocess.run(curl_parallel(post_cfg, parallel), check=True, capture_output=True,
-                                   text=True).stdout.split()
-        if len(locations) != len(blobs):
-            raise RuntimeError(f"opened {len(locations)} upload sessions for {len(blobs)} blobs")
-        put_cfg = os.path.join(workdir, "put.cfg")
-        with open(put_cfg, "w") as f:
-            for location, digest in zip(locations, blobs):
-                url = location if location.startswith("http") else f"http://{dest.host}{location}"
-                sep = "&" if "?" in url else "?"
-                f.write(f'url = "{url}{sep}digest={digest}"\nupload-file = "{os.path.join(blob_dir, digest[7:])}"\n'
-                        f'output = "/dev/null"\nheader = "Content-Type: application/octet-stream"\n')
+        put_cfg = ready or open_upload_sessions(dest, blobs, workdir, parallel)
         subprocess.run(curl_parallel(put_cfg, parallel), check=True, stdout=subprocess.DEVNULL)
         return time.perf_counter() - t0
 
     return run
+
+
+def honest_floors(source, blobs, blob_dir, workdir):
+    """The fastest a plain tool achieves: GETs and PUTs at once, upload sessions opened beforehand, the best of
+    curl --parallel 16 and 64; and the floor as measured before (--parallel 64, POSTs inside the timing)."""
+    get_cfg = curl_get_config(source.host, blobs, workdir)
+    out = {}
+    for parallel, sessions_first in [(16, True), (64, True), (64, False)]:
+        dest = Registry(workdir, "floor-mirror")
+        try:
+            put = put_floor_commands(dest, blobs, blob_dir, workdir, parallel, sessions_first)
+            t0 = time.perf_counter()
+            getter = subprocess.Popen(curl_parallel(get_cfg, parallel))
+            put()
+            getter.wait()
+            out[f"mirror_{parallel}" + ("" if sessions_first else "_posts_timed")] = time.perf_counter() - t0
+        finally:
+            dest.stop()
+    out["mirror"] = min(out["mirror_16"], out["mirror_64"])
+    return out
 
 
 def measure_floors(source, blobs, blob_dir, workdir, parallel, source_host=None):
@@ -485,6 +522,7 @@ def main():
     p.add_argument("--scale", type=float, default=1.0, help="fixture size (1.0 ~ 600 MB)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each side-by-side measurement (median is used)")
     p.add_argument("--quick", action="store_true", help="no sweep and no WAN emulation")
+    p.add_argument("--no-skopeo", action="store_true", help="no skopeo rounds (a large release)")
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--no-wan", action="store_true")
     p.add_argument("--wan-delay-ms", type=float, default=25, help="one-way delay (RTT is twice this)")
@@ -521,22 +559,32 @@ def main():
         download_blobs(source, blobs, blob_dir)
 
         # Side by side, interleaved, so machine noise hits every contender alike.
-        runs = {"get_floor": [], "put_floor": [], "mirror_floor": [], "fastsync": [], "skopeo": []}
+        runs = {"get_floor": [], "put_floor": [], "mirror_floor": [], "mirror_floor_16": [], "mirror_floor_64": [],
+                "mirror_floor_posts_timed": [], "fastsync": [], "fastsync_no_segments": [], "skopeo": []}
         detail = []
         for i in range(args.repeat):
             log(f"round {i + 1}/{args.repeat}: floors")
             f = measure_floors(source, blobs, blob_dir, workdir, 64)
             runs["get_floor"].append(f["get"])
             runs["put_floor"].append(f["put"])
-            runs["mirror_floor"].append(f["mirror"])
+            h = honest_floors(source, blobs, blob_dir, workdir)
+            runs["mirror_floor"].append(h["mirror"])
+            runs["mirror_floor_16"].append(h["mirror_16"])
+            runs["mirror_floor_64"].append(h["mirror_64"])
+            runs["mirror_floor_posts_timed"].append(h["mirror_64_posts_timed"])
             log(f"round {i + 1}/{args.repeat}: fastsync")
             m = run_fastsync(source, workdir, rerun=(i == 0))
             runs["fastsync"].append(m["seconds"])
             detail.append(m)
-            log(f"  fastsync {m['seconds']:.2f}s, floor {f['mirror']:.2f}s")
-            log(f"round {i + 1}/{args.repeat}: skopeo x16")
-            runs["skopeo"].append(run_skopeo(source, fixture, workdir))
-        med = {k: median_of(v) for k, v in runs.items()}
+            log(f"round {i + 1}/{args.repeat}: fastsync --segment-size 0")
+            runs["fastsync_no_segments"].append(run_fastsync(source, workdir, ["--segment-size", "0"])["seconds"])
+            log(f"  fastsync {m['seconds']:.2f}s (no segments {runs['fastsync_no_segments'][-1]:.2f}s), floor "
+                f"{h['mirror']:.2f}s (16: {h['mirror_16']:.2f}, 64: {h['mirror_64']:.2f}, 64 with POSTs "
+                f"{h['mirror_64_posts_timed']:.2f})")
+            if not args.no_skopeo:
+                log(f"round {i + 1}/{args.repeat}: skopeo x16")
+                runs["skopeo"].append(run_skopeo(source, fixture, workdir))
+        med = {k: median_of(v) for k, v in runs.items() if v}
         results["runs"] = runs
         results["medians"] = med
         first = detail[0]
@@ -548,7 +596,13 @@ def main():
             "unique_blobs": first["unique_blobs"], "source_blob_gets": first["source_blob_gets"], "rerun": first["rerun"]}
         results["skopeo_failed_copies_retried"] = len(SKOPEO_FAILURES)
         results["ratios"] = {"fastsync_over_mirror_floor": med["fastsync"] / med["mirror_floor"],
-                             "skopeo_over_fastsync": med["skopeo"] / med["fastsync"]}
+                             "fastsync_over_floor_posts_timed": med["fastsync"] / med["mirror_floor_posts_timed"],
+                             "fastsync_over_no_segments": med["fastsync"] / med["fastsync_no_segments"],
+                             # Per round, each side by side: the noise shows in the spread.
+                             "fastsync_over_no_segments_rounds": [a / b for a, b in zip(runs["fastsync"],
+                                                                                        runs["fastsync_no_segments"])]}
+        if "skopeo" in med:
+            results["ratios"]["skopeo_over_fastsync"] = med["skopeo"] / med["fastsync"]
 
         # Thread count must not grow with concurrency.
         log("fastsync at 256 blob transfers in flight (thread count)")
@@ -588,15 +642,31 @@ def render(r):
              "| | seconds | MB/s |", "|---|---:|---:|"]
     for label, key in [("GET floor (curl --parallel 64)", "get_floor"),
                        ("PUT floor (curl --parallel 64: POST, then monolithic PUT)", "put_floor"),
-                       ("mirror floor (both at once)", "mirror_floor"), ("**fastsync**", "fastsync"),
+                       ("mirror floor, before: GETs and PUTs at once, --parallel 64, POSTs timed",
+                        "mirror_floor_posts_timed"),
+                       ("mirror floor, sessions opened beforehand, --parallel 16", "mirror_floor_16"),
+                       ("mirror floor, sessions opened beforehand, --parallel 64", "mirror_floor_64"),
+                       ("**mirror floor (the better of the two above)**", "mirror_floor"),
+                       ("**fastsync**", "fastsync"), ("fastsync --segment-size 0", "fastsync_no_segments"),
                        ("skopeo copy --all, 16 in parallel", "skopeo")]:
-        lines.append(f"| {label} | {med[key]:.2f} | {mbps(med[key]):.0f} |")
+        if key in med:
+            lines.append(f"| {label} | {med[key]:.2f} | {mbps(med[key]):.0f} |")
     rr = fs["rerun"]
+    goal = 1.35 if total < 2e9 else 1.25
+    ratios = r["ratios"]
     checks = [
-        ("fastsync / mirror floor", f"{r['ratios']['fastsync_over_mirror_floor']:.2f}", "<= 1.2",
-         r['ratios']['fastsync_over_mirror_floor'] <= 1.2),
-        ("skopeo / fastsync", f"{r['ratios']['skopeo_over_fastsync']:.1f}x", ">= 4x",
-         r['ratios']['skopeo_over_fastsync'] >= 4),
+        ("fastsync / mirror floor (sessions opened beforehand, best of 16 and 64)",
+         f"{ratios['fastsync_over_mirror_floor']:.2f}", f"<= {goal}", ratios['fastsync_over_mirror_floor'] <= goal),
+        ("fastsync / mirror floor as measured before (64, POSTs timed)",
+         f"{ratios['fastsync_over_floor_posts_timed']:.2f}", "(for comparison)", True),
+        ("fastsync / fastsync --segment-size 0, per round",
+         ", ".join(f"{x:.2f}" for x in ratios["fastsync_over_no_segments_rounds"]), "not above the noise",
+         ratios["fastsync_over_no_segments"] <= 1.05),
+    ]
+    if "skopeo_over_fastsync" in ratios:
+        checks.append(("skopeo / fastsync", f"{ratios['skopeo_over_fastsync']:.1f}x", ">= 4x",
+                       ratios['skopeo_over_fastsync'] >= 4))
+    checks += [
         ("rerun, everything present", f"{rr['seconds']:.2f} s ({rr['skipped']} skipped, {rr['source_blob_gets']} blob GETs)",
          "<= 0.5 s", rr["seconds"] <= 0.5),
         ("peak RSS", f"{fs['peak_rss_mb']:.0f} MB", "<= 64 MB", fs["peak_rss_mb"] <= 64),

@@ -223,6 +223,7 @@ int run_mirror_command(const CliOptions& o) {
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     summary.bytes_moved = client.bytes_moved().load();
     summary.requests = client.request_counts();
+    summary.throttled = engine.throttled();
     if (!o.report_path.empty() && !write_text_file(o.report_path, report_json(summary)) && exit_code == 0) {
       exit_code = kExitSomeFailed;
     }
@@ -362,6 +363,7 @@ int run_mirror_command(const CliOptions& o) {
                                           : kExitOk;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   summary.bytes_moved = client.bytes_moved().load();
+  summary.throttled = engine.throttled();
   std::fputs(format_summary(summary).c_str(), stdout);
   if (!stopped.empty() && !signals.received()) print_error(stopped);
   for (const auto& r : summary.releases) {

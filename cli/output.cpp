@@ -189,6 +189,12 @@ std::string format_summary(const RunSummary& s) {
   double rate = s.seconds > 0 ? static_cast<double>(s.bytes_moved) / s.seconds : 0;
   out += fmt::format("  moved:   {} in {} ({}/s)\n", human_bytes(static_cast<double>(s.bytes_moved)),
                      human_duration(s.seconds), human_bytes(rate));
+  for (const auto& [origin, t] : s.throttled) {
+    out += fmt::format(
+        "  throttled: {} pushed back {} times (429, 503 or refused); down to {} requests at once, {} "
+        "at the end\n",
+        origin, t.pushbacks, t.lowest, t.now);
+  }
   if (s.releases.size() > 1 || !s.image_set.empty()) {
     for (const auto& r : s.releases) {
       out += fmt::format("  release {}: {} {}@{} (components: {})\n", r.version, to_string(r.status), r.dest, r.digest,
@@ -460,6 +466,20 @@ std::string report_json(const RunSummary& s) {
   for (const auto& [kind, n] : s.requests) {
     w.Key(kind.c_str());
     w.Uint64(n);
+  }
+  w.EndObject();
+  w.Key("throttled");
+  w.StartObject();
+  for (const auto& [origin, t] : s.throttled) {
+    w.Key(origin.c_str());
+    w.StartObject();
+    w.Key("pushbacks");
+    w.Uint64(t.pushbacks);
+    w.Key("lowest");
+    w.Int(t.lowest);
+    w.Key("at_end");
+    w.Int(t.now);
+    w.EndObject();
   }
   w.EndObject();
   w.Key("exit_code");

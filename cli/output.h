@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "registry/net/http_engine.h"
 #include "stages/resolve_release.h"
 
 namespace fastsync::cli {
@@ -95,7 +96,8 @@ struct RunSummary {
   std::string stopped_because;  // cancelled / fatal reason, empty if the run finished
   bool dry_run = false;
   std::map<std::string, std::uint64_t> requests;
-  SignatureSummary signatures;  // the first release's (the only one, usually)
+  std::map<std::string, OriginThrottle> throttled;  // hosts that pushed back (429, 503, refused connections)
+  SignatureSummary signatures;                      // the first release's (the only one, usually)
   SigstoreSummary sigstore;
   std::vector<ReleaseSummary> releases;  // every release of the run, oldest first
   std::string image_set;                 // the --config file, when the run mirrors an image set

@@ -4,9 +4,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <future>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <queue>
 #include <unordered_map>
@@ -133,6 +136,7 @@ struct Transfer {
   std::uint64_t upload_length = 0;
   std::uint64_t upload_offset = 0;  // in-memory body position
   Clock::time_point submitted;
+  Clock::time_point started_at;
   Clock::time_point last_activity;  // a byte moved, the transfer was resumed, or it left the queue
   TransportError forced = TransportError::None;
   std::string forced_message;
@@ -279,6 +283,20 @@ struct HttpEngine::Impl {
   std::deque<TransferId> queue;                                         // waiting for an origin slot
   std::unordered_map<std::string, int> active_per_origin;
   std::unordered_map<std::string, Clock::time_point> last_finish_per_origin;
+  // An origin that pushed back (429, 503, a refused connection) gets fewer
+  // transfers at once: halved at each push back; then one more per `limit`
+  // good answers (as TCP's window) up to just below where it pushed back,
+  // ten times slower beyond (it is probably a fixed cap); never above
+  // max_per_origin. Answers to transfers started before a cut do not cut
+  // again: one burst is one cut.
+  struct OriginLimit {
+    double limit = 0;
+    double pushed_at = 0;  // transfers in flight at the last push back
+    Clock::time_point cut_at;
+  };
+  std::unordered_map<std::string, OriginLimit> limits;
+  mutable std::mutex throttled_mutex;
+  std::map<std::string, OriginThrottle> throttled;  // for the summary, any thread
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
   Clock::time_point next_watchdog = Clock::now();
 
@@ -379,7 +397,7 @@ struct HttpEngine::Impl {
     for (auto it = queue.begin(); it != queue.end();) {
       Transfer& t = *transfers.at(*it);
       int& active = active_per_origin[t.origin];
-      if (options.max_per_origin > 0 && active >= options.max_per_origin) {
+      if (active >= cap_of(t.origin)) {
         ++it;
         continue;
       }
@@ -396,9 +414,46 @@ struct HttpEngine::Impl {
     }
   }
 
+  int cap_of(const std::string& origin) const {
+    int cap = options.max_per_origin > 0 ? options.max_per_origin : std::numeric_limits<int>::max();
+    auto it = limits.find(origin);
+    return it == limits.end() ? cap : std::min(cap, static_cast<int>(it->second.limit));
+  }
+
+  // Called with the answer of a transfer to `origin` that was started.
+  void adapt_limit(const Transfer& t, long status, CURLcode code) {
+    bool pushed_back = status == 429 || status == 503 || code == CURLE_COULDNT_CONNECT;
+    auto it = limits.find(t.origin);
+    if (!pushed_back) {
+      if (it == limits.end() || !(status >= 200 && status < 500)) return;
+      OriginLimit& l = it->second;
+      double ceiling = options.max_per_origin > 0 ? options.max_per_origin : 1e9;
+      double step = l.limit + 1 < l.pushed_at ? 1.0 : 0.1;
+      l.limit = std::min(ceiling, l.limit + step / std::max(1.0, l.limit));
+      std::lock_guard lock(throttled_mutex);
+      throttled[t.origin].now = static_cast<int>(l.limit);
+      return;
+    }
+    int active = active_per_origin[t.origin] + 1;  // this one included
+    if (it == limits.end()) it = limits.emplace(t.origin, OriginLimit{static_cast<double>(cap_of(t.origin))}).first;
+    OriginLimit& l = it->second;
+    std::lock_guard lock(throttled_mutex);
+    OriginThrottle& report = throttled[t.origin];
+    ++report.pushbacks;
+    if (t.started_at < l.cut_at) return;  // the same burst
+    l.pushed_at = std::min(l.limit, static_cast<double>(active));
+    l.limit = std::max(1.0, std::floor(l.pushed_at / 2));
+    l.cut_at = Clock::now();
+    report.now = static_cast<int>(l.limit);
+    report.lowest = report.lowest == 0 ? report.now : std::min(report.lowest, report.now);
+    logging::info("{} pushed back ({} with {} requests in flight): {} at a time from now", t.origin,
+                  status ? fmt::format("HTTP {}", status) : std::string("connection refused"), active, report.now);
+  }
+
   void start(Transfer& t) {
     t.started = true;
     t.last_activity = Clock::now();
+    t.started_at = t.last_activity;
     ++active_per_origin[t.origin];
     stat_in_flight.fetch_add(1);
     stat_requests.fetch_add(1);
@@ -548,6 +603,7 @@ struct HttpEngine::Impl {
         curl_easy_getinfo(t->easy.get(), CURLINFO_HTTP_VERSION, &version);
       }
       t->resp.status = status;
+      adapt_limit(*t, status, code);
       t->resp.http_version = version == CURL_HTTP_VERSION_2_0   ? 20
                              : version == CURL_HTTP_VERSION_1_0 ? 10
                              : version                          ? 11
@@ -719,6 +775,11 @@ void HttpEngine::on_cancel(std::function<void()> hook) {
 void HttpEngine::cancel_all() {
   cancelled_.store(true);
   impl_->notify();
+}
+
+std::map<std::string, OriginThrottle> HttpEngine::throttled() const {
+  std::lock_guard lock(impl_->throttled_mutex);
+  return impl_->throttled;
 }
 
 EngineStats HttpEngine::stats() const {

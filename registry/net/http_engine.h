@@ -14,6 +14,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -154,6 +155,14 @@ struct TransferInfo {
 };
 const char* to_string(TransferInfo::State state);
 
+// An origin that pushed back (429, 503, refused connections) and how far its
+// transfers at once were lowered.
+struct OriginThrottle {
+  std::uint64_t pushbacks = 0;  // answers that pushed back
+  int lowest = 0;               // the fewest transfers at once it was given
+  int now = 0;                  // at the end (raised again while answers were good)
+};
+
 struct EngineStats {
   std::uint64_t requests = 0;   // transfers started
   std::uint64_t completed = 0;  // transfers finished (any outcome)
@@ -188,6 +197,8 @@ class HttpEngine {
   void on_cancel(std::function<void()> hook);
 
   EngineStats stats() const;
+  // Origins that pushed back, by origin. Thread-safe.
+  std::map<std::string, OriginThrottle> throttled() const;
   // Every transfer queued or in flight, read on the engine thread; empty if the
   // engine thread does not answer within `timeout` (which is itself a finding).
   std::optional<std::vector<TransferInfo>> snapshot(std::chrono::milliseconds timeout);

@@ -6,11 +6,13 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <sstream>
 
 namespace fastsync::imageset {
 namespace {
@@ -166,6 +168,39 @@ Status add_document(Catalog& catalog, const Value& doc, const std::string& where
 
 }  // namespace
 
+namespace {
+
+// Builds nothing: only walks the documents.
+class DocumentWalker : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// yaml-cpp 0.7's LoadAll never returns on some malformed text (a lone "," at
+// the top level: each call yields one more empty document without moving on).
+// Walk the documents first and give up past one per line: text that has more
+// never ends.
+bool yaml_documents_end(std::string_view text) {
+  std::size_t most = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 2;
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentWalker walker;
+  for (std::size_t documents = 0; parser.HandleNextDocument(walker);) {
+    if (++documents > most) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status Catalog::add_file(std::string_view text, const std::string& file, const std::set<std::string>* only_packages) {
   std::size_t start = 0;
   while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
@@ -192,6 +227,11 @@ Status Catalog::add_file(std::string_view text, const std::string& file, const s
   }
   std::vector<YAML::Node> docs;
   try {
+    if (!yaml_documents_end(text)) {
+      return Error::make(ErrorKind::Invalid, fmt::format("{}: not YAML: its documents never end (a stray ',' or ']' "
+                                                         "outside a flow collection?)",
+                                                         file));
+    }
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     return Error::make(ErrorKind::Invalid, fmt::format("{}:{}: not YAML: {}", file, e.mark.line + 1, e.msg));

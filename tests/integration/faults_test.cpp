@@ -125,6 +125,41 @@ TEST(Faults, RetryAfterOn429IsHonoured) {
   s.expect_complete_mirror();
 }
 
+// A registry that answers 429 to whatever arrives while 6 requests are in
+// flight (as quay.io does to a client that opens too much): the host's
+// requests at once are halved at each burst and grow back slowly, so after
+// the first few bursts the 429s stop, no image fails, and the summary says
+// the host was throttled and to what.
+TEST(Faults, ARegistryLimitingConcurrentRequestsGetsFewerAtOnceAndNoImageFails) {
+  MirrorSetup s(16, 0.03);
+  FaultProxy proxy(s.source, {}, s.dir, "source", {"--max-concurrent", "6", "--retry-after", "1"});
+  auto args = s.args(proxy.host(), s.dest.host());
+  args.erase(std::find(args.begin(), args.end(), "--quiet"));
+  auto r = run_fastsync(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  s.expect_complete_mirror();
+  std::vector<double> refused;
+  double first = 0, last = 0;
+  for (const auto& e : proxy.entries()) {
+    if (first == 0) first = e.time;
+    last = std::max(last, e.ended);
+    if (e.fault == "concurrency") refused.push_back(e.time);
+  }
+  ASSERT_FALSE(refused.empty()) << "the run never opened more than 6 requests at once: nothing was tested";
+  // The first second is the adapting (requests already in flight answered 429
+  // before the cut): after it, a few at most.
+  std::size_t after_adapting =
+      std::count_if(refused.begin(), refused.end(), [&](double t) { return t > refused.front() + 1.0; });
+  std::printf("%zu refused in all, %zu after the first second; run %.1f s\n", refused.size(), after_adapting,
+              last - first);
+  EXPECT_LE(after_adapting, 5u);
+  std::regex throttled(R"(throttled: 127\.0\.0\.1:\d+ pushed back (\d+) times .* down to (\d+) requests at once)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, throttled)) << r.out;
+  EXPECT_EQ(std::stoul(m[1]), refused.size());
+  EXPECT_LE(std::stoi(m[2]), 6);
+}
+
 TEST(Faults, ConnectionsResetMidBodyResumeWithRange) {
   MirrorSetup s;
   FaultProxy proxy(s.source, {R"({"method":"GET","path":"/blobs/","action":"reset","after":0.4,"every":2,"times":8})"},

@@ -23,6 +23,9 @@ matches through), and per action:
   gate-body reads `after_bytes` of the request body, then reads no more until
             the file `gate` exists (at most 120 s): an upload stuck mid-body
             for as long as a test wants (logged with "gated": true)
+--max-concurrent N answers 429 (with Retry-After: --retry-after, if given) to
+a request that arrives while N are in flight, as registries that limit each
+client do (logged with fault "concurrency").
 Every request is logged as a JSON line (time, method, path, range, fault) when
 it arrives, and again with "end": true once its answer was sent; that line's
 "answered" is when the answer started out (before the client could have it).
@@ -52,7 +55,10 @@ def main():
     p.add_argument("--upstream", required=True, help="host:port of a plain-HTTP registry")
     p.add_argument("--rule", action="append", default=[])
     p.add_argument("--log", required=True)
+    p.add_argument("--max-concurrent", type=int, default=0)
+    p.add_argument("--retry-after", type=int, default=None)
     args = p.parse_args()
+    in_flight = [0]
     rules = [json.loads(r) for r in args.rule]
     for r in rules:
         r.setdefault("method", "*")
@@ -92,6 +98,38 @@ def main():
             sys.stderr.write("fault_proxy: " + fmt % a + "\n")
 
         def handle_any(self):
+            with lock:
+                over = args.max_concurrent and in_flight[0] >= args.max_concurrent
+                if not over:
+                    in_flight[0] += 1
+            if over:
+                self.refuse_over_limit()
+                return
+            try:
+                self.handle_admitted()
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+        def refuse_over_limit(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                    "fault": "concurrency"})
+            payload = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests"}]}).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            if args.retry_after is not None:
+                self.send_header("Retry-After", str(args.retry_after))
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                    "fault": "concurrency", "status": 429, "end": True})
+
+        def handle_admitted(self):
             length = int(self.headers.get("Content-Length") or 0)
             fault = pick_fault(self.command, self.path, self.headers.get("Range") is not None)
             if fault and fault["action"] == "early":

@@ -10,9 +10,16 @@ namespace fastsync::testing {
 
 BearerFront::BearerFront(const TestRegistry& upstream, const TempDir& dir, const std::string& name, Options options)
     : log_(dir.file(name + ".jsonl")) {
-  std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/bearer_front.py",
-                                   "--upstream", upstream.host(), "--user", options.user,
-                                   "--lifetime", std::to_string(options.lifetime_seconds), "--log", log_};
+  std::vector<std::string> argv = {"/usr/bin/python3",
+                                   source_dir() + "/tests/servers/bearer_front.py",
+                                   "--upstream",
+                                   upstream.host(),
+                                   "--user",
+                                   options.user,
+                                   "--lifetime",
+                                   std::to_string(options.lifetime_seconds),
+                                   "--log",
+                                   log_};
   if (options.refuse_early) argv.push_back("--refuse-early");
   if (options.refuse_every_put > 0) {
     argv.push_back("--refuse-every-put");
@@ -111,21 +118,22 @@ std::vector<NginxFront::Entry> NginxFront::entries() const {
     rapidjson::Document d;
     d.Parse(line.c_str());
     if (d.HasParseError() || !d.IsObject()) continue;
-    out.push_back(Entry{d["method"].GetString(), d["uri"].GetString(), d["status"].GetInt(),
-                        d["request_length"].GetInt64()});
+    out.push_back(
+        Entry{d["method"].GetString(), d["uri"].GetString(), d["status"].GetInt(), d["request_length"].GetInt64()});
   }
   return out;
 }
 
 FaultProxy::FaultProxy(const TestRegistry& upstream, const std::vector<std::string>& rules, const TempDir& dir,
-                       const std::string& name)
+                       const std::string& name, const std::vector<std::string>& options)
     : log_(dir.file(name + ".jsonl")) {
-  std::vector<std::string> argv = {"/usr/bin/python3", source_dir() + "/tests/servers/fault_proxy.py", "--upstream",
-                                   upstream.host(), "--log", log_};
+  std::vector<std::string> argv = {
+      "/usr/bin/python3", source_dir() + "/tests/servers/fault_proxy.py", "--upstream", upstream.host(), "--log", log_};
   for (const auto& r : rules) {
     argv.push_back("--rule");
     argv.push_back(r);
   }
+  argv.insert(argv.end(), options.begin(), options.end());
   write_file(log_, "");
   process_ = std::make_unique<Process>(argv, dir.file(name + ".err"));
   host_ = "127.0.0.1:" + process_->wait_ready().at("port");
@@ -143,8 +151,7 @@ std::vector<ProxyLogEntry> FaultProxy::entries() const {
       // The answer to the latest request like it still unanswered.
       for (auto it = out.rbegin(); it != out.rend(); ++it) {
         if (it->ended == 0 && !it->gated && it->method == d["method"].GetString() &&
-            it->path == d["path"].GetString() &&
-            it->range == (d["range"].IsString() ? d["range"].GetString() : "")) {
+            it->path == d["path"].GetString() && it->range == (d["range"].IsString() ? d["range"].GetString() : "")) {
           it->ended = d["time"].GetDouble();
           if (d.HasMember("answered")) it->answered = d["answered"].GetDouble();
           if (d.HasMember("status")) it->status = d["status"].GetInt();

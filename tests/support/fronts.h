@@ -80,8 +80,9 @@ struct ProxyLogEntry {
 
 class FaultProxy {
  public:
+  // `options`: more of fault_proxy.py's arguments (--max-concurrent N, say).
   FaultProxy(const TestRegistry& upstream, const std::vector<std::string>& rules, const TempDir& dir,
-             const std::string& name = "proxy");
+             const std::string& name = "proxy", const std::vector<std::string>& options = {});
   const std::string& host() const { return host_; }
   // One per request, in order of arrival, with when it was answered; a gated
   // body adds an entry of its own.

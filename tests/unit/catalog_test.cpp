@@ -105,6 +105,15 @@ TEST(Catalog, ReadsJsonStreamsAndYamlDocuments) {
   EXPECT_EQ(no_schema.error().message, "y.json: document 1: no schema");
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a lone "," (the catalog fuzzer's
+// find): refused with one line instead of hanging the run.
+TEST(Catalog, YamlWhoseDocumentsNeverEndIsRefused) {
+  Catalog c;
+  auto r = c.add_file(",\n", "z/catalog.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.rfind("z/catalog.yaml: not YAML", 0), 0u) << r.error().message;
+}
+
 TEST(Catalog, OnlyThePackagesAskedForAreKeptAsTheyAreRead) {
   Catalog c;
   std::set<std::string> only = {"cache"};
