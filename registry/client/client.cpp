@@ -26,7 +26,7 @@ RegistryClient::RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOption
       auth_(std::move(auth)),
       options_(std::move(options)),
       trust_(effective_trust(options_)),
-      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory)) {
+      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory, &bytes_moved_)) {
   // Copies waiting for a slot of the blob pool wake when the run is cancelled.
   engine_.on_cancel([budget = segment_budget_] { budget->cancel(); });
   test_unwakeable_copy_ = std::getenv("FASTSYNC_TEST_UNWAKEABLE_COPY") != nullptr;

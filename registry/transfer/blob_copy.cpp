@@ -112,12 +112,13 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
   // This copy holds a slot of the blob pool for its connection; segments take others.
   struct PoolSlot {
     std::shared_ptr<SegmentBudget> budget;
+    std::uint64_t size;
     ~PoolSlot() {
-      if (budget) budget->copy_finished();
+      if (budget) budget->copy_finished(size);
     }
   };
-  if (options.segment_budget) co_await options.segment_budget->copy_slot();
-  PoolSlot slot{options.segment_budget};
+  if (options.segment_budget) co_await options.segment_budget->copy_slot(blob.size);
+  PoolSlot slot{options.segment_budget, blob.size};
   const bool segmented =
       options.segment_budget && options.segments.segment_size > 0 && blob.size >= options.segments.threshold();
   // Range segments that failed for good on the source's side (a CDN that

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -118,6 +119,39 @@ void SegmentBudget::report_finish(std::uint64_t member, double seconds_left) {
   if (auto it = members_.find(member); it != members_.end()) it->second.seconds_left = seconds_left;
 }
 
+void SegmentBudget::add_work(std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  work_bytes_ += bytes;
+}
+
+void SegmentBudget::finish_work(std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  work_bytes_ -= std::min(work_bytes_, bytes);
+  finished_bytes_ += bytes;
+}
+
+double SegmentBudget::seconds_of_other_work(std::uint64_t own) {
+  std::lock_guard lock(mutex_);
+  if (!run_bytes_) return 0;
+  auto now = std::chrono::steady_clock::now();
+  std::uint64_t bytes = run_bytes_->load(std::memory_order_relaxed);
+  double since = std::chrono::duration<double>(now - rate_sampled_at_).count();
+  if (rate_sampled_at_ == std::chrono::steady_clock::time_point{}) {
+    rate_sampled_at_ = now;
+    rate_sampled_bytes_ = bytes;
+  } else if (since >= 0.5) {
+    run_rate_ = static_cast<double>(bytes - rate_sampled_bytes_) / since;
+    rate_sampled_at_ = now;
+    rate_sampled_bytes_ = bytes;
+  }
+  if (run_rate_ <= 0) return 0;
+  // What copies under way have fetched is what the run fetched less what the
+  // finished ones did (retries make it a little more: an estimate).
+  std::uint64_t fetched = bytes - std::min(bytes, finished_bytes_);
+  std::uint64_t left = work_bytes_ - std::min(work_bytes_, fetched);
+  return static_cast<double>(left - std::min(left, own)) / run_rate_;
+}
+
 bool SegmentBudget::finishes_last(std::uint64_t member, double seconds_left) {
   std::lock_guard lock(mutex_);
   for (const auto& [id, m] : members_) {
@@ -209,7 +243,9 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     std::size_t k = next_;
     if (k != head_) {
       if (!budget_->try_reserve(member_, segments_[k].length)) {
-        if (own_lane) return {Pick::Wait, 0, advanced_};
+        // Adaptive lanes were counted as paying: they wait for the frontier
+        // (and the memory it frees) rather than end unseen.
+        if (own_lane || adaptive_) return {Pick::Wait, 0, advanced_};
         return {};
       }
       segments_[k].reserved = true;
@@ -679,6 +715,7 @@ bool Assembler::wants_lane() {
 
 bool Assembler::weigh_lanes() {
   std::size_t add = 0;
+  bool far_last = false;
   {
     std::lock_guard lock(mutex_);
     if (failed_ || completed_) return false;
@@ -697,18 +734,28 @@ bool Assembler::weigh_lanes() {
         return true;
       case Phase::Measuring: {
         phase_ = Phase::Steady;
+        // How many lanes' worth the blob gained, at its rate per lane before:
+        // that many of the new lanes stay. Fewer than were added means the
+        // link (or the CPU) is as busy as lanes can make it: no more trials.
         double per_lane = trial_.blob_rate / static_cast<double>(trial_.lanes);
-        double expected = per_lane * static_cast<double>(trial_.added);
-        if (blob_rate >= trial_.blob_rate + kGainNeeded * expected) {
+        double worth = per_lane > 0 ? (blob_rate - trial_.blob_rate) / per_lane : 0;
+        std::size_t running = 1 + extra_lanes_;
+        if (running <= trial_.lanes) return true;  // the new lanes ended already (the blob's last segments): no verdict
+        trial_.added = running - trial_.lanes;
+        auto keep = static_cast<std::size_t>(
+            std::clamp(std::floor(worth + 1 - kGainNeeded), 0.0, static_cast<double>(trial_.added)));
+        if (keep == trial_.added) {
           logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
                          trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
           break;  // and weigh more at once
         }
-        logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} withdrawn, none tried again",
-                       blob_.digest, trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes,
-                       trial_.added);
+        logging::debug(
+            "blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} kept, {} withdrawn, none tried "
+            "again",
+            blob_.digest, trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes, keep,
+            trial_.added - keep);
         saturated_ = true;
-        lanes_target_ = trial_.lanes - 1;
+        lanes_target_ = trial_.lanes - 1 + keep;
         if (lanes_target_ == 0) merge_untaken_locked();
         update_appetite_locked();
         return true;
@@ -718,11 +765,34 @@ bool Assembler::weigh_lanes() {
     }
     if (saturated_ || !range_answered_ || seconds_left < kWorthSplittingSeconds) return true;
     std::size_t lanes = 1 + extra_lanes_;
-    add = std::min(lanes, kMaxExtraLanes + 1 - lanes);  // doubling, like slow start
-    if (add == 0 || !budget_->finishes_last(member_, seconds_left) || !split_locked(blob_rate, epoch_)) return true;
+    add = kMaxExtraLanes + 1 - lanes;  // all it may have, at once: one trial says how many pay
+    if (add == 0) return true;
+    // Free slots are the pool's to spare, for the blob that would finish
+    // last. When the rest of the run's work would be done long before this
+    // blob (a far source, a few large layers), it also takes the next slots
+    // that free: waiting for the pool to drain would leave it alone at the
+    // end with its trial to come.
+    double others = budget_->seconds_of_other_work(blob_.size - in_order_);
+    far_last = others > 0 && seconds_left > 2 * others + kWorthSplittingSeconds;
+    if (!far_last && !budget_->finishes_last(member_, seconds_left)) return true;
+    if (!split_locked(blob_rate, epoch_)) return true;
     trial_ = {blob_rate, lanes, 0};
     lanes_target_ = extra_lanes_ + add;
     update_appetite_locked();
+  }
+  if (far_last) {
+    // The free slots now, and the next that free go to this blob before
+    // copies still waiting (the pool is never exceeded: --blob-concurrency
+    // holds). The trial counts the lanes running when it is judged.
+    add_lanes();
+    std::lock_guard lock(mutex_);
+    phase_ = Phase::WarmingUp;
+    logging::debug(
+        "blob {}: {:.1f} s left at {:.1f} MB/s, the run's last by far: trying up to {} more lanes (the "
+        "next slots that free)",
+        blob_.digest, static_cast<double>(blob_.size - in_order_) / std::max(trial_.blob_rate, 1.0),
+        trial_.blob_rate / 1e6, add);
+    return true;
   }
   std::size_t added = 0;
   while (added < add && budget_->try_add_lane()) {
@@ -736,7 +806,6 @@ bool Assembler::weigh_lanes() {
   lanes_target_ = extra_lanes_;
   update_appetite_locked();
   if (added == 0) return true;  // no free slot after all, or no memory: ask again next epoch
-  trial_.added = added;
   phase_ = Phase::WarmingUp;
   logging::debug("blob {}: {:.1f} s left at {:.1f} MB/s, the run's last: trying {} more lanes", blob_.digest,
                  static_cast<double>(blob_.size - in_order_) / std::max(trial_.blob_rate, 1.0), trial_.blob_rate / 1e6,

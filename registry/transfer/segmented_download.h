@@ -6,14 +6,17 @@
 //
 // Adaptive (the default): a blob starts as one GET. Every epoch it weighs its
 // measured rate: when its projected finish is the run's latest and the pool
-// has free slots, the rest of it is split into segments and lanes are added
-// (doubling); lanes that did not raise the blob's rate (one connection
-// already at the link's speed, a shared interface, a busy CPU) are withdrawn
-// and none are tried again. Always: split at once, and a large blob
-// takes the next slots that free before copies still waiting.
+// has free slots — or the rest of the run's work would be done long before
+// it, when it takes the next slots that free — the rest of it is split into
+// segments and lanes are added, all at once; a trial epoch later it keeps as many as it gained
+// lanes' worth of rate (none where one connection already runs at the link's
+// speed, on a shared interface, with a busy CPU) and tries no more. Always:
+// split at once, and a large blob takes the next slots that free before
+// copies still waiting.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -46,15 +49,18 @@ struct SegmentSettings {
 // for bytes that arrive ahead of the frontier. Shared by every copy of a run.
 class SegmentBudget {
  public:
-  SegmentBudget(std::size_t pool, std::uint64_t memory)
-      : pool_(std::max<std::size_t>(1, pool)), memory_total_(memory), memory_free_(memory) {}
+  // `run_bytes`: what the whole run has fetched so far, for its rate.
+  SegmentBudget(std::size_t pool, std::uint64_t memory, const std::atomic<std::uint64_t>* run_bytes = nullptr)
+      : pool_(std::max<std::size_t>(1, pool)), memory_total_(memory), memory_free_(memory), run_bytes_(run_bytes) {}
 
   // Each blob copy holds a slot of the pool for its own connection; it waits
   // while the pool is full. A slot that frees goes first to a blob asking for
   // lanes: the largest blobs start first and decide how long a run takes.
   // Liveness: woken when a slot frees (every holder is a transfer the stall
   // limit bounds) or by cancel(), which lets every waiter through at once.
-  auto copy_slot() {
+  // `size`: the blob's, counted as work ahead until copy_finished.
+  auto copy_slot(std::uint64_t size = 0) {
+    add_work(size);
     struct Awaiter {
       SegmentBudget& budget;
       bool await_ready() { return budget.take_free_slot(true); }
@@ -63,7 +69,10 @@ class SegmentBudget {
     };
     return Awaiter{*this};
   }
-  void copy_finished() { hand_on_slot(); }
+  void copy_finished(std::uint64_t size = 0) {
+    finish_work(size);
+    hand_on_slot();
+  }
   // An extra connection for a segment, while the pool has a free slot.
   bool try_add_lane() { return take_free_slot(false); }
   void remove_lane() { hand_on_slot(); }
@@ -90,6 +99,10 @@ class SegmentBudget {
   void report_finish(std::uint64_t member, double seconds_left);
   bool finishes_last(std::uint64_t member, double seconds_left);
   std::uint64_t memory_total() const { return memory_total_; }
+  // How long what the run's copies (waiting or under way) have still to fetch
+  // would take at its recent rate, leaving out `own` bytes (what the asking
+  // blob has left); 0 when unknown.
+  double seconds_of_other_work(std::uint64_t own);
 
  private:
   struct Member {
@@ -100,6 +113,8 @@ class SegmentBudget {
   };
   // A copy passes once the run is cancelled (it fails at once); a lane never does.
   bool take_free_slot(bool for_copy);
+  void add_work(std::uint64_t bytes);
+  void finish_work(std::uint64_t bytes);
   bool wait_for_slot(std::coroutine_handle<> copy);
   void hand_on_slot();
 
@@ -113,6 +128,13 @@ class SegmentBudget {
   std::deque<std::coroutine_handle<>> waiting_copies_;
   std::map<std::uint64_t, Member> members_;
   std::uint64_t next_member_ = 1;
+  const std::atomic<std::uint64_t>* run_bytes_;
+  std::uint64_t work_bytes_ = 0;      // sizes of the copies waiting or under way
+  std::uint64_t finished_bytes_ = 0;  // sizes of the copies finished (their bytes are in run_bytes_)
+  // The run's rate, sampled at most twice a second.
+  std::chrono::steady_clock::time_point rate_sampled_at_{};
+  std::uint64_t rate_sampled_bytes_ = 0;
+  double run_rate_ = 0;
 };
 
 // Downloads `blob` into `channel` as segments and finishes the writer side
