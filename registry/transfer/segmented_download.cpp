@@ -765,7 +765,9 @@ bool Assembler::weigh_lanes() {
     }
     if (saturated_ || !range_answered_ || seconds_left < kWorthSplittingSeconds) return true;
     std::size_t lanes = 1 + extra_lanes_;
-    add = kMaxExtraLanes + 1 - lanes;  // all it may have, at once: one trial says how many pay
+    // Doubling, as slow start: a trial of many lanes where one does not pay
+    // (loopback) costs their requests and the reorder memory they fill.
+    add = std::min(lanes, kMaxExtraLanes + 1 - lanes);
     if (add == 0) return true;
     // Free slots are the pool's to spare, for the blob that would finish
     // last. When the rest of the run's work would be done long before this

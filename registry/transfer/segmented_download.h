@@ -7,12 +7,12 @@
 // Adaptive (the default): a blob starts as one GET. Every epoch it weighs its
 // measured rate: when its projected finish is the run's latest and the pool
 // has free slots — or the rest of the run's work would be done long before
-// it, when it takes the next slots that free — the rest of it is split into
-// segments and lanes are added, all at once; a trial epoch later it keeps as many as it gained
-// lanes' worth of rate (none where one connection already runs at the link's
-// speed, on a shared interface, with a busy CPU) and tries no more. Always:
-// split at once, and a large blob takes the next slots that free before
-// copies still waiting.
+// it, when it also takes the next slots that free — the rest of it is split
+// into segments and lanes are added, doubling. A trial epoch later it keeps
+// as many as it gained lanes' worth of rate; fewer than it added (none where
+// one connection already runs at the link's speed, on a shared interface,
+// with a busy CPU) and it tries no more. Always: split at once, and a large
+// blob takes the next slots that free before copies still waiting.
 #pragma once
 
 #include <algorithm>
