@@ -166,10 +166,12 @@ constexpr std::size_t kDrainPiece = BlobChannel::kReadBatch;
 constexpr std::size_t kMaxExtraLanes = 7;  // at most 8 connections for one blob
 // Splitting a blob due within this long costs more requests than it saves.
 constexpr double kWorthSplittingSeconds = 1.5;
-// Lanes pay when the blob's bytes reach its upload at least this much of what
-// they would add at its per-lane rate faster. Measured in order, as the upload
-// takes them: lanes that share one interface or a busy CPU with the frontier's
-// own connection only slow it, and their bytes wait in memory.
+// Lanes pay when the blob's bytes arrive at least this much of what they would
+// add at its per-lane rate faster. Measured as received by all its lanes, not
+// in order: the in-order rate jumps when a buffered segment drains (a trial on
+// an 8 MB/s link read 12 MB/s and kept a lane that only shared it). Where
+// lanes waited for segment memory the upload is the limit, and the in-order
+// rate caps what counts.
 constexpr double kGainNeeded = 0.5;
 
 using Clock = std::chrono::steady_clock;
@@ -245,7 +247,10 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       if (!budget_->try_reserve(member_, segments_[k].length)) {
         // Adaptive lanes were counted as paying: they wait for the frontier
         // (and the memory it frees) rather than end unseen.
-        if (own_lane || adaptive_) return {Pick::Wait, 0, advanced_};
+        if (own_lane || adaptive_) {
+          memory_waited_ = true;
+          return {Pick::Wait, 0, advanced_};
+        }
         return {};
       }
       segments_[k].reserved = true;
@@ -320,6 +325,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       s.buffer.append(bytes);
     }
     s.delivered += bytes.size();
+    received_ += bytes.size();
     return {Flow::Continue, bytes.size()};
   }
 
@@ -545,7 +551,11 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::uint64_t in_order_ = 0;  // bytes of this blob written into the channel
   Clock::time_point tick_ = Clock::now();
   std::uint64_t in_order_at_tick_ = 0;
-  bool saturated_ = false;  // lanes were tried and did not pay: none again
+  std::uint64_t received_ = 0;  // bytes of this blob its lanes received, in order or ahead
+  std::uint64_t received_at_tick_ = 0;
+  double received_rate_before_ = 0;  // in the epoch before the last
+  bool memory_waited_ = false;       // a lane waited for segment memory since the trial began
+  bool saturated_ = false;           // lanes were tried and did not pay: none again
   struct Trial {
     double blob_rate = 0;
     std::size_t lanes = 1;  // before the trial, counting the blob's own
@@ -723,8 +733,13 @@ bool Assembler::weigh_lanes() {
     double seconds = std::chrono::duration<double>(now - tick_).count();
     if (seconds <= 0) return true;
     double blob_rate = static_cast<double>(in_order_ - in_order_at_tick_) / seconds;
+    double received_rate = static_cast<double>(received_ - received_at_tick_) / seconds;
     tick_ = now;
     in_order_at_tick_ = in_order_;
+    received_at_tick_ = received_;
+    // A trial's baseline is the better of the last two epochs: one slow
+    // epoch (a busy CPU) must not make ordinary ones look like a gain.
+    double baseline = std::max(received_rate, std::exchange(received_rate_before_, received_rate));
     double seconds_left = blob_rate > 0 ? static_cast<double>(blob_.size - in_order_) / blob_rate : 1e9;
     budget_->report_finish(member_, seconds_left);
 
@@ -737,8 +752,9 @@ bool Assembler::weigh_lanes() {
         // How many lanes' worth the blob gained, at its rate per lane before:
         // that many of the new lanes stay. Fewer than were added means the
         // link (or the CPU) is as busy as lanes can make it: no more trials.
+        double rate = memory_waited_ ? std::min(received_rate, blob_rate) : received_rate;
         double per_lane = trial_.blob_rate / static_cast<double>(trial_.lanes);
-        double worth = per_lane > 0 ? (blob_rate - trial_.blob_rate) / per_lane : 0;
+        double worth = per_lane > 0 ? (rate - trial_.blob_rate) / per_lane : 0;
         std::size_t running = 1 + extra_lanes_;
         if (running <= trial_.lanes) return true;  // the new lanes ended already (the blob's last segments): no verdict
         trial_.added = running - trial_.lanes;
@@ -746,13 +762,13 @@ bool Assembler::weigh_lanes() {
             std::clamp(std::floor(worth + 1 - kGainNeeded), 0.0, static_cast<double>(trial_.added)));
         if (keep == trial_.added) {
           logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
-                         trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
+                         trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
           break;  // and weigh more at once
         }
         logging::debug(
             "blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} kept, {} withdrawn, none tried "
             "again",
-            blob_.digest, trial_.lanes + trial_.added, blob_rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes, keep,
+            blob_.digest, trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes, keep,
             trial_.added - keep);
         saturated_ = true;
         lanes_target_ = trial_.lanes - 1 + keep;
@@ -778,7 +794,8 @@ bool Assembler::weigh_lanes() {
     far_last = others > 0 && seconds_left > 2 * others + kWorthSplittingSeconds;
     if (!far_last && !budget_->finishes_last(member_, seconds_left)) return true;
     if (!split_locked(blob_rate, epoch_)) return true;
-    trial_ = {blob_rate, lanes, 0};
+    trial_ = {baseline, lanes, 0};
+    memory_waited_ = false;
     lanes_target_ = extra_lanes_ + add;
     update_appetite_locked();
   }
