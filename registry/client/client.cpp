@@ -26,7 +26,8 @@ RegistryClient::RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOption
       auth_(std::move(auth)),
       options_(std::move(options)),
       trust_(effective_trust(options_)),
-      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory, &bytes_moved_)) {
+      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory, &bytes_moved_)),
+      file_readers_(options_.blob_pool) {
   // Copies waiting for a slot of the blob pool wake when the run is cancelled.
   engine_.on_cancel([budget = segment_budget_] { budget->cancel(); });
   test_unwakeable_copy_ = std::getenv("FASTSYNC_TEST_UNWAKEABLE_COPY") != nullptr;
@@ -171,6 +172,7 @@ Task<Result<std::uint64_t>> RegistryClient::store_blob(const Repository& to, con
   BlobCopyOptions options;
   options.bytes_moved = &bytes_moved_;
   options.session = session_of(upload_session);
+  options.readers = &file_readers_;
   co_return co_await fastsync::store_blob(std::move(open_source), registry(to.registry), to.path, blob, options);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "registry/client/link_gate.h"
+#include "registry/core/blocking_pool.h"
 #include "registry/core/endpoint.h"
 #include "registry/distribution/activity.h"
 #include "registry/distribution/auth_file.h"
@@ -98,6 +99,9 @@ class RegistryClient : public ImageSource, public ImageDestination {
   std::atomic<std::uint64_t> bytes_moved_{0};
   std::shared_ptr<SegmentBudget> segment_budget_;
   std::atomic<bool> test_unwakeable_copy_{false};
+  // Read blobs from blocking sources (an archive's volumes). Last: its
+  // threads end before what their jobs use.
+  BlockingPool file_readers_;
 };
 
 }  // namespace fastsync

@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <thread>
-
 #include "registry/core/log.h"
 
 namespace fastsync {
@@ -153,9 +151,12 @@ Task<Result<std::uint64_t>> copy_blob(Registry& source, std::string source_repo,
 Task<Result<std::uint64_t>> store_blob(BlobOpener open_source, Registry& dest, std::string dest_repo, Descriptor blob,
                                        BlobCopyOptions options) {
   std::string label = fmt::format("{} into {}/{}", blob.digest, dest.host(), dest_repo);
-  // A reader that blocks (a file on a slow disk) gets a thread of its own, never the engine's.
-  ChannelFeeder from_reader = [open_source](std::shared_ptr<BlobChannel> channel, std::function<void(Status)> done) {
-    std::thread([open_source, channel, done] {
+  // A reader that blocks (a file on a slow disk) reads on a thread of the
+  // readers' pool, never the engine's.
+  BlockingPool* readers = options.readers;
+  ChannelFeeder from_reader = [open_source, readers](std::shared_ptr<BlobChannel> channel,
+                                                     std::function<void(Status)> done) {
+    readers->post([open_source, channel, done] {
       Status verdict;
       try {
         auto reader = open_source();
@@ -177,7 +178,7 @@ Task<Result<std::uint64_t>> store_blob(BlobOpener open_source, Registry& dest, s
         verdict = Error::make(ErrorKind::Protocol, fmt::format("blob {}: {}", channel->label(), e.what()));
       }
       done(channel->finish_writer(std::move(verdict)));
-    }).detach();
+    });
   };
   co_return co_await upload_fed(dest, std::move(dest_repo), std::move(blob), std::move(label), std::move(options),
                                 std::move(from_reader));

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "registry/core/blocking_pool.h"
 #include "registry/core/endpoint.h"
 #include "registry/core/manifest.h"
 #include "registry/core/task.h"
@@ -25,6 +26,8 @@ struct BlobCopyOptions {
   // Large blobs are fetched as parallel Range segments when the budget allows (none: never).
   SegmentSettings segments;
   std::shared_ptr<SegmentBudget> segment_budget;
+  // store_blob: the threads that read blocking sources (required there).
+  BlockingPool* readers = nullptr;
 };
 
 // Downloads `blob` into `channel`, resuming after a cut (Range from the bytes

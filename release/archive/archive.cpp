@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -327,8 +328,14 @@ struct ArchiveWriter::Volume {
   }
 };
 
+// A thread for each volume being filled, and as many again for the
+// manifests stage 5 writes meanwhile (small entries that should not wait
+// behind a large layer for a thread).
 ArchiveWriter::ArchiveWriter(std::string dir, ArchiveOptions options)
-    : dir_(std::move(dir)), host_(archive_host(dir_)), options_(std::move(options)) {}
+    : dir_(std::move(dir)),
+      host_(archive_host(dir_)),
+      options_(std::move(options)),
+      blob_writers_(2 * static_cast<std::size_t>(std::max(1, options_.writers))) {}
 
 ArchiveWriter::~ArchiveWriter() = default;
 
@@ -705,7 +712,7 @@ Task<Status> ArchiveWriter::put_manifest(const Repository& repo, const std::stri
       MemoryReader reader(bytes);
       return write_blob(digest, bytes->size(), reader);
     };
-    auto written = co_await run_blocking(std::move(work));
+    auto written = co_await blob_writers_.run(std::move(work));
     if (!written) co_return written.error();
   }
   std::lock_guard lock(mutex_);
@@ -745,19 +752,19 @@ Task<Status> ArchiveWriter::upload_blob(const Repository&, const std::string& di
     MemoryReader reader(bytes);
     return write_blob(digest, bytes->size(), reader);
   };
-  co_return co_await run_blocking(std::move(work));
+  co_return co_await blob_writers_.run(std::move(work));
 }
 
 Task<Result<std::uint64_t>> ArchiveWriter::receive_blob(ImageSource& source, const Repository& from, const Repository&,
                                                         const Descriptor& blob, std::string) {
   std::string digest = blob.digest;
   std::uint64_t size = blob.size;
-  // The source's reader is blocking: it and the volume write run on a thread of their own.
+  // The source's reader is blocking: it and the volume write run on a writer thread.
   auto work = [this, &source, from, blob, digest, size] {
     auto reader = source.open_blob(from, blob);
     return write_blob(digest, size, *reader);
   };
-  auto written = co_await run_blocking(std::move(work));
+  auto written = co_await blob_writers_.run(std::move(work));
   if (!written) co_return written.error();
   co_return size;
 }

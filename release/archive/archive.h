@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "registry/core/blocking_pool.h"
 #include "registry/core/endpoint.h"
 #include "registry/core/signature_source.h"
 #include "release/archive/archive_index.h"
@@ -87,7 +88,7 @@ class ArchiveWriter : public ImageDestination {
   Status resume();
   Status load_since();
   // Writes one entry from `reader` (`size` bytes that must hash to `digest`)
-  // into a volume; blocking, on a thread of its own.
+  // into a volume; blocking, on a thread of blob_writers_.
   Status write_blob(const std::string& digest, std::uint64_t size, BlobReader& reader);
   Status write_named(const std::string& path, const std::string& bytes, Volume& volume);
   // A volume with room for an entry of this many bytes, reserved for the caller
@@ -113,6 +114,8 @@ class ArchiveWriter : public ImageDestination {
   std::mutex save_mutex_;  // taken before mutex_, never after
   std::chrono::steady_clock::time_point last_save_{};
   bool save_due_ = false;  // a volume closed: save soon
+  // Last: its threads (each writing a blob into a volume) end before what they use.
+  BlockingPool blob_writers_;
 };
 
 class ArchiveReader : public ImageSource, public SignatureSource {
