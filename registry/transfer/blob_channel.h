@@ -1,8 +1,10 @@
 // A blob in transit: a small bounded ring buffer between the transfer that
 // downloads a blob and whoever consumes it (a PUT to another registry, or a
-// thread reading a layer with libarchive). The writer hashes every byte; the
-// consumer never gets the final byte until size and digest are verified, so a
-// wrong blob can never be committed by the PUT that streams it.
+// thread reading a layer with libarchive). The writer hashes every byte — or,
+// for a blocking reader on a thread of its own, the reader does (the engine
+// thread that writes then only copies); either way the consumer never gets the
+// final byte until size and digest are verified, so a wrong blob can never be
+// committed by the PUT that streams it.
 #pragma once
 
 #include <atomic>
@@ -39,6 +41,10 @@ class BlobChannel {
   const std::string& digest() const { return digest_; }
   std::uint64_t size() const { return size_; }
   const std::string& label() const { return label_; }
+  // Before any byte is written: read_blocking hashes what it hands out, on
+  // the reader's thread, and verifies the digest before the last byte. The
+  // writer only copies; finish_writer checks the size. (Not with read_some.)
+  void hash_on_reader_side();
 
   // --- writer side (a download transfer, on the engine thread) ---
   void set_writer_waker(Waker waker);
@@ -76,7 +82,9 @@ class BlobChannel {
   const std::uint64_t size_;
   const std::string label_;
   std::atomic<std::uint64_t>* bytes_counter_;
-  Sha256 hasher_;  // writer only
+  bool reader_hashes_ = false;  // set before use
+  Sha256 hasher_;               // the writer's, or the blocking reader's
+  std::uint64_t hashed_ = 0;    // reader hashing: bytes hashed so far
 
   mutable std::mutex mutex_;
   std::condition_variable readable_;
@@ -99,7 +107,7 @@ class BlobChannel {
   std::uint64_t written_ = 0;
   bool writer_waiting_ = false;
   bool reader_waiting_ = false;
-  bool verified_ = false;
+  bool verified_ = false;  // the writer finished: size (and, hashing there, digest) checked
   std::optional<Error> writer_failure_;
   bool reader_closed_ = false;
   std::optional<Error> reader_error_;

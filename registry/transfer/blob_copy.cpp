@@ -204,6 +204,9 @@ std::unique_ptr<BlobReader> open_blob_reader(Registry& source, std::string repos
                                              std::atomic<std::uint64_t>* bytes_counter) {
   auto channel = std::make_shared<BlobChannel>(
       blob.digest, blob.size, fmt::format("{}/{}@{}", source.host(), repository, blob.digest), 1u << 20, bytes_counter);
+  // The reader's thread hashes (an archive's writer, libarchive reading a
+  // layer), not the engine's, which serves every transfer of the run.
+  channel->hash_on_reader_side();
   // A blocking reader has no waker: it waits on the channel's condition variable.
   spawn(
       download_blob(source, std::move(repository), std::move(blob), channel), [](Status) {},

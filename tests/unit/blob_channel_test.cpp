@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "registry/core/digest.h"
 
@@ -166,6 +169,61 @@ TEST(BlobChannel, BlockingReaderGetsEveryByteInOrder) {
   EXPECT_TRUE(ch.finish_writer(Status{}).ok());
   reader.join();
   EXPECT_EQ(received, blob);
+}
+
+// Hashing on the reader's side: the writer's verdict checks only the size,
+// and the reader verifies before the last byte leaves — a wrong blob ends in
+// DigestMismatch with its last byte never handed out.
+std::pair<std::string, std::optional<Error>> read_reader_hashed(const std::string& blob, const std::string& digest) {
+  BlobChannel ch(digest, blob.size(), "reg/repo@x", 1024);
+  ch.hash_on_reader_side();
+  std::string received;
+  std::optional<Error> error;
+  std::thread reader([&] {
+    char buf[700];
+    while (true) {
+      auto n = ch.read_blocking(buf, sizeof buf);
+      if (!n) {
+        error = n.error();
+        break;
+      }
+      if (*n == 0) break;
+      received.append(buf, *n);
+    }
+  });
+  for (size_t pos = 0; pos < blob.size();) {
+    size_t n = std::min<size_t>(500, blob.size() - pos);
+    if (ch.write(std::string_view(blob).substr(pos, n)) == Flow::Continue) {
+      pos += n;
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  EXPECT_TRUE(ch.finish_writer(Status{}).ok());  // the size is right: the reader judges the bytes
+  reader.join();
+  return {received, error};
+}
+
+TEST(BlobChannel, AReaderHashingOnItsOwnThreadGetsARightBlobWhole) {
+  std::string blob = pattern(50000);
+  auto [received, error] = read_reader_hashed(blob, sha256_digest(blob));
+  EXPECT_FALSE(error) << error->message;
+  EXPECT_EQ(received, blob);
+  auto [nothing, empty_error] = read_reader_hashed("", sha256_digest(""));
+  EXPECT_FALSE(empty_error);
+  EXPECT_TRUE(nothing.empty());
+}
+
+TEST(BlobChannel, AReaderHashingOnItsOwnThreadNeverHandsOutTheLastByteOfAWrongBlob) {
+  std::string blob = pattern(50000);
+  auto [received, error] = read_reader_hashed(blob, sha256_digest("something else"));
+  ASSERT_TRUE(error);
+  EXPECT_EQ(error->kind, ErrorKind::DigestMismatch);
+  EXPECT_NE(error->message.find("reg/repo@x"), std::string::npos);
+  EXPECT_LT(received.size(), blob.size());
+  auto [none, empty_error] = read_reader_hashed("", sha256_digest("not empty"));
+  ASSERT_TRUE(empty_error);
+  EXPECT_EQ(empty_error->kind, ErrorKind::DigestMismatch);
 }
 
 TEST(ChannelSink, ResumesWithRangeOrSkipsWhenRangeIgnored) {
