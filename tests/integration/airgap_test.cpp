@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "registry/core/digest.h"
+#include "tests/support/fronts.h"
 #include "tests/support/mirror_check.h"
 
 namespace fastsync::testing {
@@ -238,6 +239,36 @@ TEST(Airgap, AFlippedByteInAVolumeFailsThatImageAndNeverReachesTheMirror) {
   EXPECT_EQ(tags.size(), a.fixture.components.size() - 1);
 }
 
+// The other way: a blob the source serves wrong is caught on the way into
+// the archive (hashed by the writer's thread as it reads), so it is not in
+// the index and the archive is not complete; the rest is.
+TEST(Airgap, ABlobTheSourceServesWrongIsNeverInTheArchive) {
+  Airgap a;
+  const FixtureImage* victim = nullptr;
+  for (const auto& c : a.fixture.components) {
+    if (c.name == "rhel-coreos") victim = &c;
+  }
+  ASSERT_NE(victim, nullptr);
+  std::string bad = victim->blobs.back();
+  FaultProxy proxy(a.source, {R"({"method":"GET","path":")" + bad + R"(","action":"flip","times":1000})"}, a.dir);
+  std::string archive = a.dir.file("archive");
+  auto r = run_fastsync(a.to_dir(archive, {}, "4.20.8", proxy.host()));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find(bad + ": content hashes to"), std::string::npos) << r.out;
+  ArchiveView view(archive);
+  EXPECT_FALSE(view.complete());
+  auto held = view.blob_digests();
+  EXPECT_EQ(held.count(bad), 0u) << "a wrong blob is in the archive";
+  for (const auto& digest : victim->blobs) {
+    if (digest != bad) EXPECT_EQ(held.count(digest), 1u) << digest;
+  }
+  // Every blob the index vouches for is right where it says.
+  for (const auto& b : view.blobs()) {
+    std::string volume = read_file(archive + "/" + fmt::format("fastsync-{:06d}.tar", b.volume));
+    EXPECT_EQ(sha256_digest(std::string_view(volume).substr(b.offset, b.size)), b.digest);
+  }
+}
+
 TEST(Airgap, AMissingOrShortVolumeIsNamedBeforeAnythingIsPushed) {
   Airgap a(8, 0.03);
   std::string archive = a.dir.file("archive");
@@ -354,8 +385,8 @@ TEST_P(InterruptedFromDir, StopsWithinSecondsAndARerunCompletesTheMirror) {
   // The rerun as a user makes it, with the default backoff: the registry may
   // still be finishing what the stopped run left mid-request (under load that
   // can take longer than the suite's 20 ms retry delays last).
-  auto rerun = run_fastsync(
-      {"--from-dir", archive, "--dest-registry", a.dest.host(), "--pull-secret", a.secret, "--quiet"});
+  auto rerun =
+      run_fastsync({"--from-dir", archive, "--dest-registry", a.dest.host(), "--pull-secret", a.secret, "--quiet"});
   ASSERT_EQ(rerun.exit_code, 0) << rerun.err << rerun.out;
   a.expect_exact(a.fixture);
 }
