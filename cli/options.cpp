@@ -322,7 +322,8 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       "over free blob transfer slots, while they raise its rate (default 2MiB; 0: never)")(
       "segments-always", po::bool_switch(&o.segments_always), "split every such blob at once, whether it pays or not")(
       "segment-memory", po::value<std::string>()->value_name("SIZE"),
-      "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB)")(
+      "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB, "
+      "growing to 48MiB once split blobs' extra lanes pay; a size given here is the limit)")(
       "http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")(
       "resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
       "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");
@@ -373,6 +374,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
         !size_option("segment-memory", 1u << 20, "1MiB", "12MiB", o.segment_memory)) {
       return result;
     }
+    o.segment_memory_given = vm.count("segment-memory") > 0;  // no default in vm: given
   } catch (const po::error& e) {
     result.exit_code = kExitUsage;
     result.text = fmt::format("{} (see fastsync --help)", e.what());

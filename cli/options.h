@@ -71,6 +71,7 @@ struct CliOptions {
   std::uint64_t segment_size = 2u << 20;     // Range segments for large blobs (0: never)
   bool segments_always = false;              // split at once rather than when it pays
   std::uint64_t segment_memory = 12u << 20;  // segment bytes held ahead of the upload, in all
+  bool segment_memory_given = false;         // set by the user: a hard limit, never grown
   std::vector<std::string> resolve;          // host:port:address
   bool http2 = false;
   int retries = 3;

@@ -26,7 +26,8 @@ RegistryClient::RegistryClient(HttpEngine& engine, AuthFile auth, RegistryOption
       auth_(std::move(auth)),
       options_(std::move(options)),
       trust_(effective_trust(options_)),
-      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory, &bytes_moved_)),
+      segment_budget_(std::make_shared<SegmentBudget>(options_.blob_pool, options_.segment_memory, &bytes_moved_,
+                                                      options_.segment_memory_ceiling)),
       file_readers_(options_.blob_pool) {
   // Copies waiting for a slot of the blob pool wake when the run is cancelled.
   engine_.on_cancel([budget = segment_budget_] { budget->cancel(); });

@@ -43,6 +43,8 @@ struct RegistryOptions {
   std::uint64_t segment_size = 2u << 20;
   bool segments_always = false;  // split every large blob at once, rather than when it pays
   std::uint64_t segment_memory = 12u << 20;
+  // What segment_memory may grow to once lanes pay (0: no growth).
+  std::uint64_t segment_memory_ceiling = 0;
   std::size_t blob_pool = 64;
   // A source repository whose tags fit in one tags/list page of this size is
   // listed once, instead of asked per image for its sigstore signature tag.

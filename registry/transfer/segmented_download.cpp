@@ -108,6 +108,15 @@ bool SegmentBudget::try_reserve(std::uint64_t member, std::uint64_t bytes) {
   return true;
 }
 
+void SegmentBudget::grow_memory() {
+  std::lock_guard lock(mutex_);
+  std::uint64_t more = std::min(memory_total_, memory_ceiling_ - memory_total_);
+  if (more == 0) return;
+  memory_total_ += more;
+  memory_free_ += more;
+  logging::debug("segment memory: lanes pay, {} MiB now (at most {} MiB)", memory_total_ >> 20, memory_ceiling_ >> 20);
+}
+
 void SegmentBudget::release(std::uint64_t member, std::uint64_t bytes) {
   std::lock_guard lock(mutex_);
   memory_free_ += bytes;
@@ -760,6 +769,7 @@ bool Assembler::weigh_lanes() {
         trial_.added = running - trial_.lanes;
         auto keep = static_cast<std::size_t>(
             std::clamp(std::floor(worth + 1 - kGainNeeded), 0.0, static_cast<double>(trial_.added)));
+        if (keep > 0) budget_->grow_memory();  // lanes pay: their segments will wait for the frontier
         if (keep == trial_.added) {
           logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
                          trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);

@@ -89,6 +89,28 @@ TEST(SegmentBudget, MemoryIsReservedUpToTheBudgetAndGivenBack) {
   EXPECT_TRUE(budget.try_reserve(blob, 2u << 20));
 }
 
+// Lanes that pay double the memory, up to the ceiling and no further; with
+// no ceiling above it (a size the user gave) it never grows.
+TEST(SegmentBudget, MemoryGrowsToItsCeilingWhenLanesPayAndNoFurther) {
+  SegmentBudget budget(64, 4u << 20, nullptr, 12u << 20);
+  auto blob = budget.join(100u << 20);
+  EXPECT_TRUE(budget.try_reserve(blob, 4u << 20));
+  EXPECT_FALSE(budget.try_reserve(blob, 1));
+  budget.grow_memory();
+  EXPECT_EQ(budget.memory_total(), 8u << 20);
+  EXPECT_TRUE(budget.try_reserve(blob, 4u << 20));
+  EXPECT_FALSE(budget.try_reserve(blob, 1));
+  budget.grow_memory();
+  budget.grow_memory();
+  EXPECT_EQ(budget.memory_total(), 12u << 20);
+  EXPECT_TRUE(budget.try_reserve(blob, 4u << 20));
+  EXPECT_FALSE(budget.try_reserve(blob, 1));
+
+  SegmentBudget fixed(64, 4u << 20);
+  fixed.grow_memory();
+  EXPECT_EQ(fixed.memory_total(), 4u << 20);
+}
+
 // The run waits for its largest blob at the end: what the larger blobs could
 // still use is theirs; a smaller blob gets the rest, and all once they are done.
 TEST(SegmentBudget, MemoryGoesToTheLargerBlobsFirst) {
