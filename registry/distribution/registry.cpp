@@ -396,17 +396,49 @@ Task<Result<ManifestData>> Registry::get_manifest(const std::string& repository,
   co_return m;
 }
 
+namespace {
+
+// distribution rewrites a blob's link file (truncating it first) when a mount
+// or an upload of a blob the repository already links completes; a manifest
+// PUT reading that link meanwhile is refused with MANIFEST_BLOB_UNKNOWN. Our
+// own mounts keep clear of our PUTs (LinkGate), but not another writer's: a
+// shard of the Job, or the requests of a run just interrupted that a slow link
+// still delivers. The manifest's blobs were all placed before its PUT, so
+// the refusal passes once the link is written: the PUT is tried again.
+constexpr int kLinkRaceRetries = 2;
+
+bool blob_unknown_to_registry(const Error& error) {
+  return error.http_status == 400 && (error.registry_code == "MANIFEST_BLOB_UNKNOWN" ||
+                                      error.message.find("MANIFEST_BLOB_UNKNOWN") != std::string::npos);
+}
+
+}  // namespace
+
 Task<Status> Registry::put_manifest(const std::string& repository, const std::string& reference,
                                     const ManifestData& manifest) {
-  Call call;
-  call.kind = CallKind::ManifestPut;
-  call.request.method = "PUT";
-  call.target = fmt::format("/v2/{}/manifests/{}", repository, reference);
-  call.request.headers.push_back("Content-Type: " + manifest.media_type);
-  call.request.set_body(manifest.bytes);
-  call.scope = AccessScope{repository, true, {}};
-  call.what = fmt::format("PUT manifest {}", reference);
-  auto resp = co_await send(std::move(call));
+  Result<Response> resp = Error::make(ErrorKind::Protocol, "not sent");
+  for (int retries_used = 0;; ++retries_used) {
+    Call call;
+    call.kind = CallKind::ManifestPut;
+    call.request.method = "PUT";
+    call.target = fmt::format("/v2/{}/manifests/{}", repository, reference);
+    call.request.headers.push_back("Content-Type: " + manifest.media_type);
+    call.request.set_body(manifest.bytes);
+    call.scope = AccessScope{repository, true, {}};
+    call.what = fmt::format("PUT manifest {}", reference);
+    resp = co_await send(std::move(call));
+    if (resp || !blob_unknown_to_registry(resp.error()) || retries_used == kLinkRaceRetries || engine_.cancelled()) {
+      break;
+    }
+    // The policy's first delays (--retry-delay-ms); cancellation fires the timer at once.
+    auto delay = retry_policy()
+                     .next_delay(Error::make(ErrorKind::Server, "link rewritten"), retries_used)
+                     .value_or(std::chrono::milliseconds(100));
+    logging::debug("{}/{}:{}: {}; the blob's link may be being rewritten, trying again in {} ms", host_, repository,
+                   reference, resp.error().message, delay.count());
+    counters_.retries++;
+    co_await engine_.sleep_for(delay);
+  }
   if (!resp) co_return resp.error();
   auto stored = resp->header("docker-content-digest");
   if (stored && is_sha256_digest(*stored) && *stored != manifest.digest) {

@@ -82,6 +82,35 @@ TEST(Faults, BurstsOf500And503AreRetried) {
   s.expect_complete_mirror();
 }
 
+// distribution refuses a manifest PUT with MANIFEST_BLOB_UNKNOWN while another
+// writer's mount or upload rewrites one of its blobs' link files (a shard, or
+// an interrupted run's requests a slow link still delivers): the PUT is tried
+// again and the mirror completes. One that is refused every time fails its
+// image after three tries, and the release is not tagged.
+TEST(Faults, AManifestRefusedWhileABlobLinkIsRewrittenIsTriedAgain) {
+  MirrorSetup s;
+  const std::string refused =
+      R"({"method":"PUT","path":"/manifests/","action":"status","status":400,"codes":["DIGEST_INVALID","MANIFEST_BLOB_UNKNOWN"])";
+  FaultProxy passing(s.dest, {refused + R"(,"every":3,"times":4})"}, s.dir, "passing");
+  auto r = run_fastsync(s.args(s.source.host(), passing.host()));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(passing.faults("status"), 4u);
+  s.expect_complete_mirror();
+
+  MirrorSetup t;
+  const std::string victim = "4.20.8-x86_64-cli";
+  FaultProxy refusing(t.dest,
+                      {R"({"method":"PUT","path":"/manifests/)" + victim +
+                       R"(","action":"status","status":400,"codes":["MANIFEST_BLOB_UNKNOWN"],"times":1000})"},
+                      t.dir, "refusing");
+  auto failed = run_fastsync(t.args(t.source.host(), refusing.host()));
+  EXPECT_EQ(failed.exit_code, 1) << failed.err;
+  EXPECT_EQ(refusing.faults("status"), 3u) << "tried once and again twice, no more";
+  EXPECT_NE(failed.out.find("MANIFEST_BLOB_UNKNOWN"), std::string::npos) << failed.out;
+  auto tags = list_tags(t.dest, kRepo);
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), "4.20.8-x86_64"), 0) << "release tagged with a component missing";
+}
+
 // An upload refused while its download is still running (a 500 sent before the
 // body is read) must be retried as the upload's own, transient failure — not
 // reported as the download it had to stop.

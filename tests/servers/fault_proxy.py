@@ -9,7 +9,8 @@ Fields: method (or "*"), path (substring), with_range (true: only requests
 carrying a Range header; false: only those without), action, times (how many
 faults in all), every (fault every Nth match, default 1), skip (let the first N
 matches through), and per action:
-  status    status (500, 503...), retry_after (seconds, optional; 429 style)
+  status    status (500, 503...), retry_after (seconds, optional; 429 style),
+            codes (the error body's codes, default ["UNAVAILABLE"])
   early     status as above, answered before the request body is read (then
             the connection is closed): an upload fails while it is still sending
   reset     after: fraction of the body sent before the connection is reset
@@ -48,6 +49,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ThreadingHTTPServer.request_queue_size = 1024
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "proxy-connection"}
+
+
+def error_body(fault):
+    codes = fault.get("codes", ["UNAVAILABLE"])
+    return json.dumps({"errors": [{"code": c, "message": "injected fault"} for c in codes]}).encode()
 
 
 def main():
@@ -135,7 +141,7 @@ def main():
             if fault and fault["action"] == "early":
                 record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                         "fault": "early"})
-                payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
+                payload = error_body(fault)
                 self.send_response(fault["status"])
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -169,7 +175,7 @@ def main():
             record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                     "fault": fault["action"] if fault else None})
             if fault and fault["action"] == "status":
-                payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
+                payload = error_body(fault)
                 self.send_response(fault["status"])
                 self.send_header("Content-Type", "application/json")
                 if "retry_after" in fault:
