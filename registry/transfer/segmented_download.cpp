@@ -178,9 +178,9 @@ constexpr double kWorthSplittingSeconds = 1.5;
 // Lanes pay when the blob's bytes arrive at least this much of what they would
 // add at its per-lane rate faster. Measured as received by all its lanes, not
 // in order: the in-order rate jumps when a buffered segment drains (a trial on
-// an 8 MB/s link read 12 MB/s and kept a lane that only shared it). Where
-// lanes waited for segment memory the upload is the limit, and the in-order
-// rate caps what counts.
+// an 8 MB/s link read 12 MB/s and kept a lane that only shared it; capped by
+// it where lanes waited for memory, it withdrew lanes that paid 100 ms away).
+// A lane waiting for memory receives nothing, so those count as they are.
 constexpr double kGainNeeded = 0.5;
 
 using Clock = std::chrono::steady_clock;
@@ -256,10 +256,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       if (!budget_->try_reserve(member_, segments_[k].length)) {
         // Adaptive lanes were counted as paying: they wait for the frontier
         // (and the memory it frees) rather than end unseen.
-        if (own_lane || adaptive_) {
-          memory_waited_ = true;
-          return {Pick::Wait, 0, advanced_};
-        }
+        if (own_lane || adaptive_) return {Pick::Wait, 0, advanced_};
         return {};
       }
       segments_[k].reserved = true;
@@ -326,7 +323,10 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     bytes = bytes.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), s.length - s.delivered)));
     if (k == head_ && s.drained == s.buffer.size()) {
       Flow flow = channel_->write(bytes);
-      if (flow == Flow::Pause) s.paused = true;  // the channel calls on_room when it has room
+      if (flow == Flow::Pause) {
+        s.paused = true;  // the channel calls on_room when it has room
+        upload_waited_ = true;
+      }
       if (flow != Flow::Continue) return {flow, 0};
       in_order_ += bytes.size();
     } else {
@@ -460,14 +460,15 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
 
   // Adaptive: the whole-blob request stops a segment past where it is (those
   // bytes are on the way) and the rest becomes segments for the lanes, each
-  // about an epoch's worth at one connection's rate (at least segment_size;
-  // a few fit the memory budget): fewer requests than the smallest would
-  // make, and a trial of new lanes done in two or three. False when too
-  // little is left to be worth it.
+  // about four epochs' worth at one connection's rate (at least segment_size;
+  // a few fit the memory budget): each segment costs its lane a round trip
+  // and a slow start, which on a far source (100 ms, 3 MB/s a connection)
+  // took a third of an epoch's worth and hid most of a lane's gain. False when
+  // too little is left to be worth it.
   bool split_locked(double rate, std::chrono::milliseconds epoch) {
     if (segments_.size() > 1) return true;
-    auto epoch_bytes = static_cast<std::uint64_t>(rate * std::chrono::duration<double>(epoch).count());
-    std::uint64_t length = std::max(segment_size_, std::min(epoch_bytes, budget_->memory_total() / 4));
+    auto worth = static_cast<std::uint64_t>(4 * rate * std::chrono::duration<double>(epoch).count());
+    std::uint64_t length = std::max(segment_size_, std::min(worth, budget_->memory_total() / 4));
     Segment& whole = segments_[0];
     std::uint64_t cut = whole.start + whole.delivered + length;
     if (failed_ || cut + length > blob_.size) return false;
@@ -563,8 +564,10 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::uint64_t received_ = 0;  // bytes of this blob its lanes received, in order or ahead
   std::uint64_t received_at_tick_ = 0;
   double received_rate_before_ = 0;  // in the epoch before the last
-  bool memory_waited_ = false;       // a lane waited for segment memory since the trial began
-  bool saturated_ = false;           // lanes were tried and did not pay: none again
+  // The frontier's own connection found the channel full since then: the
+  // upload is the limit. (A buffered segment draining always fills it: not that.)
+  bool upload_waited_ = false;
+  bool saturated_ = false;  // lanes were tried and did not pay: none again
   struct Trial {
     double blob_rate = 0;
     std::size_t lanes = 1;  // before the trial, counting the blob's own
@@ -761,7 +764,7 @@ bool Assembler::weigh_lanes() {
         // How many lanes' worth the blob gained, at its rate per lane before:
         // that many of the new lanes stay. Fewer than were added means the
         // link (or the CPU) is as busy as lanes can make it: no more trials.
-        double rate = memory_waited_ ? std::min(received_rate, blob_rate) : received_rate;
+        double rate = received_rate;
         double per_lane = trial_.blob_rate / static_cast<double>(trial_.lanes);
         double worth = per_lane > 0 ? (rate - trial_.blob_rate) / per_lane : 0;
         std::size_t running = 1 + extra_lanes_;
@@ -769,7 +772,11 @@ bool Assembler::weigh_lanes() {
         trial_.added = running - trial_.lanes;
         auto keep = static_cast<std::size_t>(
             std::clamp(std::floor(worth + 1 - kGainNeeded), 0.0, static_cast<double>(trial_.added)));
-        if (keep > 0) budget_->grow_memory();  // lanes pay: their segments will wait for the frontier
+        // Lanes paid and the upload never made bytes wait (a loopback run
+        // where the CPU is the limit does; rates there also rise as other
+        // copies end, which a trial can mistake for its lanes' gain): the
+        // segment memory, not the link, would soon be the limit.
+        if (keep > 0 && !upload_waited_) budget_->grow_memory();
         if (keep == trial_.added) {
           logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
                          trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
@@ -805,7 +812,7 @@ bool Assembler::weigh_lanes() {
     if (!far_last && !budget_->finishes_last(member_, seconds_left)) return true;
     if (!split_locked(blob_rate, epoch_)) return true;
     trial_ = {baseline, lanes, 0};
-    memory_waited_ = false;
+    upload_waited_ = false;
     lanes_target_ = extra_lanes_ + add;
     update_appetite_locked();
   }
