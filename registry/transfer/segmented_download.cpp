@@ -256,7 +256,10 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       if (!budget_->try_reserve(member_, segments_[k].length)) {
         // Adaptive lanes were counted as paying: they wait for the frontier
         // (and the memory it frees) rather than end unseen.
-        if (own_lane || adaptive_) return {Pick::Wait, 0, advanced_};
+        if (own_lane || adaptive_) {
+          memory_waited_ = true;
+          return {Pick::Wait, 0, advanced_};
+        }
         return {};
       }
       segments_[k].reserved = true;
@@ -567,7 +570,9 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   // The frontier's own connection found the channel full since then: the
   // upload is the limit. (A buffered segment draining always fills it: not that.)
   bool upload_waited_ = false;
-  bool saturated_ = false;  // lanes were tried and did not pay: none again
+  bool saturated_ = false;       // lanes were tried and did not pay: none again
+  bool memory_waited_ = false;   // a lane waited for segment memory since the trial began
+  int starved_trials_left_ = 3;  // trials that may follow one judged while short of memory
   struct Trial {
     double blob_rate = 0;
     std::size_t lanes = 1;  // before the trial, counting the blob's own
@@ -782,14 +787,20 @@ bool Assembler::weigh_lanes() {
                          trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
           break;  // and weigh more at once
         }
-        logging::debug(
-            "blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} kept, {} withdrawn, none tried "
-            "again",
-            blob_.digest, trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes, keep,
-            trial_.added - keep);
-        saturated_ = true;
+        // A lane that waited for segment memory other blobs held was starved,
+        // not useless: the blob may try again later, a few times (100 ms away,
+        // the run's largest blob judged so went on alone for 25 s).
+        bool starved = memory_waited_ && starved_trials_left_ > 0;
+        if (starved) --starved_trials_left_;
+        logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} kept, {} withdrawn, {}",
+                       blob_.digest, trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes,
+                       keep, trial_.added - keep,
+                       starved ? "short of segment memory: may try again" : "none tried again");
+        saturated_ = !starved;
         lanes_target_ = trial_.lanes - 1 + keep;
-        if (lanes_target_ == 0) merge_untaken_locked();
+        // Merged, the rest would be one request for the blob's own lane, and
+        // no segment left for a lane a later trial adds.
+        if (lanes_target_ == 0 && saturated_) merge_untaken_locked();
         update_appetite_locked();
         return true;
       }
@@ -812,6 +823,7 @@ bool Assembler::weigh_lanes() {
     if (!far_last && !budget_->finishes_last(member_, seconds_left)) return true;
     if (!split_locked(blob_rate, epoch_)) return true;
     trial_ = {baseline, lanes, 0};
+    memory_waited_ = false;
     upload_waited_ = false;
     lanes_target_ = extra_lanes_ + add;
     update_appetite_locked();
@@ -856,6 +868,9 @@ bool Assembler::start_extra_lane() {
   {
     std::lock_guard lock(mutex_);
     ++extra_lanes_;
+    // A lane given a slot that freed mid-trial: the epoch that judges the
+    // trial starts after it connected, or it counts for what it had no time to fetch.
+    if (phase_ == Phase::Measuring) phase_ = Phase::WarmingUp;
   }
   start_lane(shared_from_this(), false, first.index);
   return true;
