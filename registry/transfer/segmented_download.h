@@ -9,10 +9,12 @@
 // has free slots — or the rest of the run's work would be done long before
 // it, when it also takes the next slots that free — the rest of it is split
 // into segments and lanes are added, doubling. A trial epoch later it keeps
-// as many as it gained lanes' worth of rate; fewer than it added (none where
-// one connection already runs at the link's speed, on a shared interface,
-// with a busy CPU) and it tries no more. Always: split at once, and a large
-// blob takes the next slots that free before copies still waiting.
+// as many as it gained lanes' worth of received rate; fewer than it added
+// (none where one connection already runs at the link's speed, on a shared
+// interface, with a busy CPU) and it tries no more — unless its lanes were
+// short of segment memory, which lanes that pay make grow. Always: split at
+// once, and a large blob takes the next slots that free before copies still
+// waiting.
 #pragma once
 
 #include <algorithm>
