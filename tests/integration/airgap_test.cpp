@@ -212,10 +212,7 @@ TEST(Airgap, AFlippedByteInAVolumeFailsThatImageAndNeverReachesTheMirror) {
   std::string archive = a.dir.file("archive");
   ASSERT_EQ(run_fastsync(a.to_dir(archive)).exit_code, 0);
   // rhel-coreos's own big layer: damaged in its volume.
-  const FixtureImage* victim = nullptr;
-  for (const auto& c : a.fixture.components) {
-    if (c.name == "rhel-coreos") victim = &c;
-  }
+  const FixtureImage* victim = a.fixture.component("rhel-coreos");
   ASSERT_NE(victim, nullptr);
   std::string bad = victim->blobs.back();
   ArchiveView view(archive);
@@ -244,10 +241,7 @@ TEST(Airgap, AFlippedByteInAVolumeFailsThatImageAndNeverReachesTheMirror) {
 // the index and the archive is not complete; the rest is.
 TEST(Airgap, ABlobTheSourceServesWrongIsNeverInTheArchive) {
   Airgap a;
-  const FixtureImage* victim = nullptr;
-  for (const auto& c : a.fixture.components) {
-    if (c.name == "rhel-coreos") victim = &c;
-  }
+  const FixtureImage* victim = a.fixture.component("rhel-coreos");
   ASSERT_NE(victim, nullptr);
   std::string bad = victim->blobs.back();
   FaultProxy proxy(a.source, {R"({"method":"GET","path":")" + bad + R"(","action":"flip","times":1000})"}, a.dir);

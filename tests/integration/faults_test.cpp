@@ -291,7 +291,9 @@ TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
   for (std::sregex_iterator m(about.begin(), about.end(), kept), end; m != end; ++m) {
     std::size_t stay = (*m)[6].matched ? std::stoul((*m)[4]) + std::stoul((*m)[6]) : std::stoul((*m)[1]);
     most_lanes = std::max(most_lanes, stay);
-    if (stay > std::stoul((*m)[4])) EXPECT_GT(std::stod((*m)[2]), 1.3 * std::stod((*m)[3])) << m->str();
+    if (stay > std::stoul((*m)[4])) {
+      EXPECT_GT(std::stod((*m)[2]), 1.3 * std::stod((*m)[3])) << m->str();
+    }
   }
   EXPECT_GE(most_lanes, 2u) << "no lane was kept:\n" << about;
   EXPECT_NE(about.find(": split at byte"), std::string::npos) << about;
@@ -391,10 +393,7 @@ TEST(Faults, FlippedBytesAreRetriedAndNeverCommitted) {
 TEST(Faults, ABlobThatIsAlwaysCorruptFailsOnlyItsImagesAndIsNeverStored) {
   MirrorSetup s;
   // rhel-coreos's own big layer is served corrupt every single time.
-  const FixtureImage* victim = nullptr;
-  for (const auto& c : s.fixture.components) {
-    if (c.name == "rhel-coreos") victim = &c;
-  }
+  const FixtureImage* victim = s.fixture.component("rhel-coreos");
   ASSERT_NE(victim, nullptr);
   std::string bad = victim->blobs.back();
   FaultProxy proxy(s.source, {R"({"method":"GET","path":")" + bad + R"(","action":"flip","times":1000})"}, s.dir);

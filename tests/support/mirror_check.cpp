@@ -48,6 +48,13 @@ std::vector<std::string> FixtureRelease::all_blobs() const {
   return {all.begin(), all.end()};
 }
 
+const FixtureImage* FixtureRelease::component(const std::string& name) const {
+  for (const auto& c : components) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
 FixtureCatalog push_catalog(const TestRegistry& registry, const CatalogArgs& a) {
   TempDir dir("fastsync-fixture-out");
   std::vector<std::string> argv = {tool_path("fastsync-fixture"),

@@ -41,9 +41,10 @@ struct FixtureRelease {
   std::uint64_t unique_blob_bytes = 0;
   std::uint64_t largest_blob = 0;
   std::string largest_blob_digest;
-  std::string release_signature;               // the signature file the fixture wrote
-  std::vector<FixtureSignature> sigstore;      // cosign .sig tags it pushed
-  std::vector<std::string> all_blobs() const;  // unique, release included
+  std::string release_signature;                                 // the signature file the fixture wrote
+  std::vector<FixtureSignature> sigstore;                        // cosign .sig tags it pushed
+  std::vector<std::string> all_blobs() const;                    // unique, release included
+  const FixtureImage* component(const std::string& name) const;  // null when there is none by that name
 };
 
 struct FixtureArgs {
