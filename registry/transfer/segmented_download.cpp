@@ -130,11 +130,13 @@ void SegmentBudget::report_finish(std::uint64_t member, double seconds_left) {
 
 void SegmentBudget::add_work(std::uint64_t bytes) {
   std::lock_guard lock(mutex_);
+  ++copies_;
   work_bytes_ += bytes;
 }
 
 void SegmentBudget::finish_work(std::uint64_t bytes) {
   std::lock_guard lock(mutex_);
+  copies_ -= std::min<std::size_t>(copies_, 1);
   work_bytes_ -= std::min(work_bytes_, bytes);
   finished_bytes_ += bytes;
 }
@@ -182,6 +184,8 @@ constexpr double kWorthSplittingSeconds = 1.5;
 // it where lanes waited for memory, it withdrew lanes that paid 100 ms away).
 // A lane waiting for memory receives nothing, so those count as they are.
 constexpr double kGainNeeded = 0.5;
+// Rates of two epochs this close (a share of the larger) make a baseline.
+constexpr double kSettled = 1.0 / 3;
 
 using Clock = std::chrono::steady_clock;
 
@@ -570,13 +574,14 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   // The frontier's own connection found the channel full since then: the
   // upload is the limit. (A buffered segment draining always fills it: not that.)
   bool upload_waited_ = false;
-  bool saturated_ = false;       // lanes were tried and did not pay: none again
-  bool memory_waited_ = false;   // a lane waited for segment memory since the trial began
-  int starved_trials_left_ = 3;  // trials that may follow one judged while short of memory
+  bool saturated_ = false;      // lanes were tried and did not pay: none again
+  bool memory_waited_ = false;  // a lane waited for segment memory since the trial began
+  int extra_trials_left_ = 3;   // after trials judged short of memory, or voided as the run changed
   struct Trial {
     double blob_rate = 0;
     std::size_t lanes = 1;  // before the trial, counting the blob's own
     std::size_t added = 0;
+    std::size_t copies = 0;  // the run's copies when it began
   } trial_;
 };
 
@@ -756,7 +761,13 @@ bool Assembler::weigh_lanes() {
     received_at_tick_ = received_;
     // A trial's baseline is the better of the last two epochs: one slow
     // epoch (a busy CPU) must not make ordinary ones look like a gain.
-    double baseline = std::max(received_rate, std::exchange(received_rate_before_, received_rate));
+    double previous = std::exchange(received_rate_before_, received_rate);
+    double baseline = std::max(received_rate, previous);
+    // A trial needs a baseline to judge against: two epochs within a third
+    // of each other. A blob that just started among many others behind one
+    // shared interface reads 0.0, then 0.2, then 0.6 MB/s as they end; a
+    // trial begun on the way up kept a lane for a gain that was theirs.
+    bool settled = previous > 0 && std::abs(received_rate - previous) <= kSettled * baseline;
     double seconds_left = blob_rate > 0 ? static_cast<double>(blob_.size - in_order_) / blob_rate : 1e9;
     budget_->report_finish(member_, seconds_left);
 
@@ -775,6 +786,19 @@ bool Assembler::weigh_lanes() {
         std::size_t running = 1 + extra_lanes_;
         if (running <= trial_.lanes) return true;  // the new lanes ended already (the blob's last segments): no verdict
         trial_.added = running - trial_.lanes;
+        // Half the run's copies ended during the trial: the blob's rate rose
+        // with the share they left (behind one shared interface, 0.1 to 0.6
+        // MB/s, and lanes kept there fetch ahead of an upload that then
+        // waits). No verdict: the lanes go, and a later trial judges again.
+        std::size_t copies_now = budget_->copies();
+        if (copies_now * 2 < trial_.copies && extra_trials_left_ > 0) {
+          --extra_trials_left_;
+          logging::debug("blob {}: the run went from {} copies to {} during the trial: no verdict, {} lanes withdrawn",
+                         blob_.digest, trial_.copies, copies_now, trial_.added);
+          lanes_target_ = trial_.lanes - 1;
+          update_appetite_locked();
+          return true;
+        }
         auto keep = static_cast<std::size_t>(
             std::clamp(std::floor(worth + 1 - kGainNeeded), 0.0, static_cast<double>(trial_.added)));
         // Lanes paid and the upload never made bytes wait (a loopback run
@@ -790,8 +814,8 @@ bool Assembler::weigh_lanes() {
         // A lane that waited for segment memory other blobs held was starved,
         // not useless: the blob may try again later, a few times (100 ms away,
         // the run's largest blob judged so went on alone for 25 s).
-        bool starved = memory_waited_ && starved_trials_left_ > 0;
-        if (starved) --starved_trials_left_;
+        bool starved = memory_waited_ && extra_trials_left_ > 0;
+        if (starved) --extra_trials_left_;
         logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): {} kept, {} withdrawn, {}",
                        blob_.digest, trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes,
                        keep, trial_.added - keep,
@@ -807,7 +831,7 @@ bool Assembler::weigh_lanes() {
       case Phase::Steady:
         break;
     }
-    if (saturated_ || !range_answered_ || seconds_left < kWorthSplittingSeconds) return true;
+    if (saturated_ || !range_answered_ || !settled || seconds_left < kWorthSplittingSeconds) return true;
     std::size_t lanes = 1 + extra_lanes_;
     // Doubling, as slow start: a trial of many lanes where one does not pay
     // (loopback) costs their requests and the reorder memory they fill.
@@ -822,7 +846,7 @@ bool Assembler::weigh_lanes() {
     far_last = others > 0 && seconds_left > 2 * others + kWorthSplittingSeconds;
     if (!far_last && !budget_->finishes_last(member_, seconds_left)) return true;
     if (!split_locked(blob_rate, epoch_)) return true;
-    trial_ = {baseline, lanes, 0};
+    trial_ = {baseline, lanes, 0, budget_->copies()};
     memory_waited_ = false;
     upload_waited_ = false;
     lanes_target_ = extra_lanes_ + add;

@@ -118,6 +118,11 @@ class SegmentBudget {
   // Doubles the memory, up to the ceiling. Where lanes never pay (loopback, a
   // shared interface) it stays as it was.
   void grow_memory();
+  // Copies waiting or under way (each counted from copy_slot to copy_finished).
+  std::size_t copies() {
+    std::lock_guard lock(mutex_);
+    return copies_;
+  }
   // How long what the run's copies (waiting or under way) have still to fetch
   // would take at its recent rate, leaving out `own` bytes (what the asking
   // blob has left); 0 when unknown.
@@ -149,6 +154,7 @@ class SegmentBudget {
   std::map<std::uint64_t, Member> members_;
   std::uint64_t next_member_ = 1;
   const std::atomic<std::uint64_t>* run_bytes_;
+  std::size_t copies_ = 0;
   std::uint64_t work_bytes_ = 0;      // sizes of the copies waiting or under way
   std::uint64_t finished_bytes_ = 0;  // sizes of the copies finished (their bytes are in run_bytes_)
   // The run's rate, sampled at most twice a second.
