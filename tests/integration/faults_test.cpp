@@ -89,12 +89,23 @@ TEST(Faults, BurstsOf500And503AreRetried) {
 // image after three tries, and the release is not tagged.
 TEST(Faults, AManifestRefusedWhileABlobLinkIsRewrittenIsTriedAgain) {
   MirrorSetup s;
-  const std::string refused =
-      R"({"method":"PUT","path":"/manifests/","action":"status","status":400,"codes":["DIGEST_INVALID","MANIFEST_BLOB_UNKNOWN"])";
-  FaultProxy passing(s.dest, {refused + R"(,"every":3,"times":4})"}, s.dir, "passing");
+  // Three components' PUTs are each refused twice (the third try passes),
+  // whatever order the run sends them in. Their paths must not be a prefix
+  // of another's (the proxy matches substrings: "cli" would catch "cli-artifacts").
+  std::vector<std::string> rules;
+  for (const auto& c : s.fixture.components) {
+    bool prefix = false;
+    for (const auto& other : s.fixture.components) prefix |= other.name != c.name && other.name.rfind(c.name, 0) == 0;
+    if (prefix || rules.size() == 3) continue;
+    rules.push_back(
+        R"({"method":"PUT","path":"/manifests/4.20.8-x86_64-)" + c.name +
+        R"(","action":"status","status":400,"codes":["DIGEST_INVALID","MANIFEST_BLOB_UNKNOWN"],"times":2})");
+  }
+  ASSERT_EQ(rules.size(), 3u);
+  FaultProxy passing(s.dest, rules, s.dir, "passing");
   auto r = run_fastsync(s.args(s.source.host(), passing.host()));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(passing.faults("status"), 4u);
+  EXPECT_EQ(passing.faults("status"), 6u);
   s.expect_complete_mirror();
 
   MirrorSetup t;
