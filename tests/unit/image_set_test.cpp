@@ -106,7 +106,6 @@ TEST_P(ImageSetRefuses, WithOneLineNamingFileLineAndField) {
   EXPECT_EQ(set.error().message.find('\n'), std::string::npos);
 }
 
-
 INSTANTIATE_TEST_SUITE_P(
     Cases, ImageSetRefuses,
     ::testing::Values(
@@ -229,6 +228,19 @@ TEST(BlockedImages, AnEntryThatIsNeitherAReferenceNorAPatternIsOneLine) {
   EXPECT_EQ(blocked.error().message.rfind("isc.yaml:9: mirror.blockedImages: \"quay.io/org/(unclosed\" is neither", 0),
             0u)
       << blocked.error().message;
+}
+
+// libstdc++ reads \N and {N} into an int unchecked (undefined behaviour the
+// image_set fuzzer found): such numbers are refused in one line first, and
+// ordinary ones still work.
+TEST(BlockedImages, APatternWithANumberTooLargeIsOneLineNotUndefinedBehaviour) {
+  for (std::string pattern : {"^q!ay\\77777777777777.io/.*debug", "quay.io/a{1,99999999999}"}) {
+    auto blocked = BlockedImages::from({{pattern, 4}}, "isc.yaml");
+    ASSERT_FALSE(blocked) << pattern;
+    EXPECT_NE(blocked.error().message.find("isc.yaml:4: mirror.blockedImages:"), std::string::npos);
+    EXPECT_NE(blocked.error().message.find("number too large"), std::string::npos) << blocked.error().message;
+  }
+  EXPECT_TRUE(BlockedImages::from({{"quay.io/org/x{1,3}-debug", 5}}, "isc.yaml"));
 }
 
 }  // namespace
