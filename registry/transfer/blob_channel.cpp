@@ -17,6 +17,12 @@ BlobChannel::BlobChannel(std::string digest, std::uint64_t size, std::string lab
 
 void BlobChannel::hash_on_reader_side() { reader_hashes_ = true; }
 
+std::optional<Error> BlobChannel::digest_mismatch() {
+  std::string actual = hasher_.finish();
+  if (actual == digest_) return std::nullopt;
+  return Error::make(ErrorKind::DigestMismatch, fmt::format("blob {}: content hashes to {}", label_, actual));
+}
+
 void BlobChannel::set_writer_waker(Waker waker) {
   std::lock_guard lock(mutex_);
   writer_waker_ = waker;
@@ -157,12 +163,8 @@ Status BlobChannel::finish_writer(Status download) {
   if (!failure && reader_hashes_) {
     verified = true;  // complete: the reader checks the digest before it takes the last byte
   } else if (!failure) {
-    std::string actual = hasher_.finish();
-    if (actual != digest_) {
-      failure = Error::make(ErrorKind::DigestMismatch, fmt::format("blob {}: content hashes to {}", label_, actual));
-    } else {
-      verified = true;
-    }
+    failure = digest_mismatch();
+    verified = !failure;
   }
   Waker wake_reader;
   {
@@ -231,18 +233,15 @@ Result<std::size_t> BlobChannel::read_blocking(char* buffer, std::size_t capacit
   }
   writable_.notify_one();
   wake_writer.wake();
-  if (reader_hashes_ && hashed_ < size_ + 1) {
+  if (reader_hashes_ && !reader_checked_) {
     // This thread's own state: the writer neither reads nor writes it.
     hasher_.update(std::string_view(buffer, n));
     hashed_ += n;
     if (hashed_ == size_) {
-      hashed_ = size_ + 1;  // checked
-      std::string actual = hasher_.finish();
-      if (actual != digest_) {
-        auto mismatch =
-            Error::make(ErrorKind::DigestMismatch, fmt::format("blob {}: content hashes to {}", label_, actual));
-        close_reader(mismatch);
-        return mismatch;
+      reader_checked_ = true;
+      if (auto mismatch = digest_mismatch()) {
+        close_reader(*mismatch);
+        return *mismatch;
       }
     }
   }

@@ -77,14 +77,17 @@ class BlobChannel {
   std::size_t batch_locked() const;
   void copy_in_locked(std::string_view bytes);
   std::size_t copy_out_locked(char* buffer, std::size_t capacity);
+  // Finishes the hash (once, by whichever side hashes): the error when it is not the digest.
+  std::optional<Error> digest_mismatch();
 
   const std::string digest_;
   const std::uint64_t size_;
   const std::string label_;
   std::atomic<std::uint64_t>* bytes_counter_;
-  bool reader_hashes_ = false;  // set before use
-  Sha256 hasher_;               // the writer's, or the blocking reader's
-  std::uint64_t hashed_ = 0;    // reader hashing: bytes hashed so far
+  bool reader_hashes_ = false;   // set before use
+  Sha256 hasher_;                // the writer's, or the blocking reader's
+  std::uint64_t hashed_ = 0;     // reader hashing: bytes hashed so far
+  bool reader_checked_ = false;  // reader hashing: the digest was checked
 
   mutable std::mutex mutex_;
   std::condition_variable readable_;

@@ -780,7 +780,7 @@ bool Assembler::weigh_lanes() {
         // How many lanes' worth the blob gained, at its rate per lane before:
         // that many of the new lanes stay. Fewer than were added means the
         // link (or the CPU) is as busy as lanes can make it: no more trials.
-        double rate = received_rate;
+        double rate = received_rate;  // the lanes' gain, as received (see kGainNeeded)
         double per_lane = trial_.blob_rate / static_cast<double>(trial_.lanes);
         double worth = per_lane > 0 ? (rate - trial_.blob_rate) / per_lane : 0;
         std::size_t running = 1 + extra_lanes_;
