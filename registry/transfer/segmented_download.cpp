@@ -324,6 +324,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     std::size_t bytes = 0;
   };
   Taken write(std::size_t k, std::string_view bytes) {
+    Fetched fetched;
     std::lock_guard lock(mutex_);
     if (failed_) return {Flow::Abort, 0};
     Segment& s = segments_[k];
@@ -333,8 +334,12 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       if (flow == Flow::Pause) {
         s.paused = true;  // the channel calls on_room when it has room
         upload_waited_ = true;
+        fetched = all_fetched_locked();
       }
-      if (flow != Flow::Continue) return {flow, 0};
+      if (flow != Flow::Continue) {
+        say(fetched);  // only a debug line, once per blob
+        return {flow, 0};
+      }
       in_order_ += bytes.size();
     } else {
       if (s.buffer.capacity() < s.length) s.buffer.reserve(static_cast<std::size_t>(s.length));
@@ -347,19 +352,15 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
 
   void segment_done(std::size_t k) {
     Moves moves;
-    std::uint64_t waiting = 0;  // bytes fetched, not yet taken by the upload, once the last segment is in
+    Fetched fetched;
     {
       std::lock_guard lock(mutex_);
       segments_[k].done = true;
       drain_locked(moves);
-      if (++done_ == segments_.size()) {
-        for (std::size_t i = head_; i < segments_.size(); ++i)
-          waiting += segments_[i].buffer.size() - segments_[i].drained;
-      }
+      ++done_;
+      fetched = all_fetched_locked();
     }
-    if (waiting > 0) {
-      logging::debug("blob {}: every segment fetched, {} bytes wait for the upload", blob_.digest, waiting);
-    }
+    say(fetched);
     act(moves);
   }
 
@@ -412,6 +413,29 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     bool all_written = false;
     std::optional<Error> failure;  // the blob failed: complete with it (once)
   };
+
+  // Once per blob, when every segment is in — or every one but the frontier's,
+  // paused on a full channel — the bytes that wait for the upload: it is the
+  // bottleneck (and tests stop a run at this point).
+  struct Fetched {
+    std::uint64_t waiting = 0;
+    bool frontier_paused = false;
+  };
+  Fetched all_fetched_locked() {
+    Fetched f;
+    if (told_fetched_ || segments_.size() < 2 || next_ < segments_.size()) return f;
+    f.frontier_paused = head_ < segments_.size() && segments_[head_].paused && !segments_[head_].done;
+    if (done_ + (f.frontier_paused ? 1 : 0) != segments_.size()) return f;
+    for (std::size_t i = head_; i < segments_.size(); ++i)
+      f.waiting += segments_[i].buffer.size() - segments_[i].drained;
+    told_fetched_ = f.waiting > 0;
+    return f;
+  }
+  void say(const Fetched& f) {
+    if (f.waiting == 0) return;
+    logging::debug("blob {}: every segment fetched{}, {} bytes wait for the upload", blob_.digest,
+                   f.frontier_paused ? " but the one the upload is on (paused until it takes more)" : "", f.waiting);
+  }
 
   void drain_locked(Moves& moves) {
     while (!failed_ && head_ < segments_.size()) {
@@ -557,6 +581,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   std::size_t extra_lanes_ = 0;
   std::size_t lanes_target_ = kMaxExtraLanes;  // extra lanes wanted; those beyond stop at their next pick
   std::size_t done_ = 0;                       // segments complete
+  bool told_fetched_ = false;                  // all_fetched_locked said so
   bool asking_ = false;                        // the budget holds our request for the next free slot
   bool range_answered_ = false;
   bool failed_ = false;

@@ -23,6 +23,7 @@ matches through), and per action:
             have arrived (at most 120 s): puts it after them, whatever the timing
   gate-body reads `after_bytes` of the request body, then reads no more until
             the file `gate` exists (at most 120 s): an upload stuck mid-body
+            (the socket's receive buffer is 64 KiB, so little more is taken)
             for as long as a test wants (logged with "gated": true)
 --max-concurrent N answers 429 (with Retry-After: --retry-after, if given) to
 a request that arrives while N are in flight, as registries that limit each
@@ -152,6 +153,10 @@ def main():
                 self.close_connection = True
                 return
             if fault and fault["action"] == "gate-body" and length:
+                # A small fixed receive buffer, or the kernel's autotuning (tcp_rmem's
+                # max is 32 MiB here) takes megabytes past the gate: the client would
+                # see its upload move on where the test means it to be held.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
                 first = self.rfile.read(min(length, int(fault["after_bytes"])))
                 record({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
                         "fault": "gate-body", "gated": True})
