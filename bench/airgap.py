@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,10 +50,9 @@ def main():
     p.add_argument("--components", type=int, default=190)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    workdir = tempfile.mkdtemp(prefix="fastsync-airgap-bench-")
-    secret = bench.empty_pull_secret(workdir)
-    source = bench.Registry(workdir, "source")
-    try:
+    with bench.workspace("airgap") as workdir:
+        secret = bench.PULL_SECRET
+        source = bench.Registry(workdir, "source")
         fixture, blobs = bench.push_fixture(source, args, workdir)
         total = fixture["unique_blob_bytes"]
         blob_dir = os.path.join(workdir, "blobs")
@@ -111,9 +109,6 @@ def main():
         print(f"  disk used: {disk['du_bytes'] / 1e6:.1f} MB for {disk['archive_bytes'] / 1e6:.1f} MB of volumes "
               f"(+{100 * results['disk_overhead']:.2f} %; blobs {total / 1e6:.1f} MB)   (target <= +1 %)")
         bench.write_results("airgap", results)
-    finally:
-        bench.stop_processes()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

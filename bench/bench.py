@@ -9,6 +9,7 @@ plots. Absolute seconds on a shared machine are noisy: read the ratios.
 """
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import platform
@@ -710,6 +711,20 @@ def stop_processes():
     for p in PROCESSES:
         if p.poll() is None:
             p.terminate()
+
+
+@contextlib.contextmanager
+def workspace(name):
+    """A bench's work directory, with PULL_SECRET set in it; on the way out every
+    server the bench started stops and the directory goes."""
+    global PULL_SECRET
+    workdir = tempfile.mkdtemp(prefix=f"fastsync-{name}-bench-")
+    PULL_SECRET = empty_pull_secret(workdir)
+    try:
+        yield workdir
+    finally:
+        stop_processes()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def empty_pull_secret(workdir):

@@ -14,10 +14,8 @@ Writes bench/out/catalog-scale-<time>.json.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -30,11 +28,10 @@ def main():
     p.add_argument("--padding", type=int, default=12000)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    workdir = tempfile.mkdtemp(prefix="fastsync-catalog-bench-")
-    secret = bench.empty_pull_secret(workdir)
-    source = bench.Registry(workdir, "source")
-    dest = bench.Registry(workdir, "dest")
-    try:
+    with bench.workspace("catalog") as workdir:
+        secret = bench.PULL_SECRET
+        source = bench.Registry(workdir, "source")
+        dest = bench.Registry(workdir, "dest")
         out = os.path.join(workdir, "catalog.json")
         subprocess.run([bench.FIXTURE, "catalog", "--registry", f"http://{source.host}", "--packages",
                         str(args.packages), "--bundles", str(args.bundles), "--catalog-only", "--bundle-padding",
@@ -68,9 +65,6 @@ def main():
         print(f"  resolve (dry run) {med['seconds']:.2f} s (target <= 5), peak RSS {med['rss_mb']:.0f} MB "
               f"(target <= 256)")
         bench.write_results("catalog-scale", results)
-    finally:
-        bench.stop_processes()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,10 +44,8 @@ def main():
     p.add_argument("--components", type=int, default=190)
     p.add_argument("--rounds", type=int, default=3)
     args, extra = p.parse_known_args()
-    workdir = tempfile.mkdtemp(prefix="fastsync-far-bench-")
-    bench.PULL_SECRET = bench.empty_pull_secret(workdir)
-    source = bench.Registry(workdir, "source")
-    try:
+    with bench.workspace("far") as workdir:
+        source = bench.Registry(workdir, "source")
         fixture, _ = bench.push_fixture(source, args, workdir)
         runs = {"3": [], "30": []}
         kept = {"3": 0, "30": 0}
@@ -68,8 +65,6 @@ def main():
               f"{results['ratio_3_over_30']:.2f} x (target <= 1.3); per round "
               + ", ".join(f"{r:.2f}" for r in results["per_round_ratios"]))
         bench.write_results("far-source", results)
-    finally:
-        bench.stop_processes()
 
 
 if __name__ == "__main__":

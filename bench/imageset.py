@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -86,10 +85,9 @@ def main():
     p.add_argument("--additional", type=int, default=50)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    workdir = tempfile.mkdtemp(prefix="fastsync-imageset-bench-")
-    secret = bench.empty_pull_secret(workdir)
-    source = bench.Registry(workdir, "source")
-    try:
+    with bench.workspace("imageset") as workdir:
+        secret = bench.PULL_SECRET
+        source = bench.Registry(workdir, "source")
         release = push(source, workdir, "release", ["--components", str(args.components), "--scale",
                                                     str(args.scale)])
         # The same base and builds, one image in four rebuilt: layers shared with the release, some new.
@@ -152,9 +150,6 @@ def main():
               f"count one each) of {fetched['distinct']} distinct blobs; the set holds {len(unique)} unique blobs, "
               f"{unique_bytes / 1e6:.1f} MB = {results['ratios']['fetched_over_unique']:.3f} x (target 1.0)")
         bench.write_results("imageset", results)
-    finally:
-        bench.stop_processes()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -321,10 +320,8 @@ def main():
     for tool in [bench.FASTSYNC, bench.FIXTURE, bench.WANPROXY]:
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is not built (run .ci/setup)")
-    workdir = tempfile.mkdtemp(prefix="fastsync-longpole-")
-    bench.PULL_SECRET = bench.empty_pull_secret(workdir)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
-    try:
+    with bench.workspace("longpole") as workdir:
+        results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count()}
         def then(source, fixture):
             if not args.no_wan:
                 results["wan"] = wan(args, workdir, source, fixture)
@@ -334,9 +331,6 @@ def main():
         if not args.no_big:
             big_args = argparse.Namespace(**{**vars(args), "repeat": 1, "dest_pairs": 0})
             results["big"] = loopback("big", big_args, args.big_scale, workdir)
-    finally:
-        bench.stop_processes()
-        shutil.rmtree(workdir, ignore_errors=True)
     results["summary"] = render(results)
     bench.write_results("longpole", results)
     print(results["summary"])

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -129,11 +128,9 @@ def main():
     for tool in [bench.FASTSYNC, bench.FIXTURE, bench.WANPROXY]:
         if not os.access(tool, os.X_OK):
             sys.exit(f"bench: {tool} is not built (run .ci/setup)")
-    workdir = tempfile.mkdtemp(prefix="fastsync-scale-out-")
-    bench.PULL_SECRET = bench.empty_pull_secret(workdir)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "mbps_per_interface": args.mbps,
-               "fastsync_args": args.fastsync_arg}
-    try:
+    with bench.workspace("scale-out") as workdir:
+        results = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "mbps_per_interface": args.mbps,
+                   "fastsync_args": args.fastsync_arg}
         source = bench.Registry(workdir, "source")
         fixture, blobs = bench.push_fixture(source, args, workdir)
         results["fixture"] = {"components": args.components, "scale": args.scale,
@@ -152,9 +149,6 @@ def main():
             r["speedup"] = runs[0]["seconds"] / r["seconds"]
             r["blobs_uploaded_once"] = r["blob_uploads"] == fixture["unique_blobs"]
         results["runs"] = runs
-    finally:
-        bench.stop_processes()
-        shutil.rmtree(workdir, ignore_errors=True)
     path = bench.write_results("scale-out", results)
     png = plot(os.path.dirname(path), results)
     lines = [f"Scale-out, {results['fixture']['components']} components, "

@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,13 +53,11 @@ def main():
     p.add_argument("--limit", type=int, default=6)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    workdir = tempfile.mkdtemp(prefix="fastsync-throttle-bench-")
-    bench.PULL_SECRET = bench.empty_pull_secret(workdir)
-    source = bench.Registry(workdir, "source")
-    contenders = {"adaptive (defaults)": [], f"fixed --max-per-host {args.limit}": ["--max-per-host", str(args.limit)],
-                  "fixed --max-per-host 4": ["--max-per-host", "4"]}
-    runs = {name: [] for name in contenders}
-    try:
+    with bench.workspace("throttle") as workdir:
+        source = bench.Registry(workdir, "source")
+        contenders = {"adaptive (defaults)": [], f"fixed --max-per-host {args.limit}": ["--max-per-host", str(args.limit)],
+                      "fixed --max-per-host 4": ["--max-per-host", "4"]}
+        runs = {name: [] for name in contenders}
         fixture, blobs = bench.push_fixture(source, args, workdir)
         for i in range(args.repeat):
             for name, extra in contenders.items():
@@ -78,8 +75,6 @@ def main():
                 bench.log(f"round {i + 1}: {name}: {m['seconds']:.2f}s, {front.refused()} x 429, {failed} failed")
                 dest.stop()
                 front.stop()
-    finally:
-        bench.stop_processes()
     results = {"fixture": {"unique_blob_bytes": fixture["unique_blob_bytes"], "unique_blobs": len(blobs)},
                "front_limit": args.limit, "runs": runs,
                "medians": {name: bench.median_of([x["seconds"] for x in v]) for name, v in runs.items()}}

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -44,10 +43,9 @@ def main():
     p.add_argument("--components", type=int, default=190)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
-    workdir = tempfile.mkdtemp(prefix="fastsync-upgrades-bench-")
-    secret = bench.empty_pull_secret(workdir)
-    source = bench.Registry(workdir, "source")
-    try:
+    with bench.workspace("upgrades") as workdir:
+        secret = bench.PULL_SECRET
+        source = bench.Registry(workdir, "source")
         fixtures = [push(source, args, workdir, v, r) for r, v in enumerate(VERSIONS)]
         blobs = {}
         for fx in fixtures:
@@ -94,9 +92,6 @@ def main():
               f"{fetched['distinct']} blobs = {results['ratios']['fetched_over_unique']:.3f} x the unique bytes "
               f"(target 1.0)")
         bench.write_results("upgrades", results)
-    finally:
-        bench.stop_processes()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
