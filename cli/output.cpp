@@ -308,6 +308,10 @@ std::string report_json(const RunSummary& s) {
     w.Key(key);
     w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
   };
+  auto count = [&](const char* key, std::uint64_t value) {
+    w.Key(key);
+    w.Uint64(value);
+  };
   auto row = [&](const ImageRow& r) {
     w.StartObject();
     str("name", r.name);
@@ -315,8 +319,7 @@ std::string report_json(const RunSummary& s) {
     str("digest", r.digest);
     str("dest", r.dest);
     str("status", to_string(r.status));
-    w.Key("bytes");
-    w.Uint64(r.bytes);
+    count("bytes", r.bytes);
     if (!r.error.empty()) str("error", r.error);
     w.EndObject();
   };
@@ -348,13 +351,10 @@ std::string report_json(const RunSummary& s) {
                               {"copied", c.copied + c.blobs_in},
                               {"skipped", c.skipped},
                               {"failed", c.failed},
-                              {"not_attempted", c.not_attempted}}) {
-      w.Key(key);
-      w.Uint64(value);
-    }
+                              {"not_attempted", c.not_attempted}})
+      count(key, value);
     if (r.signatures.checked) {
-      w.Key("signatures_verified");
-      w.Uint64(r.signatures.verified.size());
+      count("signatures_verified", r.signatures.verified.size());
       if (!r.signatures.warning.empty()) str("signature_warning", r.signatures.warning);
       if (!r.signatures.config_map.empty()) str("signature_config_map", r.signatures.config_map);
     }
@@ -388,10 +388,8 @@ std::string report_json(const RunSummary& s) {
     for (auto [key, value] : {std::pair{"found", s.sigstore.found},
                               {"copied", s.sigstore.copied},
                               {"present", s.sigstore.present},
-                              {"failed", s.sigstore.failed}}) {
-      w.Key(key);
-      w.Uint64(value);
-    }
+                              {"failed", s.sigstore.failed}})
+      count(key, value);
     w.EndObject();
   }
   w.Key("images");
@@ -402,19 +400,13 @@ std::string report_json(const RunSummary& s) {
   w.StartObject();
   w.Key("dry_run");
   w.Bool(s.dry_run);
-  w.Key("images");
-  w.Uint64(s.images.total);
-  w.Key("copied");
-  w.Uint64(s.images.copied);
-  w.Key("skipped");
-  w.Uint64(s.images.skipped);
-  w.Key("failed");
-  w.Uint64(s.images.failed);
-  w.Key("not_attempted");
-  w.Uint64(s.images.not_attempted);
+  count("images", s.images.total);
+  count("copied", s.images.copied);
+  count("skipped", s.images.skipped);
+  count("failed", s.images.failed);
+  count("not_attempted", s.images.not_attempted);
   if (s.blobs_only.on) {
-    w.Key("blobs_in");
-    w.Uint64(s.images.blobs_in);
+    count("blobs_in", s.images.blobs_in);
     w.Key("blobs_only");
     w.StartObject();
     const stages::ShardShare none;  // without --shard: every blob, no share to report
@@ -424,26 +416,18 @@ std::string report_json(const RunSummary& s) {
                               {"share_bytes", share.bytes},
                               {"plan_blobs", share.plan_blobs},
                               {"plan_bytes", share.plan_bytes},
-                              {"unread_images", share.unread_images}}) {
-      w.Key(key);
-      w.Uint64(value);
-    }
+                              {"unread_images", share.unread_images}})
+      count(key, value);
     w.EndObject();
   }
   w.Key("blobs");
   w.StartObject();
-  w.Key("unique");
-  w.Uint64(s.blobs_unique);
-  w.Key("copied");
-  w.Uint64(s.blobs_copied);
-  w.Key("mounted");
-  w.Uint64(s.blobs_mounted);
-  w.Key("present");
-  w.Uint64(s.blobs_present);
-  w.Key("failed");
-  w.Uint64(s.blobs_failed);
-  w.Key("not_attempted");
-  w.Uint64(s.blobs_not_attempted);
+  count("unique", s.blobs_unique);
+  count("copied", s.blobs_copied);
+  count("mounted", s.blobs_mounted);
+  count("present", s.blobs_present);
+  count("failed", s.blobs_failed);
+  count("not_attempted", s.blobs_not_attempted);
   w.EndObject();
   if (!s.image_set.empty()) str("image_set", s.image_set);
   w.Key("blocked");
@@ -456,25 +440,20 @@ std::string report_json(const RunSummary& s) {
     w.EndObject();
   }
   w.EndArray();
-  w.Key("bytes_moved");
-  w.Uint64(s.bytes_moved);
+  count("bytes_moved", s.bytes_moved);
   w.Key("seconds");
   w.Double(s.seconds);
   if (!s.stopped_because.empty()) str("stopped", s.stopped_because);
   w.Key("requests");
   w.StartObject();
-  for (const auto& [kind, n] : s.requests) {
-    w.Key(kind.c_str());
-    w.Uint64(n);
-  }
+  for (const auto& [kind, n] : s.requests) count(kind.c_str(), n);
   w.EndObject();
   w.Key("throttled");
   w.StartObject();
   for (const auto& [origin, t] : s.throttled) {
     w.Key(origin.c_str());
     w.StartObject();
-    w.Key("pushbacks");
-    w.Uint64(t.pushbacks);
+    count("pushbacks", t.pushbacks);
     w.Key("lowest");
     w.Int(t.lowest);
     w.Key("at_end");
