@@ -432,14 +432,16 @@ TEST(Faults, TaggingAnImageFoundPresentNeverOverlapsAMountProbe) {
   const auto& preloaded = s.fixture.components[1];
   ASSERT_EQ(
       skopeo_copy(s.source, preloaded.repository + "@" + preloaded.digest, s.dest, kRepo + "@" + preloaded.digest), "");
-  FaultProxy proxy(s.dest,
-                   {R"({"method":"HEAD","path":"/manifests/)" + preloaded.digest +
-                        R"(","action":"hold","until":"mount=","count":6})",
-                    R"({"method":"POST","path":"mount=","action":"delay","seconds":0.2,"times":100000})"},
-                   s.dir);
+  // The destination check's request for the preloaded image (whatever its method) waits for six mount probes.
+  FaultProxy proxy(
+      s.dest,
+      {R"({"method":"*","path":"/manifests/)" + preloaded.digest + R"(","action":"hold","until":"mount=","count":6})",
+       R"({"method":"POST","path":"mount=","action":"delay","seconds":0.2,"times":100000})"},
+      s.dir);
   auto r = run_fastsync(s.args(s.source.host(), proxy.host()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   s.expect_complete_mirror();
+  EXPECT_EQ(proxy.faults("hold"), 1u) << "the preloaded image's check was not held: the case is not exercised";
 
   const std::string tag_path = "/manifests/4.20.8-x86_64-" + preloaded.name;
   std::vector<ProxyLogEntry> mounts, tags;
