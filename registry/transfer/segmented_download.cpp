@@ -324,8 +324,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     std::size_t bytes = 0;
   };
   Taken write(std::size_t k, std::string_view bytes) {
-    Fetched fetched;
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (failed_) return {Flow::Abort, 0};
     Segment& s = segments_[k];
     bytes = bytes.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), s.length - s.delivered)));
@@ -334,12 +333,11 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       if (flow == Flow::Pause) {
         s.paused = true;  // the channel calls on_room when it has room
         upload_waited_ = true;
-        fetched = all_fetched_locked();
+        Fetched fetched = all_fetched_locked();
+        lock.unlock();  // logging, like every wake, happens outside the lock
+        say(fetched);
       }
-      if (flow != Flow::Continue) {
-        say(fetched);  // only a debug line, once per blob
-        return {flow, 0};
-      }
+      if (flow != Flow::Continue) return {flow, 0};
       in_order_ += bytes.size();
     } else {
       if (s.buffer.capacity() < s.length) s.buffer.reserve(static_cast<std::size_t>(s.length));
