@@ -85,10 +85,12 @@ class SegmentBudget {
   // An extra connection for a segment, while the pool has a free slot.
   bool try_add_lane() { return take_free_slot(false); }
   void remove_lane() { hand_on_slot(); }
-  // `take` is offered the next slot that frees, already counted as its own;
-  // it returns false to hand it on. Not a wait: the asking blob carries on
-  // with the lanes it has. After cancel() nothing is offered.
-  void ask_for_lane(std::function<bool()> take);
+  // `take` is offered a slot that frees, already counted as its own; it
+  // returns false to hand it on. Of the blobs asking, the one that reported
+  // the latest finish is offered first: the run waits for it. Not a wait: the
+  // asking blob carries on with the lanes it has. After cancel() nothing is
+  // offered.
+  void ask_for_lane(std::uint64_t member, std::function<bool()> take);
   // The run is cancelled: copies waiting for a slot go on (to fail at once on
   // the cancelled engine), later ones never wait, no lane is added.
   void cancel();
@@ -149,7 +151,11 @@ class SegmentBudget {
   std::uint64_t memory_total_;
   const std::uint64_t memory_ceiling_;
   std::uint64_t memory_free_;
-  std::deque<std::function<bool()>> lane_askers_;
+  struct LaneAsker {
+    std::uint64_t member;
+    std::function<bool()> take;
+  };
+  std::deque<LaneAsker> lane_askers_;
   std::deque<std::coroutine_handle<>> waiting_copies_;
   std::map<std::uint64_t, Member> members_;
   std::uint64_t next_member_ = 1;

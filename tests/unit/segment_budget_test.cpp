@@ -3,6 +3,9 @@
 // to the budget.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "registry/transfer/segmented_download.h"
 
 namespace fastsync {
@@ -56,11 +59,11 @@ TEST(SegmentBudget, AFreedSlotGoesToABlobAskingForLanesBeforeAWaitingCopy) {
   ASSERT_FALSE(waiting.in);
   int lanes = 0;
   bool declined = false;
-  budget.ask_for_lane([&] {
+  budget.ask_for_lane(budget.join(8u << 20), [&] {
     declined = true;
     return false;  // no longer needed: handed on
   });
-  budget.ask_for_lane([&] {
+  budget.ask_for_lane(budget.join(8u << 20), [&] {
     ++lanes;
     return true;
   });
@@ -76,6 +79,39 @@ TEST(SegmentBudget, AFreedSlotGoesToABlobAskingForLanesBeforeAWaitingCopy) {
   EXPECT_TRUE(budget.try_add_lane());
   EXPECT_TRUE(budget.try_add_lane());
   EXPECT_FALSE(budget.try_add_lane());
+}
+
+// Of the blobs asking for lanes, the run waits longest for the one that
+// reported the latest finish: it is offered a freed slot first, whatever the
+// order they asked in.
+TEST(SegmentBudget, AFreedSlotGoesToTheAskingBlobThatFinishesLast) {
+  SegmentBudget budget(1, 16u << 20);
+  Copy holder;
+  start(hold_copy(budget, holder));
+  auto soon = budget.join(20u << 20);
+  auto late = budget.join(20u << 20);
+  auto gone = budget.join(90u << 20);
+  budget.report_finish(soon, 3);
+  budget.report_finish(late, 30);
+  budget.report_finish(gone, 300);
+  std::vector<std::string> offered;
+  auto asker = [&](std::string name, bool take) {
+    return [&offered, name, take] {
+      offered.push_back(name);
+      return take;
+    };
+  };
+  budget.ask_for_lane(soon, asker("soon", true));
+  budget.ask_for_lane(gone, asker("gone", false));
+  budget.ask_for_lane(late, asker("late", true));
+  budget.leave(gone);  // its copy ended: it reads as finishing now
+  holder.release.set(true);
+  EXPECT_EQ(offered, (std::vector<std::string>{"late"}));
+  budget.remove_lane();
+  EXPECT_EQ(offered, (std::vector<std::string>{"late", "soon"}));
+  budget.remove_lane();
+  EXPECT_EQ(offered, (std::vector<std::string>{"late", "soon", "gone"})) << "a declined offer is handed on";
+  EXPECT_TRUE(budget.try_add_lane());
 }
 
 TEST(SegmentBudget, MemoryIsReservedUpToTheBudgetAndGivenBack) {
