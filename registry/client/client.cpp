@@ -261,7 +261,14 @@ Task<Result<ManifestStanding>> RegistryClient::find_manifest(Repository repo, st
 
 Task<Result<ManifestStanding>> RegistryClient::ask_manifest(Repository repo, std::string digest, std::string tag,
                                                             bool with_bytes) {
-  if (!tag.empty() && !co_await fresh_repository(repo)) {
+  if (!tag.empty() && co_await fresh_repository(repo)) {
+    // A tagged image in a repository with no tags was never mirrored there
+    // whole: at most an interrupted run's untagged children are, and pushing
+    // those again is harmless. Asking by digest cost the destination a
+    // request per image (a release's first mirror: 190 GETs answered 404).
+    co_return ManifestStanding{false, false, std::nullopt};
+  }
+  if (!tag.empty()) {
     std::optional<bool> tagged;
     if (with_bytes) {
       auto manifest = co_await get_manifest(repo, tag);

@@ -63,7 +63,8 @@ class RegistryClient : public ImageSource, public ImageDestination {
   Task<Result<BlobProbe>> probe_blob(Repository to, std::string digest, std::optional<Repository> mount_from) override;
   // Where the repository has tags (a rerun, an upgrade), the tag is asked
   // first: when it names the digest, one request says present and tagged.
-  // A fresh repository is asked by digest only, as its tags are all missing.
+  // In a fresh repository a tagged image is missing without asking (its tag
+  // is); one without a tag is asked by digest.
   Task<Result<ManifestStanding>> find_manifest(Repository repo, std::string digest, std::string tag,
                                                bool with_bytes) override;
 
