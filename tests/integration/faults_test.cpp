@@ -310,6 +310,42 @@ TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
   EXPECT_NE(about.find(": split at byte"), std::string::npos) << about;
 }
 
+// Where the source caps each connection, a lane fetches what one did however
+// many of the run's copies end during the trial that added it: the gain is the
+// lanes' own and is judged. (A trial is left without a verdict only when each
+// lane got more than one did before: the share of a shared link others left.)
+// Ten small layers are held at the source until the largest blob is split, so
+// that they all end during its first trial, whatever the timing.
+TEST(Faults, WhereEachConnectionIsCappedATrialIsJudgedWhileOtherCopiesEnd) {
+  MirrorSetup s(12, 0.3);
+  const std::string largest = s.fixture.largest_blob_digest;
+  std::vector<std::string> rules = {
+      // Its own GETs first: the hold below is for the others.
+      R"({"method":"GET","path":")" + largest.substr(7) + R"(","action":"delay","seconds":0,"times":100000})"};
+  // Not the release image's own (resolving the release reads them first).
+  std::set<std::string> held(s.fixture.release.blobs.begin(), s.fixture.release.blobs.end());
+  const std::size_t release_blobs = held.size();
+  for (const auto& c : s.fixture.components) {
+    for (const auto& b : c.blobs) {
+      if (b == largest || !held.insert(b).second) continue;
+      rules.push_back(R"({"method":"GET","path":")" + b.substr(7) + R"(","action":"hold","until":")" +
+                      largest.substr(7) + R"(","count":2})");
+    }
+  }
+  FaultProxy proxy(s.source, rules, s.dir);
+  Process slow({tool_path("fastsync-wanproxy"), "--target", proxy.host(), "--rate-mbps", "2", "--delay-ms", "25"},
+               s.dir.file("wan.log"));
+  std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
+  auto r = run_fastsync(verbose(s.args(slow_host, s.dest.host(), {"--segment-size", "256KiB"})));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  s.expect_complete_mirror();
+  EXPECT_GE(proxy.faults("hold"), (held.size() - release_blobs) / 2)
+      << "the other layers were not held: the case is not exercised";
+  const std::string about = lines_about(r.err, largest);
+  EXPECT_NE(about.find(" lanes fetch "), std::string::npos) << "no trial was judged:\n" << about;
+  EXPECT_EQ(about.find("no verdict"), std::string::npos) << about;
+}
+
 // A source (or CDN) that ignores Range answers the first segment with the
 // whole blob: it is taken as it comes, from that one connection.
 TEST(Faults, ASourceIgnoringRangeGivesLargeBlobsWhole) {
