@@ -59,25 +59,32 @@ def main():
         bench.download_blobs(source, blobs, blob_dir)
         get_cfg = bench.curl_get_config(source.host, blobs, workdir)
         runs = {k: [] for k in ("get_floor", "disk_floor", "put_floor", "to_dir", "from_dir")}
+        # CPU-seconds: on 2 cores the source registry and fastsync share them.
+        cpu = {k: [] for k in ("get_floor_source", "to_dir_source", "to_dir_fastsync")}
         rss = {"to_dir": 0.0, "from_dir": 0.0}
         disk = {}
         for i in range(args.repeat):
             bench.log(f"round {i + 1}/{args.repeat}")
+            source_cpu = source.cpu_seconds()
             t0 = time.perf_counter()
             subprocess.run(bench.curl_parallel(get_cfg, 64), check=True)
             runs["get_floor"].append(time.perf_counter() - t0)
+            cpu["get_floor_source"].append(source.cpu_seconds() - source_cpu)
             runs["disk_floor"].append(disk_write_floor(blob_dir, os.path.join(workdir, "floor")))
             dest = bench.Registry(workdir, "floor-put")
             runs["put_floor"].append(bench.put_floor_commands(dest, blobs, blob_dir, workdir, 64)())
             dest.stop()
 
             archive = os.path.join(workdir, f"archive-{i}")
+            source_cpu = source.cpu_seconds()
             m = bench.run_measured([bench.FASTSYNC, "--version", bench.VERSION, "--source-registry",
                                     f"{source.host}/openshift-release-dev/ocp-release", "--to-dir", archive,
                                     "--pull-secret", secret, "--quiet", "--no-signatures"], stdout=subprocess.DEVNULL)
             if m["exit_code"] != 0:
                 raise RuntimeError(f"--to-dir exited {m['exit_code']}")
             runs["to_dir"].append(m["seconds"])
+            cpu["to_dir_source"].append(source.cpu_seconds() - source_cpu)
+            cpu["to_dir_fastsync"].append(m["cpu_seconds"])
             rss["to_dir"] = max(rss["to_dir"], m["rss_mb"])
             with open(os.path.join(archive, "fastsync-archive.json")) as f:
                 index = json.load(f)
@@ -98,6 +105,7 @@ def main():
         results = {
             "fixture": {"unique_blob_bytes": total, "unique_blobs": len(blobs)}, "runs": runs, "medians": med,
             "ratios": {"to_dir_over_floor": med["to_dir"] / to_floor, "from_dir_over_put_floor": med["from_dir"] / med["put_floor"]},
+            "cpu_seconds": {k: bench.median_of(v) for k, v in cpu.items()},
             "peak_rss_mb": rss, "disk": disk, "disk_overhead": disk["du_bytes"] / disk["archive_bytes"] - 1,
         }
         print(f"bench release: {total / 1e6:.0f} MB, {len(blobs)} unique blobs; medians of {args.repeat}")
@@ -105,6 +113,9 @@ def main():
               f"{med['disk_floor']:.2f} s) = {results['ratios']['to_dir_over_floor']:.2f} x   (target <= 1.3, issue 26)")
         print(f"  --from-dir {med['from_dir']:.2f} s  vs PUT floor {med['put_floor']:.2f} s = "
               f"{results['ratios']['from_dir_over_put_floor']:.2f} x   (target <= 1.2)")
+        c = results["cpu_seconds"]
+        print(f"  CPU: --to-dir fastsync {c['to_dir_fastsync']:.2f} s + source registry {c['to_dir_source']:.2f} s; "
+              f"the GET floor's source registry {c['get_floor_source']:.2f} s (on {os.cpu_count()} cores)")
         print(f"  peak RSS: --to-dir {rss['to_dir']:.0f} MB, --from-dir {rss['from_dir']:.0f} MB   (target <= 64)")
         print(f"  disk used: {disk['du_bytes'] / 1e6:.1f} MB for {disk['archive_bytes'] / 1e6:.1f} MB of volumes "
               f"(+{100 * results['disk_overhead']:.2f} %; blobs {total / 1e6:.1f} MB)   (target <= +1 %)")
