@@ -573,7 +573,8 @@ def main():
 
         # Side by side, interleaved, so machine noise hits every contender alike.
         runs = {"get_floor": [], "put_floor": [], "mirror_floor": [], "mirror_floor_16": [], "mirror_floor_64": [],
-                "mirror_floor_posts_timed": [], "registry_cpu_floor": [], "registry_cpu_fastsync": [], "fastsync": [], "fastsync_no_segments": [], "skopeo": []}
+                "mirror_floor_posts_timed": [], "registry_cpu_floor": [], "registry_cpu_fastsync": [], "fastsync": [],
+                "fastsync_no_segments": [], "skopeo": []}
         detail = []
         for i in range(args.repeat):
             log(f"round {i + 1}/{args.repeat}: floors")

@@ -314,8 +314,8 @@ TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
 // many of the run's copies end during the trial that added it: the gain is the
 // lanes' own and is judged. (A trial is left without a verdict only when each
 // lane got more than one did before: the share of a shared link others left.)
-// Ten small layers are held at the source until the largest blob is split, so
-// that they all end during its first trial, whatever the timing.
+// Every other component layer is held at the source until the largest blob is
+// split, so that they all end during its first trial, whatever the timing.
 TEST(Faults, WhereEachConnectionIsCappedATrialIsJudgedWhileOtherCopiesEnd) {
   MirrorSetup s(12, 0.3);
   const std::string largest = s.fixture.largest_blob_digest;
