@@ -323,7 +323,7 @@ ParsedCommandLine parse_command_line(int argc, const char* const argv[]) {
       "segments-always", po::bool_switch(&o.segments_always), "split every such blob at once, whether it pays or not")(
       "segment-memory", po::value<std::string>()->value_name("SIZE"),
       "at most this much of those segments held in memory ahead of the upload, in all (default 12MiB, "
-      "growing to 48MiB once split blobs' extra lanes pay; a size given here is the limit)")(
+      "growing to 96MiB once split blobs' extra lanes pay; a size given here is the limit)")(
       "http2", po::bool_switch(&o.http2), "use HTTP/2 where the registry offers it (default HTTP/1.1)")(
       "resolve", po::value(&o.resolve)->composing()->value_name("HOST:PORT:ADDR"),
       "connect to ADDR for HOST:PORT, like curl --resolve (repeatable)");

@@ -21,8 +21,8 @@ Result<RunSettings> settings_from(const CliOptions& o) {
   r.segment_size = o.segment_size;
   r.segments_always = o.segments_always;
   r.segment_memory = o.segment_memory;
-  // The default grows, up to four times, once lanes pay (segmented_download.h); a given size is the limit.
-  r.segment_memory_ceiling = o.segment_memory_given ? o.segment_memory : 4 * o.segment_memory;
+  // The default grows, up to eight times, once lanes pay (segmented_download.h); a given size is the limit.
+  r.segment_memory_ceiling = o.segment_memory_given ? o.segment_memory : 8 * o.segment_memory;
   r.trust.read_environment();
   if (!o.ca_file.empty()) r.trust.ca_files.push_back(o.ca_file);
   if (!o.certs_dirs.empty()) r.trust.certs_dirs = o.certs_dirs;

@@ -30,10 +30,10 @@ bool SegmentBudget::wait_for_slot(std::coroutine_handle<> copy) {
   return true;
 }
 
-void SegmentBudget::ask_for_lane(std::uint64_t member, std::function<bool()> take) {
+void SegmentBudget::ask_for_lane(std::uint64_t member, std::uint64_t segment, std::function<bool()> take) {
   std::lock_guard lock(mutex_);
   if (cancelled_) return;
-  lane_askers_.push_back({member, std::move(take)});
+  lane_askers_.push_back({member, segment, std::move(take)});
 }
 
 void SegmentBudget::cancel() {
@@ -54,14 +54,22 @@ void SegmentBudget::hand_on_slot() {
     std::coroutine_handle<> copy;
     {
       std::lock_guard lock(mutex_);
-      if (!lane_askers_.empty()) {
-        // The latest finish first (a member gone reads 0); the earlier asker of equals.
-        auto finish = [this](const LaneAsker& asker) {
-          auto it = members_.find(asker.member);
-          return it == members_.end() ? 0.0 : it->second.seconds_left;
-        };
-        auto latest = std::max_element(lane_askers_.begin(), lane_askers_.end(),
-                                       [&](const auto& a, const auto& b) { return finish(a) < finish(b); });
+      // The latest finish first (a member gone reads 0, and is offered to be
+      // dropped); the earlier asker of equals. Askers whose next segment the
+      // memory cannot hold are passed over, still asking: offered the slot,
+      // they would hand it on and stop asking, and the run's longest blob
+      // went a second and a half without the lane it was due (100 ms away).
+      auto latest = lane_askers_.end();
+      double latest_finish = -1;
+      for (auto asker = lane_askers_.begin(); asker != lane_askers_.end(); ++asker) {
+        auto it = members_.find(asker->member);
+        double finish = it == members_.end() ? 0.0 : it->second.seconds_left;
+        if (finish <= latest_finish) continue;
+        if (it != members_.end() && !fits_locked(it, asker->segment)) continue;
+        latest = asker;
+        latest_finish = finish;
+      }
+      if (latest != lane_askers_.end()) {
         lane = std::move(latest->take);
         lane_askers_.erase(latest);
       } else if (!waiting_copies_.empty()) {
@@ -98,18 +106,21 @@ void SegmentBudget::set_appetite(std::uint64_t member, std::uint64_t bytes) {
   if (auto it = members_.find(member); it != members_.end()) it->second.appetite = bytes;
 }
 
-bool SegmentBudget::try_reserve(std::uint64_t member, std::uint64_t bytes) {
-  std::lock_guard lock(mutex_);
+bool SegmentBudget::fits_locked(std::map<std::uint64_t, Member>::const_iterator me, std::uint64_t bytes) const {
   if (bytes > memory_free_) return false;
-  auto me = members_.find(member);
-  if (me == members_.end()) return false;
   // What larger blobs (the earlier one of two the same size) could still use is theirs.
   std::uint64_t owed = 0;
   for (const auto& [id, m] : members_) {
-    bool larger = m.size > me->second.size || (m.size == me->second.size && id < member);
+    bool larger = m.size > me->second.size || (m.size == me->second.size && id < me->first);
     if (larger && m.appetite > m.held) owed += m.appetite - m.held;
   }
-  if (memory_free_ - bytes < owed) return false;
+  return memory_free_ - bytes >= owed;
+}
+
+bool SegmentBudget::try_reserve(std::uint64_t member, std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  auto me = members_.find(member);
+  if (me == members_.end() || !fits_locked(me, bytes)) return false;
   memory_free_ -= bytes;
   me->second.held += bytes;
   return true;
@@ -193,6 +204,8 @@ constexpr double kWorthSplittingSeconds = 1.5;
 constexpr double kGainNeeded = 0.5;
 // Rates of two epochs this close (a share of the larger) make a baseline.
 constexpr double kSettled = 1.0 / 3;
+// Lanes scale when each fetches at least this share of what one did before.
+constexpr double kScales = 0.85;
 
 using Clock = std::chrono::steady_clock;
 
@@ -606,6 +619,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   // upload is the limit. (A buffered segment draining always fills it: not that.)
   bool upload_waited_ = false;
   bool saturated_ = false;      // lanes were tried and did not pay: none again
+  bool lanes_scale_ = false;    // the last trial's lanes each fetched what one had: the source caps each connection
   bool memory_waited_ = false;  // a lane waited for segment memory since the trial began
   int extra_trials_left_ = 3;   // after trials judged short of memory, or voided as the run changed
   struct Trial {
@@ -848,6 +862,7 @@ bool Assembler::weigh_lanes() {
         // segment memory, not the link, would soon be the limit.
         if (keep > 0 && !upload_waited_) budget_->grow_memory();
         if (keep == trial_.added) {
+          lanes_scale_ = rate / static_cast<double>(running) >= per_lane * kScales;
           logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
                          trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
           break;  // and weigh more at once
@@ -875,8 +890,12 @@ bool Assembler::weigh_lanes() {
     if (saturated_ || !range_answered_ || !settled || seconds_left < kWorthSplittingSeconds) return true;
     std::size_t lanes = 1 + extra_lanes_;
     // Doubling, as slow start: a trial of many lanes where one does not pay
-    // (loopback) costs their requests and the reorder memory they fill.
-    add = std::min(lanes, kMaxExtraLanes + 1 - lanes);
+    // (loopback) costs their requests and the reorder memory they fill. Once
+    // a trial's lanes each fetched what one did, the source caps each
+    // connection and more lanes pay as those did: the rest at once (100 ms
+    // away, doubling took the run's largest blob 3 s to reach 8 lanes, and
+    // it finished last by 1.5 s).
+    add = lanes_scale_ ? kMaxExtraLanes + 1 - lanes : std::min(lanes, kMaxExtraLanes + 1 - lanes);
     if (add == 0) return true;
     // Free slots are the pool's to spare, for the blob that would finish
     // last. When the rest of the run's work would be done long before this
@@ -943,13 +962,15 @@ bool Assembler::start_extra_lane() {
 }
 
 void Assembler::ask_for_slot() {
+  std::uint64_t segment = 0;  // what the lane's first segment must reserve (none at the frontier)
   {
     std::lock_guard lock(mutex_);
     if (asking_) return;
     asking_ = true;
+    if (next_ < segments_.size() && next_ != head_) segment = segments_[next_].length;
   }
   std::weak_ptr<Assembler> weak = weak_from_this();
-  budget_->ask_for_lane(member_, [weak] {
+  budget_->ask_for_lane(member_, segment, [weak] {
     auto self = weak.lock();
     return self && self->take_offered_slot();
   });

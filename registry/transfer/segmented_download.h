@@ -8,7 +8,8 @@
 // measured rate: when its projected finish is the run's latest and the pool
 // has free slots — or the rest of the run's work would be done long before
 // it, when it also takes the next slots that free — the rest of it is split
-// into segments and lanes are added, doubling. A trial epoch later it keeps
+// into segments and lanes are added, doubling (all the rest at once after a
+// trial whose lanes each fetched what one did). A trial epoch later it keeps
 // as many as it gained lanes' worth of received rate; fewer than it added
 // (none where one connection already runs at the link's speed, on a shared
 // interface, with a busy CPU) and it tries no more — unless its lanes were
@@ -87,10 +88,12 @@ class SegmentBudget {
   void remove_lane() { hand_on_slot(); }
   // `take` is offered a slot that frees, already counted as its own; it
   // returns false to hand it on. Of the blobs asking, the one that reported
-  // the latest finish is offered first: the run waits for it. Not a wait: the
-  // asking blob carries on with the lanes it has. After cancel() nothing is
-  // offered.
-  void ask_for_lane(std::uint64_t member, std::function<bool()> take);
+  // the latest finish is offered first: the run waits for it. A lane needs
+  // memory for its first segment (`segment` bytes): an asker it would not fit
+  // (held by segments ahead of frontiers) stays asking, and the slot goes on.
+  // Not a wait: the asking blob carries on with the lanes it has. After
+  // cancel() nothing is offered.
+  void ask_for_lane(std::uint64_t member, std::uint64_t segment, std::function<bool()> take);
   // The run is cancelled: copies waiting for a slot go on (to fail at once on
   // the cancelled engine), later ones never wait, no lane is added.
   void cancel();
@@ -116,7 +119,8 @@ class SegmentBudget {
   // Lanes a trial added were kept (each connection is slower than the link):
   // their segments wait for the frontier in memory, and with the default
   // budget that, not the link, becomes the limit (a source 100 ms away at 3 MB/s
-  // per connection: 12 MiB took 11.6 s, 48 MiB 7.4 s, as fast as 30 MB/s).
+  // per connection: 12 MiB took 11.6 s, 48 MiB 7.4 s, as fast as 30 MB/s; in
+  // a 190-image release eight lanes of its largest blob hold about 40 MiB).
   // Doubles the memory, up to the ceiling. Where lanes never pay (loopback, a
   // shared interface) it stays as it was.
   void grow_memory();
@@ -139,6 +143,8 @@ class SegmentBudget {
   };
   // A copy passes once the run is cancelled (it fails at once); a lane never does.
   bool take_free_slot(bool for_copy);
+  // Whether `bytes` more for `member` fit beside what larger blobs could still use.
+  bool fits_locked(std::map<std::uint64_t, Member>::const_iterator member, std::uint64_t bytes) const;
   void add_work(std::uint64_t bytes);
   void finish_work(std::uint64_t bytes);
   bool wait_for_slot(std::coroutine_handle<> copy);
@@ -153,6 +159,7 @@ class SegmentBudget {
   std::uint64_t memory_free_;
   struct LaneAsker {
     std::uint64_t member;
+    std::uint64_t segment;
     std::function<bool()> take;
   };
   std::deque<LaneAsker> lane_askers_;

@@ -59,11 +59,11 @@ TEST(SegmentBudget, AFreedSlotGoesToABlobAskingForLanesBeforeAWaitingCopy) {
   ASSERT_FALSE(waiting.in);
   int lanes = 0;
   bool declined = false;
-  budget.ask_for_lane(budget.join(8u << 20), [&] {
+  budget.ask_for_lane(budget.join(8u << 20), 0, [&] {
     declined = true;
     return false;  // no longer needed: handed on
   });
-  budget.ask_for_lane(budget.join(8u << 20), [&] {
+  budget.ask_for_lane(budget.join(8u << 20), 0, [&] {
     ++lanes;
     return true;
   });
@@ -101,9 +101,9 @@ TEST(SegmentBudget, AFreedSlotGoesToTheAskingBlobThatFinishesLast) {
       return take;
     };
   };
-  budget.ask_for_lane(soon, asker("soon", true));
-  budget.ask_for_lane(gone, asker("gone", false));
-  budget.ask_for_lane(late, asker("late", true));
+  budget.ask_for_lane(soon, 1u << 20, asker("soon", true));
+  budget.ask_for_lane(gone, 1u << 20, asker("gone", false));
+  budget.ask_for_lane(late, 1u << 20, asker("late", true));
   budget.leave(gone);  // its copy ended: it reads as finishing now
   holder.release.set(true);
   EXPECT_EQ(offered, (std::vector<std::string>{"late"}));
@@ -112,6 +112,36 @@ TEST(SegmentBudget, AFreedSlotGoesToTheAskingBlobThatFinishesLast) {
   budget.remove_lane();
   EXPECT_EQ(offered, (std::vector<std::string>{"late", "soon", "gone"})) << "a declined offer is handed on";
   EXPECT_TRUE(budget.try_add_lane());
+}
+
+// A lane needs memory for its first segment. The blob finishing last, while
+// segments ahead of other frontiers hold that memory, is passed over rather
+// than offered a slot it must hand on (and stop asking): the slot goes on,
+// and the blob gets the first one that frees once its segment fits.
+TEST(SegmentBudget, AnAskerWhoseSegmentDoesNotFitKeepsAskingUntilItDoes) {
+  SegmentBudget budget(1, 8u << 20);
+  Copy holder;
+  start(hold_copy(budget, holder));
+  auto big = budget.join(90u << 20);
+  auto small = budget.join(20u << 20);
+  budget.report_finish(big, 30);
+  budget.report_finish(small, 3);
+  ASSERT_TRUE(budget.try_reserve(small, 6u << 20));  // its segments ahead of its frontier
+  std::vector<std::string> offered;
+  auto asker = [&](std::string name, std::uint64_t member, std::uint64_t segment) {
+    return [&budget, &offered, name, member, segment] {
+      offered.push_back(name);
+      return budget.try_reserve(member, segment);  // as a lane's first segment does
+    };
+  };
+  budget.ask_for_lane(big, 4u << 20, asker("big", big, 4u << 20));
+  budget.ask_for_lane(small, 1u << 20, asker("small", small, 1u << 20));
+  holder.release.set(true);
+  EXPECT_EQ(offered, (std::vector<std::string>{"small"})) << "offered a slot its segment has no memory for";
+  budget.release(small, 6u << 20);  // small's frontier passed its segments
+  budget.remove_lane();
+  EXPECT_EQ(offered, (std::vector<std::string>{"small", "big"})) << "the blob due last stopped asking";
+  EXPECT_FALSE(budget.try_add_lane());
 }
 
 TEST(SegmentBudget, MemoryIsReservedUpToTheBudgetAndGivenBack) {
