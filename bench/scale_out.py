@@ -2,7 +2,10 @@
 """Scale-out: one release mirrored by 1, 2 and 4 shard processes, each behind
 its own capped network interface (fastsync-wanproxy --total-mbps, source and
 destination both through it: one pod's NIC), then the manifests pass.
-Side by side in one run; speed-ups are ratios to the one-process run.
+Side by side in one run; speed-ups are ratios to the one-process run. Four
+shards run twice: together on this machine, and one at a time, each alone as
+each pod of the Job has a node of its own (the Job's time is then the slowest
+shard's, plus the manifests pass).
 
   bench/scale_out.py [--components 96] [--scale 0.3] [--mbps 2] [--repeat 1] [--fastsync-arg=--segment-size=0 ...]
 
@@ -52,26 +55,39 @@ def blob_puts(dest):
                and d.get("http.response.status") == 201)
 
 
-def mirror(source, workdir, shards, mbps):
-    """Shards in parallel (or one ordinary run), then the manifests pass; each behind its own interface."""
-    dest = bench.Registry(workdir, f"dest{shards}")
+def mirror(source, workdir, shards, mbps, one_at_a_time=False):
+    """Shards in parallel (or one ordinary run), then the manifests pass; each behind its own interface.
+
+    one_at_a_time: each shard alone on this machine, as each pod of the Job has a node of its own; the blobs
+    phase is then the slowest shard's time (the pods run side by side). Run together here, four shards, their
+    four interfaces and both registries share two cores."""
+    dest = bench.Registry(workdir, f"dest{shards}{'-apart' if one_at_a_time else ''}")
     nics = []
     try:
         t0 = time.perf_counter()
         runs = []
+        shard_seconds = []
+        alone = []  # one at a time: each shard's wall time
+
+        def finish(proc, report, started):
+            if proc.wait() != 0:
+                raise RuntimeError(f"a shard exited {proc.returncode}")
+            alone.append(time.perf_counter() - started)
+            with open(report) as f:
+                shard_seconds.append(json.load(f)["summary"]["seconds"])
+
         for k in range(shards):
             nic = Interface(source, dest, mbps)
             nics.append(nic)
             extra = ["--shard", f"{k}/{shards}", "--blobs-only"] if shards > 1 else []
             report = os.path.join(workdir, f"shard{shards}-{k}.json")
-            runs.append((subprocess.Popen(nic.argv(report, extra), stdout=subprocess.DEVNULL), report))
-        shard_seconds = []
-        for proc, report in runs:
-            if proc.wait() != 0:
-                raise RuntimeError(f"a shard exited {proc.returncode}")
-            with open(report) as f:
-                shard_seconds.append(json.load(f)["summary"]["seconds"])
-        blobs_phase = time.perf_counter() - t0
+            started = time.perf_counter()
+            runs.append((subprocess.Popen(nic.argv(report, extra), stdout=subprocess.DEVNULL), report, started))
+            if one_at_a_time:
+                finish(*runs.pop())
+        for run in runs:
+            finish(*run)
+        blobs_phase = max(alone) if one_at_a_time else time.perf_counter() - t0
         puts_by_shards = blob_puts(dest)
         manifests_pass = 0.0
         if shards > 1:
@@ -82,8 +98,8 @@ def mirror(source, workdir, shards, mbps):
             if subprocess.run(nic.argv(report), stdout=subprocess.DEVNULL).returncode != 0:
                 raise RuntimeError("the manifests pass failed")
             manifests_pass = time.perf_counter() - t1
-        total = time.perf_counter() - t0
-        return {"shards": shards, "seconds": total, "blobs_phase_seconds": blobs_phase,
+        total = blobs_phase + manifests_pass if one_at_a_time else time.perf_counter() - t0
+        return {"shards": shards, "one_at_a_time": one_at_a_time, "seconds": total, "blobs_phase_seconds": blobs_phase,
                 "manifests_pass_seconds": manifests_pass, "shard_seconds": shard_seconds,
                 "blob_uploads": blob_puts(dest), "blob_uploads_by_shards": puts_by_shards}
     finally:
@@ -99,7 +115,8 @@ def plot(out_dir, results):
     dat = os.path.join(out_dir, "scale-out.dat")
     with open(dat, "w") as f:
         for r in results["runs"]:
-            f.write(f"{r['shards']} {r['speedup']:.2f} {r['seconds']:.1f}\n")
+            if not r["one_at_a_time"]:  # the plot: shards side by side on this machine
+                f.write(f"{r['shards']} {r['speedup']:.2f} {r['seconds']:.1f}\n")
     png = os.path.join(out_dir, "scale-out.png")
     fx = results["fixture"]
     subprocess.run(["gnuplot"], text=True, check=True, input=f"""set terminal pngcairo size 900,500 noenhanced
@@ -136,14 +153,15 @@ def main():
         results["fixture"] = {"components": args.components, "scale": args.scale,
                               "unique_blobs": fixture["unique_blobs"], "unique_blob_bytes": fixture["unique_blob_bytes"],
                               "largest_blob": fixture["largest_blob"]}
-        rounds = {n: [] for n in (1, 2, 4)}
+        kinds = [(1, False), (2, False), (4, False), (4, True)]
+        rounds = {kind: [] for kind in kinds}
         for i in range(args.repeat):
-            for n in (1, 2, 4):  # side by side in each round
-                log(f"round {i + 1}: {n} shard(s)")
-                rounds[n].append(mirror(source, workdir, n, args.mbps))
+            for n, apart in kinds:  # side by side in each round
+                log(f"round {i + 1}: {n} shard(s){', one at a time' if apart else ''}")
+                rounds[(n, apart)].append(mirror(source, workdir, n, args.mbps, apart))
         runs = []
-        for n in (1, 2, 4):
-            rs = sorted(rounds[n], key=lambda r: r["seconds"])
+        for kind in kinds:
+            rs = sorted(rounds[kind], key=lambda r: r["seconds"])
             runs.append(rs[len(rs) // 2])
         for r in runs:
             r["speedup"] = runs[0]["seconds"] / r["seconds"]
@@ -155,7 +173,8 @@ def main():
              f"{results['fixture']['unique_blob_bytes'] / 1e6:.0f} MB (largest blob "
              f"{results['fixture']['largest_blob'] / 1e6:.0f} MB), {args.mbps} MB/s per interface:"]
     for r in results["runs"]:
-        lines.append(f"  {r['shards']} shard(s): {r['seconds']:.1f} s ({r['speedup']:.2f}x; blobs {r['blobs_phase_seconds']:.1f} s"
+        how = ", one at a time (a node each: the slowest shard)" if r["one_at_a_time"] else ""
+        lines.append(f"  {r['shards']} shard(s){how}: {r['seconds']:.1f} s ({r['speedup']:.2f}x; blobs {r['blobs_phase_seconds']:.1f} s"
                      f" + manifests pass {r['manifests_pass_seconds']:.1f} s); blob uploads {r['blob_uploads']}"
                      f" of {results['fixture']['unique_blobs']} unique")
     results["summary"] = "\n".join(lines)
