@@ -856,13 +856,14 @@ bool Assembler::weigh_lanes() {
         }
         auto keep = static_cast<std::size_t>(
             std::clamp(std::floor(worth + 1 - kGainNeeded), 0.0, static_cast<double>(trial_.added)));
-        // Lanes paid and the upload never made bytes wait (a loopback run
-        // where the CPU is the limit does; rates there also rise as other
-        // copies end, which a trial can mistake for its lanes' gain): the
+        // Lanes paid, each no more than a third above what one fetched (more
+        // is a share others left, not the lanes' own: loopback, where a lane
+        // read 12 MB/s against 8 as the CPU freed), and the upload never made
+        // bytes wait (a loopback run where the CPU is the limit does): the
         // segment memory, not the link, would soon be the limit.
-        if (keep > 0 && !upload_waited_) budget_->grow_memory();
+        if (keep > 0 && !upload_waited_ && !lanes_rose) budget_->grow_memory();
         if (keep == trial_.added) {
-          lanes_scale_ = rate / static_cast<double>(running) >= per_lane * kScales;
+          lanes_scale_ = !lanes_rose && rate / static_cast<double>(running) >= per_lane * kScales;
           logging::debug("blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}): kept", blob_.digest,
                          trial_.lanes + trial_.added, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes);
           break;  // and weigh more at once

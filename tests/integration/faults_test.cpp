@@ -310,18 +310,21 @@ TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
   EXPECT_GE(most_lanes, 2u) << "no lane was kept:\n" << about;
   EXPECT_NE(about.find(": split at byte"), std::string::npos) << about;
 
-  // Lanes that each fetched what one did say more will pay as well: the trial
-  // after the first that found so adds every lane left at once rather than
-  // doubling (the run's largest blob, 100 ms away, took 3 s to reach 8 lanes
-  // by doubling and finished last by 1.5 s).
-  std::regex scaled(
+  // Lanes that each fetched what one did (0.85 to 4/3 of it) say more will
+  // pay as well: the trial after one that found so adds every lane left at
+  // once rather than doubling (the run's largest blob, 100 ms away, took 3 s
+  // to reach 8 lanes by doubling and finished last by 1.5 s).
+  std::regex kept_then_more(
       R"(: (\d+) lanes fetch ([0-9.]+) MB/s \(was ([0-9.]+) with (\d+)\): kept\n.*?trying (up to )?(\d+) more lanes)");
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(about, m, scaled)) << "no trial was kept and followed by another:\n" << about;
-  const std::size_t lanes = std::stoul(m[1]);
-  ASSERT_GE(std::stod(m[2]) / lanes, 0.85 * std::stod(m[3]) / std::stoul(m[4]))
-      << "the lanes did not each fetch what one did: " << m.str();
-  EXPECT_EQ(lanes + std::stoul(m[6]), 8u) << "the next trial did not add every lane left:\n" << about;
+  bool judged = false;
+  for (std::sregex_iterator m(about.begin(), about.end(), kept_then_more), end; m != end && !judged; ++m) {
+    const std::size_t lanes = std::stoul((*m)[1]);
+    double each = std::stod((*m)[2]) / lanes / (std::stod((*m)[3]) / std::stoul((*m)[4]));
+    if (each < 0.85 || each > 4.0 / 3) continue;  // the rate rose or fell with the run's other copies
+    judged = true;
+    EXPECT_EQ(lanes + std::stoul((*m)[6]), 8u) << "the next trial did not add every lane left:\n" << about;
+  }
+  EXPECT_TRUE(judged) << "no trial kept lanes that each fetched what one did, then tried more:\n" << about;
 }
 
 // Where the source caps each connection, a lane fetches what one did however
