@@ -3,6 +3,7 @@
 // to the budget.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -81,37 +82,45 @@ TEST(SegmentBudget, AFreedSlotGoesToABlobAskingForLanesBeforeAWaitingCopy) {
   EXPECT_FALSE(budget.try_add_lane());
 }
 
+// A pool of one slot, held by a copy until the test releases it, and blobs
+// asking for lanes; each offer is recorded by the asker's name.
+struct AskingBlobs {
+  SegmentBudget budget;
+  Copy holder;
+  std::vector<std::string> offered;
+  explicit AskingBlobs(std::uint64_t memory) : budget(1, memory) { start(hold_copy(budget, holder)); }
+  std::uint64_t blob(std::uint64_t size, double seconds_left) {
+    auto member = budget.join(size);
+    budget.report_finish(member, seconds_left);
+    return member;
+  }
+  void ask(std::uint64_t member, std::uint64_t segment, std::string name, std::function<bool()> take) {
+    budget.ask_for_lane(member, segment, [this, name, take] {
+      offered.push_back(name);
+      return take();
+    });
+  }
+};
+
 // Of the blobs asking for lanes, the run waits longest for the one that
 // reported the latest finish: it is offered a freed slot first, whatever the
 // order they asked in.
 TEST(SegmentBudget, AFreedSlotGoesToTheAskingBlobThatFinishesLast) {
-  SegmentBudget budget(1, 16u << 20);
-  Copy holder;
-  start(hold_copy(budget, holder));
-  auto soon = budget.join(20u << 20);
-  auto late = budget.join(20u << 20);
-  auto gone = budget.join(90u << 20);
-  budget.report_finish(soon, 3);
-  budget.report_finish(late, 30);
-  budget.report_finish(gone, 300);
-  std::vector<std::string> offered;
-  auto asker = [&](std::string name, bool take) {
-    return [&offered, name, take] {
-      offered.push_back(name);
-      return take;
-    };
-  };
-  budget.ask_for_lane(soon, 1u << 20, asker("soon", true));
-  budget.ask_for_lane(gone, 1u << 20, asker("gone", false));
-  budget.ask_for_lane(late, 1u << 20, asker("late", true));
-  budget.leave(gone);  // its copy ended: it reads as finishing now
-  holder.release.set(true);
-  EXPECT_EQ(offered, (std::vector<std::string>{"late"}));
-  budget.remove_lane();
-  EXPECT_EQ(offered, (std::vector<std::string>{"late", "soon"}));
-  budget.remove_lane();
-  EXPECT_EQ(offered, (std::vector<std::string>{"late", "soon", "gone"})) << "a declined offer is handed on";
-  EXPECT_TRUE(budget.try_add_lane());
+  AskingBlobs a(16u << 20);
+  auto soon = a.blob(20u << 20, 3);
+  auto late = a.blob(20u << 20, 30);
+  auto gone = a.blob(90u << 20, 300);
+  a.ask(soon, 1u << 20, "soon", [] { return true; });
+  a.ask(gone, 1u << 20, "gone", [] { return false; });
+  a.ask(late, 1u << 20, "late", [] { return true; });
+  a.budget.leave(gone);  // its copy ended: it reads as finishing now
+  a.holder.release.set(true);
+  EXPECT_EQ(a.offered, (std::vector<std::string>{"late"}));
+  a.budget.remove_lane();
+  EXPECT_EQ(a.offered, (std::vector<std::string>{"late", "soon"}));
+  a.budget.remove_lane();
+  EXPECT_EQ(a.offered, (std::vector<std::string>{"late", "soon", "gone"})) << "a declined offer is handed on";
+  EXPECT_TRUE(a.budget.try_add_lane());
 }
 
 // A lane needs memory for its first segment. The blob finishing last, while
@@ -119,29 +128,19 @@ TEST(SegmentBudget, AFreedSlotGoesToTheAskingBlobThatFinishesLast) {
 // than offered a slot it must hand on (and stop asking): the slot goes on,
 // and the blob gets the first one that frees once its segment fits.
 TEST(SegmentBudget, AnAskerWhoseSegmentDoesNotFitKeepsAskingUntilItDoes) {
-  SegmentBudget budget(1, 8u << 20);
-  Copy holder;
-  start(hold_copy(budget, holder));
-  auto big = budget.join(90u << 20);
-  auto small = budget.join(20u << 20);
-  budget.report_finish(big, 30);
-  budget.report_finish(small, 3);
-  ASSERT_TRUE(budget.try_reserve(small, 6u << 20));  // its segments ahead of its frontier
-  std::vector<std::string> offered;
-  auto asker = [&](std::string name, std::uint64_t member, std::uint64_t segment) {
-    return [&budget, &offered, name, member, segment] {
-      offered.push_back(name);
-      return budget.try_reserve(member, segment);  // as a lane's first segment does
-    };
-  };
-  budget.ask_for_lane(big, 4u << 20, asker("big", big, 4u << 20));
-  budget.ask_for_lane(small, 1u << 20, asker("small", small, 1u << 20));
-  holder.release.set(true);
-  EXPECT_EQ(offered, (std::vector<std::string>{"small"})) << "offered a slot its segment has no memory for";
-  budget.release(small, 6u << 20);  // small's frontier passed its segments
-  budget.remove_lane();
-  EXPECT_EQ(offered, (std::vector<std::string>{"small", "big"})) << "the blob due last stopped asking";
-  EXPECT_FALSE(budget.try_add_lane());
+  AskingBlobs a(8u << 20);
+  auto big = a.blob(90u << 20, 30);
+  auto small = a.blob(20u << 20, 3);
+  ASSERT_TRUE(a.budget.try_reserve(small, 6u << 20));  // its segments ahead of its frontier
+  // As a lane's first segment does.
+  a.ask(big, 4u << 20, "big", [&a, big] { return a.budget.try_reserve(big, 4u << 20); });
+  a.ask(small, 1u << 20, "small", [&a, small] { return a.budget.try_reserve(small, 1u << 20); });
+  a.holder.release.set(true);
+  EXPECT_EQ(a.offered, (std::vector<std::string>{"small"})) << "offered a slot its segment has no memory for";
+  a.budget.release(small, 6u << 20);  // small's frontier passed its segments
+  a.budget.remove_lane();
+  EXPECT_EQ(a.offered, (std::vector<std::string>{"small", "big"})) << "the blob due last stopped asking";
+  EXPECT_FALSE(a.budget.try_add_lane());
 }
 
 TEST(SegmentBudget, MemoryIsReservedUpToTheBudgetAndGivenBack) {
