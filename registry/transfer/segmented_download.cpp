@@ -940,9 +940,9 @@ bool Assembler::weigh_lanes() {
   update_appetite_locked();
   if (added == 0) return true;  // no free slot after all, or no memory: ask again next epoch
   phase_ = Phase::WarmingUp;
-  logging::debug("blob {}: {:.1f} s left at {:.1f} MB/s, the run's last: trying {} more lanes", blob_.digest,
-                 static_cast<double>(blob_.size - in_order_) / std::max(trial_.blob_rate, 1.0), trial_.blob_rate / 1e6,
-                 added);
+  logging::debug("blob {}: {:.1f} s left at {:.1f} MB/s, the run's last: trying {} more lanes (of {} it would add)",
+                 blob_.digest, static_cast<double>(blob_.size - in_order_) / std::max(trial_.blob_rate, 1.0),
+                 trial_.blob_rate / 1e6, added, add);
   return true;
 }
 

@@ -313,16 +313,20 @@ TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
   // Lanes that each fetched what one did (0.85 to 4/3 of it) say more will
   // pay as well: the trial after one that found so adds every lane left at
   // once rather than doubling (the run's largest blob, 100 ms away, took 3 s
-  // to reach 8 lanes by doubling and finished last by 1.5 s).
-  std::regex kept_then_more(
-      R"(: (\d+) lanes fetch ([0-9.]+) MB/s \(was ([0-9.]+) with (\d+)\): kept\n.*?trying (up to )?(\d+) more lanes)");
+  // to reach 8 lanes by doubling and finished last by 1.5 s). What it would
+  // add is judged, not what free slots and memory let it start.
+  std::regex kept_then_more(R"(: (\d+) lanes fetch ([0-9.]+) MB/s \(was ([0-9.]+) with (\d+)\): kept\n.*?)"
+                            R"(trying (up to (\d+)|\d+) more lanes( \(of (\d+) it would add\))?)");
   bool judged = false;
   for (std::sregex_iterator m(about.begin(), about.end(), kept_then_more), end; m != end && !judged; ++m) {
     const std::size_t lanes = std::stoul((*m)[1]);
     double each = std::stod((*m)[2]) / lanes / (std::stod((*m)[3]) / std::stoul((*m)[4]));
-    if (each < 0.85 || each > 4.0 / 3) continue;  // the rate rose or fell with the run's other copies
+    // Clear of the bounds by more than the logged rates' rounding: the rate
+    // rose or fell with the run's other copies.
+    if (each < 0.9 || each > 1.25) continue;
     judged = true;
-    EXPECT_EQ(lanes + std::stoul((*m)[6]), 8u) << "the next trial did not add every lane left:\n" << about;
+    const std::string would_add = (*m)[6].matched ? (*m)[6].str() : (*m)[8].str();
+    EXPECT_EQ(lanes + std::stoul(would_add), 8u) << "the next trial did not add every lane left:\n" << about;
   }
   EXPECT_TRUE(judged) << "no trial kept lanes that each fetched what one did, then tried more:\n" << about;
 }
