@@ -120,7 +120,7 @@ class SegmentBudget {
   // their segments wait for the frontier in memory, and with the default
   // budget that, not the link, becomes the limit (a source 100 ms away at 3 MB/s
   // per connection: 12 MiB took 11.6 s, 48 MiB 7.4 s, as fast as 30 MB/s; in
-  // a 190-image release eight lanes of its largest blob hold about 40 MiB).
+  // a 190-image release eight lanes of its largest blob hold 30-40 MiB).
   // Doubles the memory, up to the ceiling. Where lanes never pay (loopback, a
   // shared interface) it stays as it was.
   void grow_memory();
