@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 namespace fastsync {
 
@@ -123,6 +124,10 @@ Flow BlobChannel::write(std::string_view bytes) {
   if (flow == Flow::Continue) {
     if (!reader_hashes_) hasher_.update(bytes);
     if (bytes_counter_) bytes_counter_->fetch_add(bytes.size(), std::memory_order_relaxed);
+    if (activity_) {
+      std::uint64_t window = activity_->window.load(std::memory_order_relaxed);
+      if (std::exchange(activity_window_, window) != window) activity_->active.fetch_add(1, std::memory_order_relaxed);
+    }
     readable_.notify_one();
   }
   wake_reader.wake();

@@ -23,6 +23,13 @@
 
 namespace fastsync {
 
+// How many copies moved bytes in a window of time (the segment budget's rate
+// window): each channel counts itself once per window it writes in.
+struct CopyActivity {
+  std::atomic<std::uint64_t> window{0};
+  std::atomic<std::size_t> active{0};
+};
+
 class BlobChannel {
  public:
   static constexpr std::size_t kDefaultCapacity = 128 * 1024;  // two read batches; x64 copies in flight
@@ -45,6 +52,8 @@ class BlobChannel {
   // the reader's thread, and verifies the digest before the last byte. The
   // writer only copies; finish_writer checks the size. (Not with read_some.)
   void hash_on_reader_side();
+  // Before any byte is written: counts this copy in `activity` in each window it writes bytes in.
+  void count_activity(CopyActivity* activity) { activity_ = activity; }
 
   // --- writer side (a download transfer, on the engine thread) ---
   void set_writer_waker(Waker waker);
@@ -88,6 +97,8 @@ class BlobChannel {
   Sha256 hasher_;                // the writer's, or the blocking reader's
   std::uint64_t hashed_ = 0;     // reader hashing: bytes hashed so far
   bool reader_checked_ = false;  // reader hashing: the digest was checked
+  CopyActivity* activity_ = nullptr;
+  std::uint64_t activity_window_ = ~std::uint64_t{0};  // the last window counted (the writer's alone)
 
   mutable std::mutex mutex_;
   std::condition_variable readable_;

@@ -60,6 +60,7 @@ using ChannelFeeder = std::function<void(std::shared_ptr<BlobChannel> channel, s
 Task<Status> upload_through_channel(Registry& dest, std::string dest_repo, Descriptor blob, std::string label,
                                     BlobCopyOptions options, UploadSession session, ChannelFeeder feed) {
   auto channel = std::make_shared<BlobChannel>(blob.digest, blob.size, label, options.buffer_size, options.bytes_moved);
+  if (options.segment_budget) channel->count_activity(options.segment_budget->activity());
   auto fed = std::make_shared<AsyncValue<Status>>();
   auto feeding = std::make_shared<std::atomic<bool>>(false);
   UploadBody body;

@@ -16,6 +16,7 @@ namespace fastsync {
 bool SegmentBudget::take_free_slot(bool for_copy) {
   std::lock_guard lock(mutex_);
   if (cancelled_ ? !for_copy : in_use_ >= pool_) return false;
+  count_slots_locked(std::chrono::steady_clock::now());
   ++in_use_;
   return true;
 }
@@ -23,6 +24,7 @@ bool SegmentBudget::take_free_slot(bool for_copy) {
 bool SegmentBudget::wait_for_slot(std::coroutine_handle<> copy) {
   std::lock_guard lock(mutex_);
   if (in_use_ < pool_ || cancelled_) {
+    count_slots_locked(std::chrono::steady_clock::now());
     ++in_use_;
     return false;  // no need to wait after all
   }
@@ -43,6 +45,7 @@ void SegmentBudget::cancel() {
     cancelled_ = true;
     lane_askers_.clear();
     waiting.swap(waiting_copies_);
+    count_slots_locked(std::chrono::steady_clock::now());
     in_use_ += waiting.size();  // each gives its slot back when it ends
   }
   for (auto copy : waiting) copy.resume();
@@ -76,7 +79,9 @@ void SegmentBudget::hand_on_slot() {
         copy = waiting_copies_.front();
         waiting_copies_.pop_front();
       } else {
+        count_slots_locked(std::chrono::steady_clock::now());
         if (in_use_ > 0) --in_use_;
+        sample_rate_locked();
         return;
       }
     }
@@ -150,6 +155,7 @@ void SegmentBudget::add_work(std::uint64_t bytes) {
   std::lock_guard lock(mutex_);
   ++copies_;
   work_bytes_ += bytes;
+  sample_rate_locked();
 }
 
 void SegmentBudget::finish_work(std::uint64_t bytes) {
@@ -157,22 +163,50 @@ void SegmentBudget::finish_work(std::uint64_t bytes) {
   copies_ -= std::min<std::size_t>(copies_, 1);
   work_bytes_ -= std::min(work_bytes_, bytes);
   finished_bytes_ += bytes;
+  sample_rate_locked();
+}
+
+void SegmentBudget::count_slots_locked(std::chrono::steady_clock::time_point now) {
+  if (slots_counted_at_ != std::chrono::steady_clock::time_point{}) {
+    slot_seconds_ += static_cast<double>(in_use_) * std::chrono::duration<double>(now - slots_counted_at_).count();
+  }
+  slots_counted_at_ = now;
+}
+
+void SegmentBudget::sample_rate_locked() {
+  if (!run_bytes_) return;
+  auto now = std::chrono::steady_clock::now();
+  count_slots_locked(now);
+  std::uint64_t bytes = run_bytes_->load(std::memory_order_relaxed);
+  double since = std::chrono::duration<double>(now - rate_sampled_at_).count();
+  if (rate_sampled_at_ != std::chrono::steady_clock::time_point{} && since < 0.5) return;
+  if (rate_sampled_at_ != std::chrono::steady_clock::time_point{}) {
+    run_rate_ = static_cast<double>(bytes - rate_sampled_bytes_) / since;
+    // A window with few connections, or few copies moving bytes (the rest
+    // held at the source, say), says nothing of what more would fetch.
+    double connections = (slot_seconds_ - slot_seconds_sampled_) / since;
+    std::size_t active = activity_.active.exchange(0, std::memory_order_relaxed);
+    activity_.window.fetch_add(1, std::memory_order_relaxed);
+    if (connections >= kPeakConnections && static_cast<double>(active) >= kPeakConnections) {
+      peak_rate_ = std::max(peak_rate_, run_rate_);
+    }
+  }
+  rate_sampled_at_ = now;
+  rate_sampled_bytes_ = bytes;
+  slot_seconds_sampled_ = slot_seconds_;
+}
+
+bool SegmentBudget::fetches_like_the_whole_run(double rate) {
+  std::lock_guard lock(mutex_);
+  sample_rate_locked();
+  return peak_rate_ > 0 && rate >= kAtTheRunsBest * peak_rate_;
 }
 
 double SegmentBudget::seconds_of_other_work(std::uint64_t own) {
   std::lock_guard lock(mutex_);
   if (!run_bytes_) return 0;
-  auto now = std::chrono::steady_clock::now();
+  sample_rate_locked();
   std::uint64_t bytes = run_bytes_->load(std::memory_order_relaxed);
-  double since = std::chrono::duration<double>(now - rate_sampled_at_).count();
-  if (rate_sampled_at_ == std::chrono::steady_clock::time_point{}) {
-    rate_sampled_at_ = now;
-    rate_sampled_bytes_ = bytes;
-  } else if (since >= 0.5) {
-    run_rate_ = static_cast<double>(bytes - rate_sampled_bytes_) / since;
-    rate_sampled_at_ = now;
-    rate_sampled_bytes_ = bytes;
-  }
   if (run_rate_ <= 0) return 0;
   // What copies under way have fetched is what the run fetched less what the
   // finished ones did (retries make it a little more: an estimate).
@@ -836,20 +870,23 @@ bool Assembler::weigh_lanes() {
         std::size_t running = 1 + extra_lanes_;
         if (running <= trial_.lanes) return true;  // the new lanes ended already (the blob's last segments): no verdict
         trial_.added = running - trial_.lanes;
-        // Half the run's copies ended during the trial and each lane fetches
-        // more than one did before: the blob's rate rose with the share they
-        // left (behind one shared interface, 0.1 to 0.6 MB/s, and lanes kept
-        // there fetch ahead of an upload that then waits). No verdict: the
-        // lanes go, and a later trial judges again. Where each lane fetches
+        // Each lane fetches more than a third above what one did before: the
+        // blob's rate rose with a share the run's other copies left (behind one
+        // shared interface, 0.1 to 5 MB/s as they ended, and lanes kept there
+        // fetch ahead of an upload that then waits: 3 to 8 MB waited at a
+        // shard's end, whether or not half the copies had ended). No verdict:
+        // the lanes go, and a later trial judges again. Where each lane fetches
         // what one did (a source that caps each connection) the gain is the
         // lanes' own, however many copies ended: withdrawing them left the
         // run's largest blob alone at its end.
-        std::size_t copies_now = budget_->copies();
         bool lanes_rose = rate / static_cast<double>(running) > per_lane * (1 + kSettled);
-        if (copies_now * 2 < trial_.copies && lanes_rose && extra_trials_left_ > 0) {
+        if (lanes_rose && extra_trials_left_ > 0) {
           --extra_trials_left_;
-          logging::debug("blob {}: the run went from {} copies to {} during the trial: no verdict, {} lanes withdrawn",
-                         blob_.digest, trial_.copies, copies_now, trial_.added);
+          logging::debug(
+              "blob {}: {} lanes fetch {:.1f} MB/s (was {:.1f} with {}; the run went from {} copies to {}): more than "
+              "lanes add, no verdict, {} lanes withdrawn",
+              blob_.digest, running, rate / 1e6, trial_.blob_rate / 1e6, trial_.lanes, trial_.copies, budget_->copies(),
+              trial_.added);
           lanes_target_ = trial_.lanes - 1;
           update_appetite_locked();
           return true;
@@ -898,6 +935,16 @@ bool Assembler::weigh_lanes() {
     // it finished last by 1.5 s).
     add = lanes_scale_ ? kMaxExtraLanes + 1 - lanes : std::min(lanes, kMaxExtraLanes + 1 - lanes);
     if (add == 0) return true;
+    // Alone on its one connection the blob already fetches what the whole run
+    // did over many: the link is the limit, not the connection (a pod's one
+    // interface). A trial would only split it: its lane fetches ahead of an
+    // upload that then finishes late (a shard's last 0.4 s), and is withdrawn.
+    if (lanes == 1 && budget_->fetches_like_the_whole_run(baseline)) {
+      saturated_ = true;
+      logging::debug("blob {}: {:.1f} MB/s on one connection, about the run's best over many: no lanes", blob_.digest,
+                     baseline / 1e6);
+      return true;
+    }
     // Free slots are the pool's to spare, for the blob that would finish
     // last. When the rest of the run's work would be done long before this
     // blob (a far source, a few large layers), it also takes the next slots

@@ -13,9 +13,12 @@
 // as many as it gained lanes' worth of received rate; fewer than it added
 // (none where one connection already runs at the link's speed, on a shared
 // interface, with a busy CPU) and it tries no more — unless its lanes were
-// short of segment memory, which lanes that pay make grow. Always: split at
-// once, and a large blob takes the next slots that free before copies still
-// waiting.
+// short of segment memory, which lanes that pay make grow. A trial whose
+// lanes each fetched more than one did (a share the run's other copies left)
+// gets no verdict: its lanes go, and a later trial judges. A blob that on its
+// one connection already fetches about the run's best over many tries none:
+// the link is the limit. Always: split at once, and a large blob takes the
+// next slots that free before copies still waiting.
 #pragma once
 
 #include <algorithm>
@@ -133,6 +136,17 @@ class SegmentBudget {
   // would take at its recent rate, leaving out `own` bytes (what the asking
   // blob has left); 0 when unknown.
   double seconds_of_other_work(std::uint64_t own);
+  // Whether one connection fetching `rate` already fetches about the best the
+  // whole run did over many (a half-second window with at least
+  // kPeakConnections slots in use on average, and as many copies moving
+  // bytes: slots held by copies that wait say nothing): then the link, not the
+  // connection, is the limit (one interface every connection shares, a pod's),
+  // and a lane would only take a share of it. False while no such window was seen.
+  bool fetches_like_the_whole_run(double rate);
+  // Each copy's channel counts itself here once per rate window it moved bytes in.
+  CopyActivity* activity() { return &activity_; }
+  static constexpr double kPeakConnections = 4;
+  static constexpr double kAtTheRunsBest = 0.85;  // of its best window's rate
 
  private:
   struct Member {
@@ -149,6 +163,12 @@ class SegmentBudget {
   void finish_work(std::uint64_t bytes);
   bool wait_for_slot(std::coroutine_handle<> copy);
   void hand_on_slot();
+  // Slot-seconds so far (the slots in use, integrated over time): a window's
+  // average connections. Called before every change of in_use_.
+  void count_slots_locked(std::chrono::steady_clock::time_point now);
+  // Closes the rate window once it is half a second old: the run's rate, and
+  // its best over windows with many connections.
+  void sample_rate_locked();
 
   std::mutex mutex_;
   bool cancelled_ = false;
@@ -174,6 +194,11 @@ class SegmentBudget {
   std::chrono::steady_clock::time_point rate_sampled_at_{};
   std::uint64_t rate_sampled_bytes_ = 0;
   double run_rate_ = 0;
+  std::chrono::steady_clock::time_point slots_counted_at_{};
+  double slot_seconds_ = 0;
+  double slot_seconds_sampled_ = 0;  // at the window's start
+  double peak_rate_ = 0;             // the best window's, with kPeakConnections or more
+  CopyActivity activity_;
 };
 
 // Downloads `blob` into `channel` as segments and finishes the writer side

@@ -524,6 +524,54 @@ TEST(BlobCopy, AdaptiveSegmentsWithdrawLanesThatDoNotPayBehindOneSharedInterface
   EXPECT_LE(ranges, 8u) << "lanes were kept that only shared the interface";
 }
 
+// The same interface, but the run first fetched eight blobs at once through
+// it (its best rate, over many connections): the large blob, alone on its one
+// connection, fetches about that, so no lane is tried and it comes whole —
+// not split for a trial whose lane is withdrawn after fetching ahead of the upload.
+TEST(BlobCopy, AdaptiveSegmentsTryNoLaneWhereOneConnectionFetchesWhatManyDid) {
+  AdaptiveCopy c;
+  constexpr std::size_t kSmall = 8;
+  std::vector<Descriptor> small;
+  for (std::size_t i = 0; i < kSmall; ++i) {
+    std::string path = c.dir.file("small" + std::to_string(i));
+    write_random_file(path, 2u << 20, 100 + static_cast<int>(i));
+    small.push_back({"", testing::curl_push_blob(c.source, "big/src", path), 2u << 20, {}});
+  }
+  testing::Process wan({testing::tool_path("fastsync-wanproxy"), "--target", c.source.host(), "--total-mbps", "8"},
+                       c.dir.file("wan.log"));
+  std::string wan_host = "127.0.0.1:" + wan.wait_ready().at("port");
+  RegistryOptions options;
+  options.segment_size = AdaptiveCopy::kSegment;
+  options.segment_memory = 8u << 20;
+  Harness h(R"({"auths":{}})", options);
+  std::atomic<std::size_t> done{0};
+  std::atomic<std::size_t> copied{0};
+  for (const auto& blob : small) {
+    spawn(
+        h.client->receive_blob(*h.client, {wan_host, "big/src"}, {c.dest.host(), "big/dst"}, blob, ""),
+        [&](Result<std::uint64_t> r) {
+          copied += r.ok();
+          ++done;
+          done.notify_all();
+        },
+        [&](std::exception_ptr) {
+          ++done;
+          done.notify_all();
+        });
+  }
+  for (std::size_t d = done.load(); d < kSmall; d = done.load()) done.wait(d);
+  ASSERT_EQ(copied.load(), kSmall);
+
+  Descriptor blob{"", c.digest, AdaptiveCopy::kSize, {}};
+  auto large =
+      sync_wait(h.client->receive_blob(*h.client, {wan_host, "big/src"}, {c.dest.host(), "big/dst"}, blob, ""));
+  ASSERT_TRUE(large.ok()) << large.error().message;
+  EXPECT_EQ(sha256_digest(testing::curl_blob(c.dest, "big/dst", c.digest)), c.digest);
+  std::size_t gets = 0;
+  for (const auto& q : c.source.requests()) gets += q.method == "GET" && q.uri.ends_with(c.digest);
+  EXPECT_EQ(gets, 1u) << "the large blob was split for a lane that could only share the interface";
+}
+
 TEST(BlobCopy, BytesThatDoNotMatchTheDigestAreDetectedAndNothingIsCommitted) {
   TestRegistry source;
   TestRegistry dest;
