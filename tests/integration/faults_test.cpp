@@ -363,8 +363,22 @@ TEST(Faults, WhereEachConnectionIsCappedATrialIsJudgedWhileOtherCopiesEnd) {
   EXPECT_GE(proxy.faults("hold"), (held.size() - release_blobs) / 2)
       << "the other layers were not held: the case is not exercised";
   const std::string about = lines_about(r.err, largest);
-  EXPECT_NE(about.find(" lanes fetch "), std::string::npos) << "no trial was judged:\n" << about;
-  EXPECT_EQ(about.find("no verdict"), std::string::npos) << about;
+  // A verdict: the lanes kept, or some withdrawn ("no verdict" lines also
+  // say "lanes fetch", but not this).
+  std::regex judged(R"(lanes fetch [0-9.]+ MB/s \(was [0-9.]+ with \d+\): (kept|\d+ kept, \d+ withdrawn))");
+  EXPECT_TRUE(std::regex_search(about, judged)) << "no trial was judged:\n" << about;
+  // A trial goes without a verdict only where each lane fetched more than a
+  // third above what one did. Under a loaded CPU (sanitizers, three tests at
+  // once) the blob's one connection once read 0.3 MB/s against the link's 2,
+  // and its lanes 2 each: no verdict, rightly. A lane that fetched what one
+  // did must be judged: clear of 1 beyond the logged rates' rounding.
+  std::regex voided(R"((\d+) lanes fetch ([0-9.]+) MB/s \(was ([0-9.]+) with (\d+);[^\n]*no verdict)");
+  for (std::sregex_iterator m(about.begin(), about.end(), voided), end; m != end; ++m) {
+    double each = std::stod((*m)[2]) / std::stod((*m)[1]) / (std::stod((*m)[3]) / std::stod((*m)[4]));
+    EXPECT_GT(each, 1.15) << "a trial whose lanes each fetched what one did went without a verdict: " << m->str()
+                          << "\n"
+                          << about;
+  }
 }
 
 // A source (or CDN) that ignores Range answers the first segment with the
