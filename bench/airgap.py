@@ -102,9 +102,14 @@ def main():
             shutil.rmtree(archive, ignore_errors=True)
         med = {k: bench.median_of(v) for k, v in runs.items()}
         to_floor = max(med["get_floor"], med["disk_floor"])
+        to_dir_cpu = bench.median_of([a + b for a, b in zip(cpu["to_dir_source"], cpu["to_dir_fastsync"])])
         results = {
             "fixture": {"unique_blob_bytes": total, "unique_blobs": len(blobs)}, "runs": runs, "medians": med,
-            "ratios": {"to_dir_over_floor": med["to_dir"] / to_floor, "from_dir_over_put_floor": med["from_dir"] / med["put_floor"]},
+            "ratios": {"to_dir_over_floor": med["to_dir"] / to_floor, "from_dir_over_put_floor": med["from_dir"] / med["put_floor"],
+                       # The lowest --to-dir ratio these cores allow for the work its run makes the source and
+                       # fastsync do (see bench.cpu_bound_seconds), and how close --to-dir comes to that bound.
+                       "to_dir_cpu_bound_over_floor": bench.cpu_bound_seconds(to_dir_cpu) / to_floor,
+                       "to_dir_over_its_cpu_bound": med["to_dir"] / bench.cpu_bound_seconds(to_dir_cpu)},
             "cpu_seconds": {k: bench.median_of(v) for k, v in cpu.items()},
             "peak_rss_mb": rss, "disk": disk, "disk_overhead": disk["du_bytes"] / disk["archive_bytes"] - 1,
         }
@@ -115,7 +120,9 @@ def main():
               f"{results['ratios']['from_dir_over_put_floor']:.2f} x   (target <= 1.2)")
         c = results["cpu_seconds"]
         print(f"  CPU: --to-dir fastsync {c['to_dir_fastsync']:.2f} s + source registry {c['to_dir_source']:.2f} s; "
-              f"the GET floor's source registry {c['get_floor_source']:.2f} s (on {os.cpu_count()} cores)")
+              f"the GET floor's source registry {c['get_floor_source']:.2f} s (on {os.cpu_count()} cores): --to-dir's "
+              f"CPU bound is {results['ratios']['to_dir_cpu_bound_over_floor']:.2f} x the floor, and --to-dir "
+              f"{results['ratios']['to_dir_over_its_cpu_bound']:.2f} x its bound")
         print(f"  peak RSS: --to-dir {rss['to_dir']:.0f} MB, --from-dir {rss['from_dir']:.0f} MB   (target <= 64)")
         print(f"  disk used: {disk['du_bytes'] / 1e6:.1f} MB for {disk['archive_bytes'] / 1e6:.1f} MB of volumes "
               f"(+{100 * results['disk_overhead']:.2f} %; blobs {total / 1e6:.1f} MB)   (target <= +1 %)")
