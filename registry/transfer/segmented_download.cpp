@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -243,6 +244,35 @@ constexpr double kScales = 0.85;
 
 using Clock = std::chrono::steady_clock;
 
+// A rate from the last few samples (bytes over the time they took). Each
+// sample is one drain or one segment: seconds apart behind a slow link,
+// so a handful covers the recent run, not its start.
+class RateSamples {
+ public:
+  void add(double bytes, Clock::duration took) {
+    samples_[count_++ % kKept] = {bytes, std::chrono::duration<double>(took).count()};
+  }
+  bool measured() const { return count_ >= kNeeded; }
+  double rate() const {
+    double bytes = 0, seconds = 0;
+    for (std::size_t i = 0; i < std::min(count_, kKept); ++i) {
+      bytes += samples_[i].bytes;
+      seconds += samples_[i].seconds;
+    }
+    return bytes / std::max(seconds, 1e-3);
+  }
+
+ private:
+  static constexpr std::size_t kKept = 4;
+  static constexpr std::size_t kNeeded = 2;
+  struct Sample {
+    double bytes = 0;
+    double seconds = 0;
+  };
+  std::array<Sample, kKept> samples_{};
+  std::size_t count_ = 0;
+};
+
 void wake_all(const std::vector<Waker>& wakers) {
   for (const auto& w : wakers) w.wake();
 }
@@ -323,6 +353,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       segments_[k].reserved = true;
     }
     ++next_;
+    segments_[k].taken_at = Clock::now();
     update_appetite_locked();
     return {Pick::Take, k, nullptr};
   }
@@ -386,6 +417,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
       Flow flow = channel_->write(bytes);
       if (flow == Flow::Pause) {
         s.paused = true;  // the channel calls on_room when it has room
+        s.waited_for_upload = true;
         upload_waited_ = true;
         Fetched fetched = all_fetched_locked();
         lock.unlock();  // logging, like every wake, happens outside the lock
@@ -407,7 +439,10 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     Fetched fetched;
     {
       std::lock_guard lock(mutex_);
-      segments_[k].done = true;
+      Segment& s = segments_[k];
+      s.done = true;
+      if (!s.waited_for_upload && s.taken_at != Clock::time_point{})
+        one_connection_.add(static_cast<double>(s.length), Clock::now() - s.taken_at);
       drain_locked(moves);
       ++done_;
       fetched = all_fetched_locked();
@@ -456,7 +491,9 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     std::size_t drained = 0;      // of `buffer`, written into the channel
     bool reserved = false;        // `length` bytes of the budget are held for it
     bool done = false;
-    bool paused = false;  // its transfer is paused on a full channel
+    bool paused = false;             // its transfer is paused on a full channel
+    bool waited_for_upload = false;  // it paused at least once: its rate is not its connection's
+    Clock::time_point taken_at{};
     Waker transfer;
   };
   struct Moves {
@@ -492,6 +529,11 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   void drain_locked(Moves& moves) {
     while (!failed_ && head_ < segments_.size()) {
       Segment& s = segments_[head_];
+      if (s.drained < s.buffer.size() && !draining_) {
+        draining_ = true;
+        drain_started_at_ = Clock::now();
+        drain_started_in_order_ = in_order_;
+      }
       while (s.drained < s.buffer.size()) {
         std::size_t piece = std::min(kDrainPiece, s.buffer.size() - s.drained);
         Flow flow = channel_->write(std::string_view(s.buffer).substr(s.drained, piece));
@@ -514,6 +556,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
         s.drained = 0;
       }
       if (!s.done) {
+        drain_ended_locked();
         // From here its sink writes straight through; wake it if it waited on the channel.
         if (s.paused) {
           s.paused = false;
@@ -521,10 +564,18 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
         }
         return;
       }
+      drain_ended_locked();  // a sample a segment: lanes may keep the frontier buffered to the blob's end
       ++head_;
       moves.advanced.push_back(std::exchange(advanced_, std::make_shared<AsyncValue<bool>>()));
     }
+    drain_ended_locked();
     if (!failed_ && head_ == segments_.size() && !completed_) moves.all_written = true;
+  }
+  // Buffered bytes drained from the frontier until none was left: the upload
+  // was all that held them back, so this is its rate.
+  void drain_ended_locked() {
+    if (!std::exchange(draining_, false)) return;
+    upload_.add(static_cast<double>(in_order_ - drain_started_in_order_), Clock::now() - drain_started_at_);
   }
 
   // What this blob could hold ahead of its frontier were memory no object:
@@ -652,7 +703,16 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
   // The frontier's own connection found the channel full since then: the
   // upload is the limit. (A buffered segment draining always fills it: not that.)
   bool upload_waited_ = false;
-  bool saturated_ = false;      // lanes were tried and did not pay: none again
+  // The upload's rate (buffered segments draining at the frontier) and one
+  // connection's (segments fetched without waiting for the upload): lanes
+  // past what the upload takes only fetch further ahead of it.
+  RateSamples upload_;
+  RateSamples one_connection_;
+  bool draining_ = false;
+  Clock::time_point drain_started_at_{};
+  std::uint64_t drain_started_in_order_ = 0;
+  std::size_t upload_takes_ = kMaxExtraLanes + 1;  // connections' worth, once measured
+  bool saturated_ = false;                         // lanes were tried and did not pay: none again
   bool lanes_scale_ = false;    // the last trial's lanes each fetched what one had: the source caps each connection
   bool memory_waited_ = false;  // a lane waited for segment memory since the trial began
   int extra_trials_left_ = 3;   // after trials judged short of memory, or voided as the run changed
@@ -925,6 +985,31 @@ bool Assembler::weigh_lanes() {
       case Phase::Steady:
         break;
     }
+    // Lanes raise what the blob fetches, never what its upload takes: past
+    // that they only fetch further ahead of it (a destination slower than
+    // one source connection: at 5 MB/s a connection against an upload of 3,
+    // a kept lane's segments all waited in memory, a request every 1 MiB).
+    // The upload's rate is read as buffered segments drain at the frontier,
+    // where nothing else holds them. Where the upload is near (a far
+    // source), they drain in milliseconds and this never binds.
+    if (upload_.measured() && one_connection_.measured()) {
+      double connections = upload_.rate() / one_connection_.rate();
+      upload_takes_ =
+          std::clamp<std::size_t>(static_cast<std::size_t>(connections + kGainNeeded), 1, kMaxExtraLanes + 1);
+      if (lanes_target_ + 1 > upload_takes_ || (upload_takes_ == 1 && !saturated_)) {
+        logging::debug(
+            "blob {}: its upload takes {:.1f} MB/s, one connection fetches {:.1f}: {} lanes wanted, {} withdrawn{}",
+            blob_.digest, upload_.rate() / 1e6, one_connection_.rate() / 1e6, upload_takes_ - 1,
+            lanes_target_ + 1 - upload_takes_, upload_takes_ == 1 ? ", none tried again" : "");
+        lanes_target_ = upload_takes_ - 1;
+        if (upload_takes_ == 1) {
+          saturated_ = true;
+          merge_untaken_locked();
+        }
+        update_appetite_locked();
+        return true;
+      }
+    }
     if (saturated_ || !range_answered_ || !settled || seconds_left < kWorthSplittingSeconds) return true;
     std::size_t lanes = 1 + extra_lanes_;
     // Doubling, as slow start: a trial of many lanes where one does not pay
@@ -934,6 +1019,7 @@ bool Assembler::weigh_lanes() {
     // away, doubling took the run's largest blob 3 s to reach 8 lanes, and
     // it finished last by 1.5 s).
     add = lanes_scale_ ? kMaxExtraLanes + 1 - lanes : std::min(lanes, kMaxExtraLanes + 1 - lanes);
+    add = std::min(add, upload_takes_ > lanes ? upload_takes_ - lanes : 0);
     if (add == 0) return true;
     // Alone on its one connection the blob already fetches what the whole run
     // did over many: the link is the limit, not the connection (a pod's one

@@ -17,8 +17,10 @@
 // lanes each fetched more than one did (a share the run's other copies left)
 // gets no verdict: its lanes go, and a later trial judges. A blob that on its
 // one connection already fetches about the run's best over many tries none:
-// the link is the limit. Always: split at once, and a large blob takes the
-// next slots that free before copies still waiting.
+// the link is the limit. Lanes past what the blob's upload takes (read as
+// buffered segments drain at the frontier, against one connection's rate)
+// go: they would only fetch further ahead of it. Always: split at once, and
+// a large blob takes the next slots that free before copies still waiting.
 #pragma once
 
 #include <algorithm>

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
 
 #include "registry/client/client.h"
@@ -481,6 +482,7 @@ struct AdaptiveCopy {
   std::string digest;
   static constexpr std::size_t kSize = 24u << 20;
   static constexpr std::uint64_t kSegment = 512u << 10;
+  std::uint64_t segment_memory = 8u << 20;  // segments are a quarter of it, at most
   AdaptiveCopy() {
     write_random_file(dir.file("blob"), kSize, 44);
     digest = testing::curl_push_blob(source, "big/src", dir.file("blob"));
@@ -488,20 +490,29 @@ struct AdaptiveCopy {
   // Copies the blob from `source` through `link` (wanproxy arguments) and
   // returns the source's GETs of it that were answered 206. `first` runs
   // before, on the same client and link (what the run did before the blob).
+  // `dest_link`, when given, is the destination's own (its uploads).
   std::size_t copy_through(std::vector<std::string> link,
-                           const std::function<void(Harness&, const std::string& wan_host)>& first = {}) {
+                           const std::function<void(Harness&, const std::string& wan_host)>& first = {},
+                           std::vector<std::string> dest_link = {}) {
     std::vector<std::string> argv = {testing::tool_path("fastsync-wanproxy"), "--target", source.host()};
     argv.insert(argv.end(), link.begin(), link.end());
     testing::Process wan(argv, dir.file("wan.log"));
     std::string wan_host = "127.0.0.1:" + wan.wait_ready().at("port");
+    std::optional<testing::Process> dest_wan;
+    std::string dest_host = dest.host();
+    if (!dest_link.empty()) {
+      argv = {testing::tool_path("fastsync-wanproxy"), "--target", dest.host()};
+      argv.insert(argv.end(), dest_link.begin(), dest_link.end());
+      dest_wan.emplace(argv, dir.file("dest-wan.log"));
+      dest_host = "127.0.0.1:" + dest_wan->wait_ready().at("port");
+    }
     RegistryOptions options;
     options.segment_size = kSegment;
-    options.segment_memory = 8u << 20;
+    options.segment_memory = segment_memory;
     Harness h(R"({"auths":{}})", options);
     if (first) first(h, wan_host);
     Descriptor blob{"", digest, kSize, {}};
-    auto copied =
-        sync_wait(h.client->receive_blob(*h.client, {wan_host, "big/src"}, {dest.host(), "big/dst"}, blob, ""));
+    auto copied = sync_wait(h.client->receive_blob(*h.client, {wan_host, "big/src"}, {dest_host, "big/dst"}, blob, ""));
     EXPECT_TRUE(copied.ok()) << copied.error().message;
     EXPECT_EQ(sha256_digest(testing::curl_blob(dest, "big/dst", digest)), digest);
     std::size_t ranges = 0;
@@ -522,6 +533,20 @@ TEST(BlobCopy, AdaptiveSegmentsSplitABlobWhereEachConnectionIsSlow) {
   AdaptiveCopy c;
   std::size_t ranges = c.copy_through({"--rate-mbps", "3"});
   EXPECT_GE(ranges, 10u) << "the blob was not split across lanes";
+}
+
+// Each source connection capped, as above, but the destination's link takes
+// less than one of them fetches: lanes would only fetch further ahead of the
+// upload (behind a pod's one interface they did, and the run's largest blob
+// ended with 50 MB still to upload). Once a few drains show it, the lanes
+// go and the rest of the blob is one request: about 11 in all, against 20
+// (a segment for every 1 MiB) where lanes were only judged by what they fetched.
+TEST(BlobCopy, AdaptiveSegmentsWithdrawLanesWhereTheUploadTakesLessThanOneConnectionFetches) {
+  AdaptiveCopy c;
+  c.segment_memory = 4u << 20;
+  std::size_t ranges = c.copy_through({"--rate-mbps", "5"}, {}, {"--total-mbps", "3"});
+  EXPECT_GE(ranges, 1u);
+  EXPECT_LE(ranges, 15u) << "lanes were kept that fetched ahead of an upload that could not take them";
 }
 
 // One interface every connection shares, and this blob alone on it: one
