@@ -494,18 +494,18 @@ struct AdaptiveCopy {
   std::size_t copy_through(std::vector<std::string> link,
                            const std::function<void(Harness&, const std::string& wan_host)>& first = {},
                            std::vector<std::string> dest_link = {}) {
-    std::vector<std::string> argv = {testing::tool_path("fastsync-wanproxy"), "--target", source.host()};
-    argv.insert(argv.end(), link.begin(), link.end());
-    testing::Process wan(argv, dir.file("wan.log"));
-    std::string wan_host = "127.0.0.1:" + wan.wait_ready().at("port");
-    std::optional<testing::Process> dest_wan;
-    std::string dest_host = dest.host();
-    if (!dest_link.empty()) {
-      argv = {testing::tool_path("fastsync-wanproxy"), "--target", dest.host()};
-      argv.insert(argv.end(), dest_link.begin(), dest_link.end());
-      dest_wan.emplace(argv, dir.file("dest-wan.log"));
-      dest_host = "127.0.0.1:" + dest_wan->wait_ready().at("port");
-    }
+    // A proxy in front of `target` with `args`; its address.
+    auto start_proxy = [&](std::optional<testing::Process>& proxy, const std::string& target,
+                           const std::vector<std::string>& args, const std::string& log) {
+      std::vector<std::string> argv = {testing::tool_path("fastsync-wanproxy"), "--target", target};
+      argv.insert(argv.end(), args.begin(), args.end());
+      proxy.emplace(argv, dir.file(log));
+      return "127.0.0.1:" + proxy->wait_ready().at("port");
+    };
+    std::optional<testing::Process> wan, dest_wan;
+    std::string wan_host = start_proxy(wan, source.host(), link, "wan.log");
+    std::string dest_host =
+        dest_link.empty() ? dest.host() : start_proxy(dest_wan, dest.host(), dest_link, "dest-wan.log");
     RegistryOptions options;
     options.segment_size = kSegment;
     options.segment_memory = segment_memory;
