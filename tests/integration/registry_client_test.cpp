@@ -536,11 +536,11 @@ TEST(BlobCopy, AdaptiveSegmentsSplitABlobWhereEachConnectionIsSlow) {
 }
 
 // Each source connection capped, as above, but the destination's link takes
-// less than one of them fetches: lanes would only fetch further ahead of the
-// upload (behind a pod's one interface they did, and the run's largest blob
-// ended with 50 MB still to upload). Once a few drains show it, the lanes
-// go and the rest of the blob is one request: about 11 in all, against 20
-// (a segment for every 1 MiB) where lanes were only judged by what they fetched.
+// less than one of them fetches (a destination farther or slower than the
+// source): lanes would only fetch further ahead of the upload. Once a few
+// drains show it, the lanes go and the rest of the blob is one request:
+// about 11 in all, against 20 (a segment for every 1 MiB) where lanes were
+// only judged by what they fetched.
 TEST(BlobCopy, AdaptiveSegmentsWithdrawLanesWhereTheUploadTakesLessThanOneConnectionFetches) {
   AdaptiveCopy c;
   c.segment_memory = 4u << 20;
