@@ -134,6 +134,7 @@ bool SegmentBudget::try_reserve(std::uint64_t member, std::uint64_t bytes) {
 
 void SegmentBudget::grow_memory() {
   std::lock_guard lock(mutex_);
+  if (link_is_the_limit_) return;  // lanes there only fetch further ahead of the upload
   std::uint64_t more = std::min(memory_total_, memory_ceiling_ - memory_total_);
   if (more == 0) return;
   memory_total_ += more;
@@ -179,6 +180,7 @@ void SegmentBudget::sample_rate_locked() {
   auto now = std::chrono::steady_clock::now();
   count_slots_locked(now);
   std::uint64_t bytes = run_bytes_->load(std::memory_order_relaxed);
+  std::uint64_t fetched = bytes + ahead_.load(std::memory_order_relaxed);
   double since = std::chrono::duration<double>(now - rate_sampled_at_).count();
   if (rate_sampled_at_ != std::chrono::steady_clock::time_point{} && since < 0.5) return;
   if (rate_sampled_at_ != std::chrono::steady_clock::time_point{}) {
@@ -188,13 +190,56 @@ void SegmentBudget::sample_rate_locked() {
     double connections = (slot_seconds_ - slot_seconds_sampled_) / since;
     std::size_t active = activity_.active.exchange(0, std::memory_order_relaxed);
     activity_.window.fetch_add(1, std::memory_order_relaxed);
+    double fetch_rate = static_cast<double>(fetched - std::min(fetched, fetched_sampled_)) / since;
+    bool cpu_had_room = cpu_room_.window_had_room();
     if (connections >= kPeakConnections && static_cast<double>(active) >= kPeakConnections) {
       peak_rate_ = std::max(peak_rate_, run_rate_);
+      // A window short of CPU fetched less than its links allowed: it may
+      // show that fewer connections fetched about the best (the ramp at a
+      // run's start, where planning keeps the CPU busy), never set the best.
+      // Under a saturated CPU (the suite's load, stress-ng) a run capped at 2
+      // MB/s a connection fetched no more with more connections either.
+      if (cpu_had_room && fetch_rate > fetch_peak_) {
+        fetch_peak_connections_ =
+            fetch_rate >= kAlsoAtTheBest * fetch_peak_ ? std::max(fetch_peak_connections_, connections) : connections;
+        fetch_peak_ = fetch_rate;
+      } else if (cpu_had_room && fetch_rate >= kAlsoAtTheBest * fetch_peak_) {
+        fetch_peak_connections_ = std::max(fetch_peak_connections_, connections);
+      }
+      // Against the best of any window, busy or not: a far source's proxy
+      // keeps the CPU busy while the run fetches 117 MB/s, and its first
+      // window with room came late, at 48 MB/s with 42 connections held
+      // mostly by lanes waiting for segment memory. The best of any window
+      // with as few connections (rounded down), so the ramp at the run's
+      // start counts as well as its end. Behind one
+      // 8 MB/s interface: 6.6 MB/s with 16 connections, 7.9 with 64, still
+      // 8.0 with 47 and 11; 100 ms from a source at 3 MB/s a connection: 117
+      // MB/s with 60, 49 with 17.
+      fetch_peak_any_ = std::max(fetch_peak_any_, fetch_rate);
+      auto slot = std::min(static_cast<std::size_t>(connections), best_with_.size() - 1);
+      best_with_[slot] = std::max(best_with_[slot], fetch_rate);
+      auto fewer =
+          std::min(static_cast<std::size_t>(kFewerConnections * fetch_peak_connections_), best_with_.size() - 1);
+      double best_with_fewer = *std::max_element(best_with_.begin(), best_with_.begin() + fewer + 1);
+      if (!link_is_the_limit_ && fetch_peak_ > 0 && best_with_fewer >= kLinkRate * fetch_peak_any_) {
+        link_is_the_limit_ = true;
+        logging::debug(
+            "the run fetched {:.1f} MB/s with {} connections or fewer, against its best {:.1f} (its best window with "
+            "CPU to spare had {:.0f}): what caps it is shared, lanes would only take shares",
+            best_with_fewer / 1e6, fewer, fetch_peak_any_ / 1e6, fetch_peak_connections_);
+      }
     }
   }
   rate_sampled_at_ = now;
   rate_sampled_bytes_ = bytes;
+  fetched_sampled_ = fetched;
   slot_seconds_sampled_ = slot_seconds_;
+}
+
+bool SegmentBudget::link_is_the_limit() {
+  std::lock_guard lock(mutex_);
+  sample_rate_locked();
+  return link_is_the_limit_;
 }
 
 bool SegmentBudget::fetches_like_the_whole_run(double rate) {
@@ -428,6 +473,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
     } else {
       if (s.buffer.capacity() < s.length) s.buffer.reserve(static_cast<std::size_t>(s.length));
       s.buffer.append(bytes);
+      budget_->fetched_ahead(bytes.size());
     }
     s.delivered += bytes.size();
     received_ += bytes.size();
@@ -546,6 +592,7 @@ class Assembler : public std::enable_shared_from_this<Assembler> {
         }
         s.drained += piece;
         in_order_ += piece;
+        budget_->drained(piece);
       }
       if (s.reserved) {
         budget_->release(member_, s.length);
@@ -984,6 +1031,21 @@ bool Assembler::weigh_lanes() {
       }
       case Phase::Steady:
         break;
+    }
+    // The run fetches its best with far fewer connections than it had: a
+    // lane only takes a share from other copies, and fetches ahead of an
+    // upload that gets one share (behind a pod's interface, kept lanes held
+    // 45 MB ahead of the frontiers while the upload ran at a third of the
+    // link, and the shard ended with that to upload). Lanes go, for good.
+    if (!saturated_ && budget_->link_is_the_limit()) {
+      if (lanes_target_ > 0 || extra_lanes_ > 0)
+        logging::debug("blob {}: what caps the run is shared: {} lanes withdrawn, none tried again", blob_.digest,
+                       extra_lanes_);
+      saturated_ = true;
+      lanes_target_ = 0;
+      merge_untaken_locked();
+      update_appetite_locked();
+      return true;
     }
     // Lanes raise what the blob fetches, never what its upload takes: past
     // that they only fetch further ahead of it (a destination slower than

@@ -34,11 +34,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "registry/core/manifest.h"
 #include "registry/core/task.h"
 #include "registry/distribution/registry.h"
 #include "registry/transfer/blob_channel.h"
+#include "registry/transfer/cpu_room.h"
 
 namespace fastsync {
 
@@ -145,10 +147,23 @@ class SegmentBudget {
   // connection, is the limit (one interface every connection shares, a pod's),
   // and a lane would only take a share of it. False while no such window was seen.
   bool fetches_like_the_whole_run(double rate);
+  // Whether the run has fetched about its best with far fewer connections
+  // than its best window had: what caps it is shared by every connection (one
+  // interface, a pod's; a saturated CPU), not each connection, so a lane
+  // only takes a share from other copies. Where each connection is capped
+  // (a far source), fewer connections fetch proportionally less.
+  bool link_is_the_limit();
+  // Bytes a blob's lanes fetched ahead of its frontier, and then drained into
+  // its channel: with run_bytes (what channels took) the run's fetched bytes.
+  void fetched_ahead(std::uint64_t bytes) { ahead_.fetch_add(bytes, std::memory_order_relaxed); }
+  void drained(std::uint64_t bytes) { ahead_.fetch_sub(bytes, std::memory_order_relaxed); }
   // Each copy's channel counts itself here once per rate window it moved bytes in.
   CopyActivity* activity() { return &activity_; }
   static constexpr double kPeakConnections = 4;
-  static constexpr double kAtTheRunsBest = 0.85;  // of its best window's rate
+  static constexpr double kAtTheRunsBest = 0.85;     // of its best window's rate
+  static constexpr double kFewerConnections = 0.75;  // of its best window's
+  static constexpr double kAlsoAtTheBest = 0.95;     // a window this close to the best counts as it
+  static constexpr double kLinkRate = 0.75;          // of the best window's rate, with kFewerConnections
 
  private:
   struct Member {
@@ -200,6 +215,17 @@ class SegmentBudget {
   double slot_seconds_ = 0;
   double slot_seconds_sampled_ = 0;  // at the window's start
   double peak_rate_ = 0;             // the best window's, with kPeakConnections or more
+  // The same for bytes fetched (ahead of frontiers too): a link's rate, not
+  // the upload's bursts. Its best window's connections, the most of any
+  // window within a few percent of it.
+  std::atomic<std::uint64_t> ahead_{0};
+  std::uint64_t fetched_sampled_ = 0;
+  double fetch_peak_ = 0;
+  double fetch_peak_connections_ = 0;
+  double fetch_peak_any_ = 0;                                            // the best of any window, the CPU short or not
+  bool link_is_the_limit_ = false;                                       // once seen, for the rest of the run
+  std::vector<double> best_with_ = std::vector<double>(pool_ + 1, 0.0);  // [n]: the best fetch rate with n connections
+  CpuRoom cpu_room_;  // whether each window's rate was the links' to say
   CopyActivity activity_;
 };
 

@@ -491,9 +491,10 @@ struct AdaptiveCopy {
   // returns the source's GETs of it that were answered 206. `first` runs
   // before, on the same client and link (what the run did before the blob).
   // `dest_link`, when given, is the destination's own (its uploads).
+  // `after` runs once the blob is copied, on the same client.
   std::size_t copy_through(std::vector<std::string> link,
                            const std::function<void(Harness&, const std::string& wan_host)>& first = {},
-                           std::vector<std::string> dest_link = {}) {
+                           std::vector<std::string> dest_link = {}, const std::function<void()>& after = {}) {
     // A proxy in front of `target` with `args`; its address.
     auto start_proxy = [&](std::optional<testing::Process>& proxy, const std::string& target,
                            const std::vector<std::string>& args, const std::string& log) {
@@ -514,6 +515,7 @@ struct AdaptiveCopy {
     Descriptor blob{"", digest, kSize, {}};
     auto copied = sync_wait(h.client->receive_blob(*h.client, {wan_host, "big/src"}, {dest_host, "big/dst"}, blob, ""));
     EXPECT_TRUE(copied.ok()) << copied.error().message;
+    if (after) after();
     EXPECT_EQ(sha256_digest(testing::curl_blob(dest, "big/dst", digest)), digest);
     std::size_t ranges = 0;
     for (const auto& q : source.requests()) ranges += q.method == "GET" && q.status == 206;
@@ -594,6 +596,60 @@ TEST(BlobCopy, AdaptiveSegmentsTryNoLaneWhereOneConnectionFetchesWhatManyDid) {
   };
   c.copy_through({"--total-mbps", "8"}, copy_small_ones_at_once);
   EXPECT_EQ(c.gets_of_blob(), 1u) << "the large blob was split for a lane that could only share the interface";
+}
+
+// Behind one shared interface, sixteen copies of the same size fetch what the
+// interface carries; then the large blob and five smaller ones fetch as much
+// with six connections, so what caps the run is shared (a pod's interface),
+// not each connection, and a lane could only take a share from the other
+// copies (and fetch ahead of an upload that gets one share). The large blob,
+// the last by far, is not split. Without the rule it is: each lane takes a
+// share as large as its own connection's, so lanes look as if they pay. The
+// rule reads only windows where the CPU had room, so this suite runs alone
+// (tests/CMakeLists.txt).
+TEST(SharedLink, AdaptiveSegmentsTryNoLaneOnceTheRunShowsItsLinkIsShared) {
+  AdaptiveCopy c;
+  constexpr std::size_t kMany = 16, kFew = 5;
+  // Equal sizes: no copy of a phase is the last by far, so none is split.
+  auto push = [&](std::size_t count, std::size_t size, int seed) {
+    std::vector<Descriptor> blobs;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::string path = c.dir.file("blob" + std::to_string(seed + static_cast<int>(i)));
+      write_random_file(path, size, seed + static_cast<int>(i));
+      blobs.push_back({"", testing::curl_push_blob(c.source, "big/src", path), size, {}});
+    }
+    return blobs;
+  };
+  auto many = push(kMany, 2u << 20, 200);
+  auto few = push(kFew, 12u << 20, 300);
+  std::atomic<std::size_t> done{0};
+  std::atomic<std::size_t> copied{0};
+  auto wait_for = [&](std::size_t ended) {
+    for (std::size_t d = done.load(); d < ended; d = done.load()) done.wait(d);
+  };
+  auto start = [&](Harness& h, const std::string& wan_host, const std::vector<Descriptor>& blobs) {
+    for (const auto& blob : blobs) {
+      spawn(
+          h.client->receive_blob(*h.client, {wan_host, "big/src"}, {c.dest.host(), "big/dst"}, blob, ""),
+          [&](Result<std::uint64_t> r) {
+            copied += r.ok();
+            ++done;
+            done.notify_all();
+          },
+          [&](std::exception_ptr) {
+            ++done;
+            done.notify_all();
+          });
+    }
+  };
+  auto before_the_large_one = [&](Harness& h, const std::string& wan_host) {
+    start(h, wan_host, many);
+    wait_for(kMany);
+    start(h, wan_host, few);
+  };
+  c.copy_through({"--total-mbps", "16"}, before_the_large_one, {}, [&] { wait_for(kMany + kFew); });
+  EXPECT_EQ(copied.load(), kMany + kFew);
+  EXPECT_EQ(c.gets_of_blob(), 1u) << "the large blob was split for lanes that could only share the interface";
 }
 
 TEST(BlobCopy, BytesThatDoNotMatchTheDigestAreDetectedAndNothingIsCommitted) {
