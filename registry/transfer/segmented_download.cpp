@@ -221,7 +221,12 @@ void SegmentBudget::sample_rate_locked() {
       auto fewer =
           std::min(static_cast<std::size_t>(kFewerConnections * fetch_peak_connections_), best_with_.size() - 1);
       double best_with_fewer = *std::max_element(best_with_.begin(), best_with_.begin() + fewer + 1);
-      if (!link_is_the_limit_ && fetch_peak_ > 0 && best_with_fewer >= kLinkRate * fetch_peak_any_) {
+      // A slot counts from the request to the upload's end, not only while
+      // bytes come: with a few connections that blurs what "fewer" means
+      // (capped at 2 MB/s each, 4 slots fetched 8.0 MB/s and 6 slots 8.2), so
+      // only a best window of many tells.
+      if (!link_is_the_limit_ && fetch_peak_connections_ >= kLinkEvidenceConnections &&
+          best_with_fewer >= kLinkRate * fetch_peak_any_) {
         link_is_the_limit_ = true;
         logging::debug(
             "the run fetched {:.1f} MB/s with {} connections or fewer, against its best {:.1f} (its best window with "

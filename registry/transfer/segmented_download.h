@@ -160,10 +160,11 @@ class SegmentBudget {
   // Each copy's channel counts itself here once per rate window it moved bytes in.
   CopyActivity* activity() { return &activity_; }
   static constexpr double kPeakConnections = 4;
-  static constexpr double kAtTheRunsBest = 0.85;     // of its best window's rate
-  static constexpr double kFewerConnections = 0.75;  // of its best window's
-  static constexpr double kAlsoAtTheBest = 0.95;     // a window this close to the best counts as it
-  static constexpr double kLinkRate = 0.75;          // of the best window's rate, with kFewerConnections
+  static constexpr double kAtTheRunsBest = 0.85;          // of its best window's rate
+  static constexpr double kFewerConnections = 0.75;       // of its best window's
+  static constexpr double kAlsoAtTheBest = 0.95;          // a window this close to the best counts as it
+  static constexpr double kLinkRate = 0.75;               // of the best window's rate, with kFewerConnections
+  static constexpr double kLinkEvidenceConnections = 12;  // in the best window, at least
 
  private:
   struct Member {
