@@ -527,6 +527,38 @@ struct AdaptiveCopy {
     for (const auto& q : source.requests()) gets += q.method == "GET" && q.uri.ends_with(digest);
     return gets;
   }
+  // `count` other blobs of `size` on the source (random, from seeds `seed` on).
+  std::vector<Descriptor> push_others(std::size_t count, std::size_t size, int seed) {
+    std::vector<Descriptor> blobs;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::string path = dir.file("other" + std::to_string(seed + static_cast<int>(i)));
+      write_random_file(path, size, seed + static_cast<int>(i));
+      blobs.push_back({"", testing::curl_push_blob(source, "big/src", path), size, {}});
+    }
+    return blobs;
+  }
+  // Copies of other blobs on the large one's client and link (from `first`),
+  // counted as they end.
+  std::atomic<std::size_t> others_ended{0};
+  std::atomic<std::size_t> others_copied{0};
+  void start_others(Harness& h, const std::string& wan_host, const std::vector<Descriptor>& blobs) {
+    for (const auto& blob : blobs) {
+      spawn(
+          h.client->receive_blob(*h.client, {wan_host, "big/src"}, {dest.host(), "big/dst"}, blob, ""),
+          [this](Result<std::uint64_t> r) {
+            others_copied += r.ok();
+            ++others_ended;
+            others_ended.notify_all();
+          },
+          [this](std::exception_ptr) {
+            ++others_ended;
+            others_ended.notify_all();
+          });
+    }
+  }
+  void wait_for_others(std::size_t ended) {
+    for (std::size_t e = others_ended.load(); e < ended; e = others_ended.load()) others_ended.wait(e);
+  }
 };
 
 // Each connection capped (a source far away): the blob is split and lanes
@@ -569,30 +601,11 @@ TEST(BlobCopy, AdaptiveSegmentsWithdrawLanesThatDoNotPayBehindOneSharedInterface
 TEST(BlobCopy, AdaptiveSegmentsTryNoLaneWhereOneConnectionFetchesWhatManyDid) {
   AdaptiveCopy c;
   constexpr std::size_t kSmall = 8;
-  std::vector<Descriptor> small;
-  for (std::size_t i = 0; i < kSmall; ++i) {
-    std::string path = c.dir.file("small" + std::to_string(i));
-    write_random_file(path, 2u << 20, 100 + static_cast<int>(i));
-    small.push_back({"", testing::curl_push_blob(c.source, "big/src", path), 2u << 20, {}});
-  }
+  auto small = c.push_others(kSmall, 2u << 20, 100);
   auto copy_small_ones_at_once = [&](Harness& h, const std::string& wan_host) {
-    std::atomic<std::size_t> done{0};
-    std::atomic<std::size_t> copied{0};
-    for (const auto& blob : small) {
-      spawn(
-          h.client->receive_blob(*h.client, {wan_host, "big/src"}, {c.dest.host(), "big/dst"}, blob, ""),
-          [&](Result<std::uint64_t> r) {
-            copied += r.ok();
-            ++done;
-            done.notify_all();
-          },
-          [&](std::exception_ptr) {
-            ++done;
-            done.notify_all();
-          });
-    }
-    for (std::size_t d = done.load(); d < kSmall; d = done.load()) done.wait(d);
-    EXPECT_EQ(copied.load(), kSmall);
+    c.start_others(h, wan_host, small);
+    c.wait_for_others(kSmall);
+    EXPECT_EQ(c.others_copied.load(), kSmall);
   };
   c.copy_through({"--total-mbps", "8"}, copy_small_ones_at_once);
   EXPECT_EQ(c.gets_of_blob(), 1u) << "the large blob was split for a lane that could only share the interface";
@@ -611,44 +624,15 @@ TEST(SharedLink, AdaptiveSegmentsTryNoLaneOnceTheRunShowsItsLinkIsShared) {
   AdaptiveCopy c;
   constexpr std::size_t kMany = 16, kFew = 5;
   // Equal sizes: no copy of a phase is the last by far, so none is split.
-  auto push = [&](std::size_t count, std::size_t size, int seed) {
-    std::vector<Descriptor> blobs;
-    for (std::size_t i = 0; i < count; ++i) {
-      std::string path = c.dir.file("blob" + std::to_string(seed + static_cast<int>(i)));
-      write_random_file(path, size, seed + static_cast<int>(i));
-      blobs.push_back({"", testing::curl_push_blob(c.source, "big/src", path), size, {}});
-    }
-    return blobs;
-  };
-  auto many = push(kMany, 2u << 20, 200);
-  auto few = push(kFew, 12u << 20, 300);
-  std::atomic<std::size_t> done{0};
-  std::atomic<std::size_t> copied{0};
-  auto wait_for = [&](std::size_t ended) {
-    for (std::size_t d = done.load(); d < ended; d = done.load()) done.wait(d);
-  };
-  auto start = [&](Harness& h, const std::string& wan_host, const std::vector<Descriptor>& blobs) {
-    for (const auto& blob : blobs) {
-      spawn(
-          h.client->receive_blob(*h.client, {wan_host, "big/src"}, {c.dest.host(), "big/dst"}, blob, ""),
-          [&](Result<std::uint64_t> r) {
-            copied += r.ok();
-            ++done;
-            done.notify_all();
-          },
-          [&](std::exception_ptr) {
-            ++done;
-            done.notify_all();
-          });
-    }
-  };
+  auto many = c.push_others(kMany, 2u << 20, 200);
+  auto few = c.push_others(kFew, 12u << 20, 300);
   auto before_the_large_one = [&](Harness& h, const std::string& wan_host) {
-    start(h, wan_host, many);
-    wait_for(kMany);
-    start(h, wan_host, few);
+    c.start_others(h, wan_host, many);
+    c.wait_for_others(kMany);
+    c.start_others(h, wan_host, few);
   };
-  c.copy_through({"--total-mbps", "16"}, before_the_large_one, {}, [&] { wait_for(kMany + kFew); });
-  EXPECT_EQ(copied.load(), kMany + kFew);
+  c.copy_through({"--total-mbps", "16"}, before_the_large_one, {}, [&] { c.wait_for_others(kMany + kFew); });
+  EXPECT_EQ(c.others_copied.load(), kMany + kFew);
   EXPECT_EQ(c.gets_of_blob(), 1u) << "the large blob was split for lanes that could only share the interface";
 }
 
