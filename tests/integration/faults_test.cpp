@@ -283,7 +283,11 @@ std::vector<std::string> verbose(std::vector<std::string> args) {
 // split and fetched by several lanes at once, all the rest at once after lanes
 // that each fetched what one did.
 TEST(Faults, WhereEachConnectionIsSlowTheBlobFinishingLastIsSplitAcrossLanes) {
-  MirrorSetup s(3, 0.8);
+  // Large enough for a trial after two (half as large again as at scale
+  // 0.8): under ASan with the suite beside it, a first trial's lanes fetched
+  // 0.83 of one each, so the second only doubled, and the blob (22 MB at 0.8)
+  // ended before a third was due.
+  MirrorSetup s(3, 1.2);
   FaultProxy proxy(s.source, {}, s.dir);
   Process slow({tool_path("fastsync-wanproxy"), "--target", proxy.host(), "--rate-mbps", "2"}, s.dir.file("wan.log"));
   std::string slow_host = "127.0.0.1:" + slow.wait_ready().at("port");
