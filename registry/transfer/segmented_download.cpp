@@ -206,15 +206,14 @@ void SegmentBudget::sample_rate_locked() {
       } else if (cpu_had_room && fetch_rate >= kAlsoAtTheBest * fetch_peak_) {
         fetch_peak_connections_ = std::max(fetch_peak_connections_, connections);
       }
-      // Against the best of any window, busy or not: a far source's proxy
-      // keeps the CPU busy while the run fetches 117 MB/s, and its first
-      // window with room came late, at 48 MB/s with 42 connections held
-      // mostly by lanes waiting for segment memory. The best of any window
-      // with as few connections (rounded down), so the ramp at the run's
-      // start counts as well as its end. Behind one
-      // 8 MB/s interface: 6.6 MB/s with 16 connections, 7.9 with 64, still
-      // 8.0 with 47 and 11; 100 ms from a source at 3 MB/s a connection: 117
-      // MB/s with 60, 49 with 17.
+      // Against the best rate of any window, busy or not: a far source's
+      // proxy keeps the CPU busy while the run fetches 117 MB/s, and its
+      // first window with room came late, at 48 MB/s with 42 connections held
+      // mostly by lanes waiting for segment memory. With the best of any
+      // window with as few connections (rounded down), so the ramp at the
+      // run's start counts as well as its end. Behind one 8 MB/s interface:
+      // 6.6 MB/s with 16 connections, 7.9 with 64, still 8.0 with 47 and 11;
+      // 100 ms from a source at 3 MB/s a connection: 117 MB/s with 60, 49 with 17.
       fetch_peak_any_ = std::max(fetch_peak_any_, fetch_rate);
       auto slot = std::min(static_cast<std::size_t>(connections), best_with_.size() - 1);
       best_with_[slot] = std::max(best_with_[slot], fetch_rate);

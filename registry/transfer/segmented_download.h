@@ -149,8 +149,9 @@ class SegmentBudget {
   bool fetches_like_the_whole_run(double rate);
   // Whether the run has fetched about its best with far fewer connections
   // than its best window had: what caps it is shared by every connection (one
-  // interface, a pod's; a saturated CPU), not each connection, so a lane
-  // only takes a share from other copies. Where each connection is capped
+  // interface, a pod's), not each connection, so a lane only takes a share
+  // from other copies. Only windows where the CPU had room set the best (a
+  // saturated CPU flattens the rate too). Where each connection is capped
   // (a far source), fewer connections fetch proportionally less.
   bool link_is_the_limit();
   // Bytes a blob's lanes fetched ahead of its frontier, and then drained into
@@ -217,8 +218,8 @@ class SegmentBudget {
   double slot_seconds_sampled_ = 0;  // at the window's start
   double peak_rate_ = 0;             // the best window's, with kPeakConnections or more
   // The same for bytes fetched (ahead of frontiers too): a link's rate, not
-  // the upload's bursts. Its best window's connections, the most of any
-  // window within a few percent of it.
+  // the upload's bursts; over windows where the CPU had room. Its best
+  // window's connections, the most of any window within a few percent of it.
   std::atomic<std::uint64_t> ahead_{0};
   std::uint64_t fetched_sampled_ = 0;
   double fetch_peak_ = 0;
